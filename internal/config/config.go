@@ -1,0 +1,425 @@
+// Package config parses Jackalope's environment once into a typed Config.
+// Every problem is reported at once, each naming its variable, and secrets
+// are masked whenever the Config is logged.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Database drivers.
+const (
+	DriverPostgres = "postgres"
+	DriverSQLite   = "sqlite"
+)
+
+// Config is everything Jackalope's services read from the environment.
+type Config struct {
+	Debug           bool
+	SecretKey       string // masked in logs
+	BaseURL         string // public base URL, no trailing slash
+	ListenAddr      string
+	MetricsAddr     string // dispatcher's side port for /healthz, /readyz, /metrics
+	DataDir         string
+	ShutdownTimeout time.Duration
+	Slack           Slack
+	Database        Database
+	NATS            NATS
+	Ingest          Ingest
+	Dispatch        Dispatch
+}
+
+// Slack configures the OAuth app and the Slack endpoints.
+type Slack struct {
+	ClientID     string
+	ClientSecret string // masked in logs
+	ShareableURL string
+	APIURL       string
+	OAuthURL     string
+	Scopes       []string
+	Timeout      time.Duration
+}
+
+// Configured reports whether the OAuth app is set up ("Add to Slack" works).
+func (s Slack) Configured() bool { return s.ClientID != "" && s.ClientSecret != "" }
+
+// Database says which registry store to open.
+type Database struct {
+	Driver string // DriverPostgres or DriverSQLite
+	URL    string // PostgreSQL URL or DSN; masked in logs
+	Path   string // SQLite file
+}
+
+// NATS configures the bus and what Provision creates.
+type NATS struct {
+	URL         string // empty: embedded server under DataDir/nats
+	Replicas    int
+	MaxAge      time.Duration
+	MaxBytes    int64
+	DedupWindow time.Duration
+	DeadMaxAge  time.Duration
+}
+
+// Ingest configures the webhook receiver.
+type Ingest struct {
+	MaxBodyBytes   int64
+	PublishTimeout time.Duration
+}
+
+// Dispatch configures the dispatcher pool.
+type Dispatch struct {
+	Workers     int
+	MaxAttempts int
+}
+
+// Variable documents one environment variable: the README's configuration
+// table is checked against this list.
+type Variable struct {
+	Name    string
+	Default string
+	Usage   string
+}
+
+// Variables lists every variable Load reads, in the README's order.
+var Variables = []Variable{
+	{"SECRET_KEY", "(none; the all-in-one generates one in DATA_DIR)", "keys for sealing webhook URLs, hashing tokens and signing cookies; at least 16 characters"},
+	{"SERVER_NAME", "http://localhost:<LISTEN_ADDR port>", "public base URL, or a host name meaning https://host"},
+	{"DEBUG", "(off)", "debug logging when set to anything"},
+	{"LISTEN_ADDR", ":5000", "HTTP address of the installer, ingest and the all-in-one"},
+	{"METRICS_ADDR", ":9090", "dispatcher's address for /healthz, /readyz and /metrics"},
+	{"DATA_DIR", "./data", "SQLite file, embedded NATS store and generated secret key"},
+	{"SHUTDOWN_TIMEOUT", "25s", "how long a stopping service waits for work in flight"},
+	{"SLACK_CLIENT_ID", "(none)", "Slack app client ID"},
+	{"SLACK_CLIENT_SECRET", "(none)", "Slack app client secret"},
+	{"SLACK_SHAREABLE_URL", "(none)", "Slack's shareable install URL; only its scopes are used"},
+	{"SLACK_API_URL", "https://slack.com/api", "Slack Web API base"},
+	{"SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize", "Slack authorize page"},
+	{"SLACK_TIMEOUT", "10s", "timeout of each request to Slack"},
+	{"DATABASE_URL", "(none: SQLite in DATA_DIR)", "PostgreSQL URL or DSN, or host:port with DATABASE_NAME, DATABASE_USER, DATABASE_PASSWD"},
+	{"DATABASE_NAME", "(none)", "database name for the host:port form"},
+	{"DATABASE_USER", "(none)", "user for the host:port form"},
+	{"DATABASE_PASSWD", "(none)", "password for the host:port form"},
+	{"NATS_URL", "(none: embedded server)", "NATS server URL(s), comma-separated"},
+	{"STREAM_REPLICAS", "1", "replicas of the streams and KV bucket (3 on a JetStream cluster)"},
+	{"STREAM_MAX_AGE", "168h", "how long undelivered events are kept in JAMF_EVENTS"},
+	{"STREAM_MAX_BYTES", "1073741824", "size limit of JAMF_EVENTS; when full, ingest answers 503"},
+	{"DEDUP_WINDOW", "2m", "a repeated body within this window is stored once"},
+	{"DEAD_MAX_AGE", "720h", "how long dead letters are kept in JAMF_DEAD"},
+	{"MAX_BODY_BYTES", "1048576", "largest webhook body ingest takes (413 above)"},
+	{"PUBLISH_TIMEOUT", "1500ms", "how long ingest waits for JetStream before answering 503"},
+	{"DISPATCH_WORKERS", "8", "concurrent deliveries per dispatcher process"},
+	{"DISPATCH_MAX_ATTEMPTS", "10", "deliveries tried before an event becomes a dead letter"},
+}
+
+// Load reads the environment through getenv and returns the Config, or an
+// error listing every problem found, each naming its variable.
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		Debug:           getenv("DEBUG") != "",
+		SecretKey:       getenv("SECRET_KEY"),
+		ListenAddr:      p.addr("LISTEN_ADDR", ":5000"),
+		MetricsAddr:     p.addr("METRICS_ADDR", ":9090"),
+		DataDir:         p.str("DATA_DIR", "./data"),
+		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
+		Slack: Slack{
+			ClientID:     getenv("SLACK_CLIENT_ID"),
+			ClientSecret: getenv("SLACK_CLIENT_SECRET"),
+			ShareableURL: getenv("SLACK_SHAREABLE_URL"),
+			APIURL:       p.httpURL("SLACK_API_URL", "https://slack.com/api"),
+			OAuthURL:     p.httpURL("SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize"),
+			Timeout:      p.duration("SLACK_TIMEOUT", 10*time.Second),
+		},
+		NATS: NATS{
+			URL:         getenv("NATS_URL"),
+			Replicas:    p.intRange("STREAM_REPLICAS", 1, 1, 5),
+			MaxAge:      p.duration("STREAM_MAX_AGE", 168*time.Hour),
+			MaxBytes:    p.bytes("STREAM_MAX_BYTES", 1<<30),
+			DedupWindow: p.duration("DEDUP_WINDOW", 2*time.Minute),
+			DeadMaxAge:  p.duration("DEAD_MAX_AGE", 720*time.Hour),
+		},
+		Ingest: Ingest{
+			MaxBodyBytes:   p.bytes("MAX_BODY_BYTES", 1<<20),
+			PublishTimeout: p.duration("PUBLISH_TIMEOUT", 1500*time.Millisecond),
+		},
+		Dispatch: Dispatch{
+			Workers:     p.intRange("DISPATCH_WORKERS", 8, 1, 1024),
+			MaxAttempts: p.intRange("DISPATCH_MAX_ATTEMPTS", 10, 1, 1000),
+		},
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < 16 {
+		p.fail("SECRET_KEY", "must be at least 16 characters (try: openssl rand -hex 32)")
+	}
+	if c.NATS.DedupWindow > c.NATS.MaxAge {
+		p.fail("DEDUP_WINDOW", "must not be longer than STREAM_MAX_AGE")
+	}
+	c.BaseURL = p.baseURL(c.ListenAddr)
+	c.Slack.Scopes = p.scopes()
+	c.Database = p.database(c.DataDir)
+	if len(p.errs) > 0 {
+		return Config{}, &Error{Problems: p.errs}
+	}
+	return c, nil
+}
+
+// RequireSecretKey reports the error the split services stop with when
+// SECRET_KEY is unset.
+func (c Config) RequireSecretKey() error {
+	if c.SecretKey == "" {
+		return &Error{Problems: []string{"SECRET_KEY: required (at least 16 characters; try: openssl rand -hex 32)"}}
+	}
+	return nil
+}
+
+// Error lists every configuration problem, one per line.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "configuration: " + strings.Join(e.Problems, "; ")
+}
+
+// LogValue masks secrets, so a Config can be logged whole at start-up.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("debug", c.Debug),
+		slog.String("secret_key", mask(c.SecretKey)),
+		slog.String("base_url", c.BaseURL),
+		slog.String("listen_addr", c.ListenAddr),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("data_dir", c.DataDir),
+		slog.String("slack_client_id", c.Slack.ClientID),
+		slog.String("slack_client_secret", mask(c.Slack.ClientSecret)),
+		slog.String("slack_api_url", c.Slack.APIURL),
+		slog.String("slack_oauth_url", c.Slack.OAuthURL),
+		slog.String("slack_scopes", strings.Join(c.Slack.Scopes, ",")),
+		slog.String("database", c.Database.Describe()),
+		slog.String("nats_url", redactURLs(c.NATS.URL)),
+		slog.Int("stream_replicas", c.NATS.Replicas),
+		slog.Duration("stream_max_age", c.NATS.MaxAge),
+		slog.Int64("stream_max_bytes", c.NATS.MaxBytes),
+		slog.Int64("max_body_bytes", c.Ingest.MaxBodyBytes),
+		slog.Int("dispatch_workers", c.Dispatch.Workers),
+		slog.Int("dispatch_max_attempts", c.Dispatch.MaxAttempts),
+	)
+}
+
+// Describe names the store without its password: "sqlite data/jackalope.db"
+// or "postgres user@host:5432/db".
+func (d Database) Describe() string {
+	if d.Driver == DriverSQLite {
+		return "sqlite " + d.Path
+	}
+	return "postgres " + redactURLs(d.URL)
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "********"
+}
+
+// redactURLs replaces the password of each comma-separated URL in s with
+// "xxxxx"; a key=value DSN is shown without its password field.
+func redactURLs(s string) string {
+	if s == "" {
+		return ""
+	}
+	parts := strings.Split(s, ",")
+	for i, part := range parts {
+		part = strings.TrimSpace(part)
+		if u, err := url.Parse(part); err == nil && u.Scheme != "" && u.Host != "" {
+			parts[i] = u.Redacted()
+			continue
+		}
+		fields := strings.Fields(part)
+		for j, f := range fields {
+			if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
+				fields[j] = k + "=xxxxx"
+			}
+		}
+		parts[i] = strings.Join(fields, " ")
+	}
+	return strings.Join(parts, ",")
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []string
+}
+
+func (p *parser) fail(name, problem string) {
+	p.errs = append(p.errs, name+": "+problem)
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) addr(name, def string) string {
+	v := p.str(name, def)
+	if _, port, err := net.SplitHostPort(v); err != nil {
+		p.fail(name, fmt.Sprintf("%q is not host:port (e.g. :5000 or 127.0.0.1:5000)", v))
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.fail(name, fmt.Sprintf("%q has no valid port", v))
+	}
+	return v
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, fmt.Sprintf("%q is not a positive duration (e.g. 90s, 5m, 168h)", v))
+		return def
+	}
+	return d
+}
+
+func (p *parser) intRange(name string, def, lo, hi int) int {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, fmt.Sprintf("%q is not a whole number from %d to %d", v, lo, hi))
+		return def
+	}
+	return n
+}
+
+func (p *parser) bytes(name string, def int64) int64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		p.fail(name, fmt.Sprintf("%q is not a positive number of bytes", v))
+		return def
+	}
+	return n
+}
+
+func (p *parser) httpURL(name, def string) string {
+	v := strings.TrimRight(p.str(name, def), "/")
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, fmt.Sprintf("%q is not an http(s) URL", v))
+	}
+	return v
+}
+
+// baseURL reads SERVER_NAME: a host ("jackalope.example.com", meaning
+// https://host) or a base URL. Unset, it is http://localhost:<port>.
+func (p *parser) baseURL(listen string) string {
+	v := strings.TrimSpace(p.getenv("SERVER_NAME"))
+	if v == "" {
+		_, port, _ := net.SplitHostPort(listen)
+		if port == "" || port == "0" {
+			port = "5000"
+		}
+		return "http://localhost:" + port
+	}
+	if !strings.Contains(v, "://") {
+		v = "https://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		p.fail("SERVER_NAME", fmt.Sprintf("%q is neither a host name nor an http(s) base URL", p.getenv("SERVER_NAME")))
+		return ""
+	}
+	return strings.TrimRight(u.String(), "/")
+}
+
+// scopes takes the OAuth scopes from SLACK_SHAREABLE_URL, which is otherwise
+// unused: the button always goes through /install so that state is set.
+func (p *parser) scopes() []string {
+	v := strings.TrimSpace(p.getenv("SLACK_SHAREABLE_URL"))
+	if v == "" {
+		return []string{"incoming-webhook"}
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		p.fail("SLACK_SHAREABLE_URL", fmt.Sprintf("%q is not a URL", v))
+		return []string{"incoming-webhook"}
+	}
+	var scopes []string
+	for _, s := range strings.Split(u.Query().Get("scope"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			scopes = append(scopes, s)
+		}
+	}
+	if len(scopes) == 0 {
+		return []string{"incoming-webhook"}
+	}
+	return scopes
+}
+
+// database reads DATABASE_URL and its original companions. A postgres://
+// URL or key=value DSN is used as is; host:port needs DATABASE_NAME (and
+// takes DATABASE_USER, DATABASE_PASSWD); sqlite:PATH names an SQLite file;
+// nothing at all means SQLite at DATA_DIR/jackalope.db.
+func (p *parser) database(dataDir string) Database {
+	raw := strings.TrimSpace(p.getenv("DATABASE_URL"))
+	name, user, pass := p.getenv("DATABASE_NAME"), p.getenv("DATABASE_USER"), p.getenv("DATABASE_PASSWD")
+	switch {
+	case raw == "":
+		if name != "" || user != "" || pass != "" {
+			p.fail("DATABASE_URL", "required when DATABASE_NAME, DATABASE_USER or DATABASE_PASSWD is set (host:port)")
+		}
+		return Database{Driver: DriverSQLite, Path: filepath.Join(dataDir, "jackalope.db")}
+	case strings.HasPrefix(raw, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite:"), "//")
+		if path == "" {
+			p.fail("DATABASE_URL", "sqlite: needs a file path, e.g. sqlite:/var/lib/jackalope/jackalope.db")
+		}
+		return Database{Driver: DriverSQLite, Path: path}
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			p.fail("DATABASE_URL", "is not a valid PostgreSQL URL (postgres://user:password@host:5432/db)")
+		}
+		return Database{Driver: DriverPostgres, URL: raw}
+	case strings.Contains(raw, "="):
+		return Database{Driver: DriverPostgres, URL: raw}
+	}
+	host, port, err := net.SplitHostPort(raw)
+	if err != nil {
+		host, port = raw, "5432"
+	}
+	if host == "" || strings.ContainsAny(host, "/@ ") {
+		p.fail("DATABASE_URL", "is neither a PostgreSQL URL, a DSN, sqlite:PATH nor host:port")
+		return Database{}
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		p.fail("DATABASE_URL", fmt.Sprintf("port %q is not a number", port))
+	}
+	if name == "" {
+		p.fail("DATABASE_NAME", "required with DATABASE_URL in host:port form")
+	}
+	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(host, port), Path: "/" + name}
+	switch {
+	case user != "" && pass != "":
+		u.User = url.UserPassword(user, pass)
+	case user != "":
+		u.User = url.User(user)
+	case pass != "":
+		p.fail("DATABASE_USER", "required when DATABASE_PASSWD is set")
+	}
+	return Database{Driver: DriverPostgres, URL: u.String()}
+}

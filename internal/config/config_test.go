@@ -1,0 +1,251 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	got, err := Load(env(nil))
+	if err != nil {
+		t.Fatalf("Load(empty) = %v", err)
+	}
+	want := Config{
+		BaseURL:         "http://localhost:5000",
+		ListenAddr:      ":5000",
+		MetricsAddr:     ":9090",
+		DataDir:         "./data",
+		ShutdownTimeout: 25 * time.Second,
+		Slack: Slack{
+			APIURL:   "https://slack.com/api",
+			OAuthURL: "https://slack.com/oauth/v2/authorize",
+			Scopes:   []string{"incoming-webhook"},
+			Timeout:  10 * time.Second,
+		},
+		Database: Database{Driver: DriverSQLite, Path: "data/jackalope.db"},
+		NATS: NATS{Replicas: 1, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30,
+			DedupWindow: 2 * time.Minute, DeadMaxAge: 720 * time.Hour},
+		Ingest:   Ingest{MaxBodyBytes: 1 << 20, PublishTimeout: 1500 * time.Millisecond},
+		Dispatch: Dispatch{Workers: 8, MaxAttempts: 10},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+	if got.Slack.Configured() {
+		t.Error("Slack.Configured() = true without client id and secret")
+	}
+}
+
+// TestEveryVariable sets each variable in Variables to a valid value and
+// checks that it lands in the Config, so no documented variable is ignored.
+func TestEveryVariable(t *testing.T) {
+	full := map[string]string{
+		"SECRET_KEY":            "0123456789abcdef0123",
+		"SERVER_NAME":           "jackalope.example.com",
+		"DEBUG":                 "0",
+		"LISTEN_ADDR":           "127.0.0.1:8080",
+		"METRICS_ADDR":          ":9100",
+		"DATA_DIR":              "/var/lib/jackalope",
+		"SHUTDOWN_TIMEOUT":      "40s",
+		"SLACK_CLIENT_ID":       "123.456",
+		"SLACK_CLIENT_SECRET":   "s3cr3t",
+		"SLACK_SHAREABLE_URL":   "https://slack.com/oauth/v2/authorize?client_id=123.456&scope=incoming-webhook,chat:write",
+		"SLACK_API_URL":         "http://127.0.0.1:9999/api/",
+		"SLACK_OAUTH_URL":       "http://127.0.0.1:9999/oauth",
+		"SLACK_TIMEOUT":         "3s",
+		"DATABASE_URL":          "db.internal:6432",
+		"DATABASE_NAME":         "jackalope",
+		"DATABASE_USER":         "jack",
+		"DATABASE_PASSWD":       "p@ss:w/rd",
+		"NATS_URL":              "nats://n1:4222,nats://n2:4222",
+		"STREAM_REPLICAS":       "3",
+		"STREAM_MAX_AGE":        "24h",
+		"STREAM_MAX_BYTES":      "2048000",
+		"DEDUP_WINDOW":          "5m",
+		"DEAD_MAX_AGE":          "48h",
+		"MAX_BODY_BYTES":        "65536",
+		"PUBLISH_TIMEOUT":       "800ms",
+		"DISPATCH_WORKERS":      "32",
+		"DISPATCH_MAX_ATTEMPTS": "5",
+	}
+	for _, v := range Variables {
+		if _, ok := full[v.Name]; !ok {
+			t.Errorf("variable %s is documented but not exercised here", v.Name)
+		}
+	}
+	got, err := Load(env(full))
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	want := Config{
+		Debug:           true,
+		SecretKey:       "0123456789abcdef0123",
+		BaseURL:         "https://jackalope.example.com",
+		ListenAddr:      "127.0.0.1:8080",
+		MetricsAddr:     ":9100",
+		DataDir:         "/var/lib/jackalope",
+		ShutdownTimeout: 40 * time.Second,
+		Slack: Slack{
+			ClientID:     "123.456",
+			ClientSecret: "s3cr3t",
+			ShareableURL: full["SLACK_SHAREABLE_URL"],
+			APIURL:       "http://127.0.0.1:9999/api",
+			OAuthURL:     "http://127.0.0.1:9999/oauth",
+			Scopes:       []string{"incoming-webhook", "chat:write"},
+			Timeout:      3 * time.Second,
+		},
+		Database: Database{Driver: DriverPostgres, URL: "postgres://jack:p%40ss%3Aw%2Frd@db.internal:6432/jackalope"},
+		NATS: NATS{URL: "nats://n1:4222,nats://n2:4222", Replicas: 3, MaxAge: 24 * time.Hour,
+			MaxBytes: 2048000, DedupWindow: 5 * time.Minute, DeadMaxAge: 48 * time.Hour},
+		Ingest:   Ingest{MaxBodyBytes: 65536, PublishTimeout: 800 * time.Millisecond},
+		Dispatch: Dispatch{Workers: 32, MaxAttempts: 5},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+}
+
+func TestForms(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		get  func(Config) any
+		want any
+	}{
+		{"server name with scheme", map[string]string{"SERVER_NAME": "http://10.0.0.5:5000/"},
+			func(c Config) any { return c.BaseURL }, "http://10.0.0.5:5000"},
+		{"server name with path", map[string]string{"SERVER_NAME": "https://example.com/jackalope"},
+			func(c Config) any { return c.BaseURL }, "https://example.com/jackalope"},
+		{"base url follows listen port", map[string]string{"LISTEN_ADDR": ":8081"},
+			func(c Config) any { return c.BaseURL }, "http://localhost:8081"},
+		{"debug empty is off", map[string]string{"DEBUG": ""},
+			func(c Config) any { return c.Debug }, false},
+		{"debug false is on (set to anything)", map[string]string{"DEBUG": "false"},
+			func(c Config) any { return c.Debug }, true},
+		{"postgres url as is", map[string]string{"DATABASE_URL": "postgres://u:p@h:5432/d?sslmode=disable"},
+			func(c Config) any { return c.Database }, Database{Driver: DriverPostgres, URL: "postgres://u:p@h:5432/d?sslmode=disable"}},
+		{"postgresql scheme", map[string]string{"DATABASE_URL": "postgresql://h/d"},
+			func(c Config) any { return c.Database.Driver }, DriverPostgres},
+		{"dsn as is", map[string]string{"DATABASE_URL": "host=h dbname=d user=u"},
+			func(c Config) any { return c.Database }, Database{Driver: DriverPostgres, URL: "host=h dbname=d user=u"}},
+		{"original form without password", map[string]string{"DATABASE_URL": "db:5432", "DATABASE_NAME": "jack", "DATABASE_USER": "u"},
+			func(c Config) any { return c.Database.URL }, "postgres://u@db:5432/jack"},
+		{"original form without port", map[string]string{"DATABASE_URL": "db", "DATABASE_NAME": "jack"},
+			func(c Config) any { return c.Database.URL }, "postgres://db:5432/jack"},
+		{"sqlite path", map[string]string{"DATABASE_URL": "sqlite:/tmp/j.db"},
+			func(c Config) any { return c.Database }, Database{Driver: DriverSQLite, Path: "/tmp/j.db"}},
+		{"sqlite under data dir", map[string]string{"DATA_DIR": "/srv/j"},
+			func(c Config) any { return c.Database.Path }, "/srv/j/jackalope.db"},
+		{"shareable url without scope", map[string]string{"SLACK_SHAREABLE_URL": "https://slack.com/oauth/v2/authorize?client_id=1"},
+			func(c Config) any { return c.Slack.Scopes }, []string{"incoming-webhook"}},
+		{"configured", map[string]string{"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "2"},
+			func(c Config) any { return c.Slack.Configured() }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.env))
+			if err != nil {
+				t.Fatalf("Load = %v", err)
+			}
+			if diff := cmp.Diff(tt.want, tt.get(c)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestErrorsNameTheirVariable(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"short secret", map[string]string{"SECRET_KEY": "short"}, []string{"SECRET_KEY: must be at least 16"}},
+		{"bad server name", map[string]string{"SERVER_NAME": "ftp://x"}, []string{"SERVER_NAME:"}},
+		{"bad listen", map[string]string{"LISTEN_ADDR": "5000"}, []string{"LISTEN_ADDR:"}},
+		{"bad metrics", map[string]string{"METRICS_ADDR": "localhost"}, []string{"METRICS_ADDR:"}},
+		{"bad duration", map[string]string{"STREAM_MAX_AGE": "7 days"}, []string{"STREAM_MAX_AGE:"}},
+		{"negative duration", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, []string{"SHUTDOWN_TIMEOUT:"}},
+		{"bad slack timeout", map[string]string{"SLACK_TIMEOUT": "x"}, []string{"SLACK_TIMEOUT:"}},
+		{"bad publish timeout", map[string]string{"PUBLISH_TIMEOUT": "0"}, []string{"PUBLISH_TIMEOUT:"}},
+		{"bad dead age", map[string]string{"DEAD_MAX_AGE": "1"}, []string{"DEAD_MAX_AGE:"}},
+		{"dedup longer than age", map[string]string{"DEDUP_WINDOW": "2h", "STREAM_MAX_AGE": "1h"}, []string{"DEDUP_WINDOW:"}},
+		{"replicas out of range", map[string]string{"STREAM_REPLICAS": "7"}, []string{"STREAM_REPLICAS:"}},
+		{"bad bytes", map[string]string{"STREAM_MAX_BYTES": "1GB"}, []string{"STREAM_MAX_BYTES:"}},
+		{"bad body limit", map[string]string{"MAX_BODY_BYTES": "-5"}, []string{"MAX_BODY_BYTES:"}},
+		{"bad workers", map[string]string{"DISPATCH_WORKERS": "0"}, []string{"DISPATCH_WORKERS:"}},
+		{"bad attempts", map[string]string{"DISPATCH_MAX_ATTEMPTS": "many"}, []string{"DISPATCH_MAX_ATTEMPTS:"}},
+		{"bad api url", map[string]string{"SLACK_API_URL": "slack.com/api"}, []string{"SLACK_API_URL:"}},
+		{"bad oauth url", map[string]string{"SLACK_OAUTH_URL": "://"}, []string{"SLACK_OAUTH_URL:"}},
+		{"bad shareable url", map[string]string{"SLACK_SHAREABLE_URL": "::"}, []string{"SLACK_SHAREABLE_URL:"}},
+		{"host:port without name", map[string]string{"DATABASE_URL": "db:5432"}, []string{"DATABASE_NAME: required"}},
+		{"name without url", map[string]string{"DATABASE_NAME": "j"}, []string{"DATABASE_URL: required"}},
+		{"password without user", map[string]string{"DATABASE_URL": "db:5432", "DATABASE_NAME": "j", "DATABASE_PASSWD": "x"}, []string{"DATABASE_USER:"}},
+		{"bad port", map[string]string{"DATABASE_URL": "db:abc", "DATABASE_NAME": "j"}, []string{"DATABASE_URL: port"}},
+		{"empty sqlite", map[string]string{"DATABASE_URL": "sqlite:"}, []string{"DATABASE_URL: sqlite"}},
+		{"all at once", map[string]string{"SECRET_KEY": "x", "LISTEN_ADDR": "nope", "DISPATCH_WORKERS": "0"},
+			[]string{"SECRET_KEY:", "LISTEN_ADDR:", "DISPATCH_WORKERS:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(env(tt.env))
+			if err == nil {
+				t.Fatal("Load succeeded; want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretsMasked(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"SECRET_KEY":          "super-secret-key-value",
+		"SLACK_CLIENT_SECRET": "client-secret-value",
+		"DATABASE_URL":        "postgres://jack:db-password-value@db:5432/j",
+		"NATS_URL":            "nats://user:nats-password-value@n1:4222",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", c)
+	out := b.String() + fmt.Sprint(c.Database.Describe())
+	for _, s := range []string{"super-secret-key-value", "client-secret-value", "db-password-value", "nats-password-value"} {
+		if strings.Contains(out, s) {
+			t.Errorf("logged config contains secret %q:\n%s", s, out)
+		}
+	}
+	for _, s := range []string{"db:5432/j", "n1:4222", "********"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("logged config lacks %q:\n%s", s, out)
+		}
+	}
+	dsn := Database{Driver: DriverPostgres, URL: "host=h password=hunter2 dbname=d"}.Describe()
+	if strings.Contains(dsn, "hunter2") {
+		t.Errorf("Describe(dsn) = %q shows the password", dsn)
+	}
+}
+
+func TestRequireSecretKey(t *testing.T) {
+	c, _ := Load(env(nil))
+	if err := c.RequireSecretKey(); err == nil || !strings.Contains(err.Error(), "SECRET_KEY") {
+		t.Errorf("RequireSecretKey() = %v; want an error naming SECRET_KEY", err)
+	}
+	c.SecretKey = "0123456789abcdef"
+	if err := c.RequireSecretKey(); err != nil {
+		t.Errorf("RequireSecretKey() = %v with a key", err)
+	}
+}
