@@ -96,8 +96,9 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 
 // Listen opens addr, so that a caller learns a bad or busy address before
 // it reports that it is serving.
-func Listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}

@@ -52,7 +52,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestServeWaitsForRequestsInFlight(t *testing.T) {
-	ln, err := Listen("127.0.0.1:0")
+	ln, err := Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,32 @@
+# make check is the one gate: what .ci/run runs, with PostgreSQL and NATS up.
+GO ?= go
+LINT = $(GO) tool -modfile=tools/go.mod golangci-lint
+
+.PHONY: check fmt vet lint test tidy build fuzz
+
+check: fmt vet lint tidy test
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	$(LINT) run ./...
+
+tidy:
+	$(GO) mod tidy -diff
+	cd tools && $(GO) mod tidy -diff
+
+test:
+	$(GO) test -race -timeout 20m $(GOTESTFLAGS) ./...
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+
+# fuzz runs the decode+render fuzz target; FUZZTIME=5m for the long run.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRender -fuzztime $(FUZZTIME) ./internal/render
