@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +248,19 @@ func TestRequireSecretKey(t *testing.T) {
 	c.SecretKey = "0123456789abcdef"
 	if err := c.RequireSecretKey(); err != nil {
 		t.Errorf("RequireSecretKey() = %v with a key", err)
+	}
+}
+
+// TestReadmeDocumentsEveryVariable keeps the README's configuration table
+// in step with Variables.
+func TestReadmeDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("read README: %v", err)
+	}
+	for _, v := range Variables {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README's configuration table has no row for %s", v.Name)
+		}
 	}
 }
