@@ -1,0 +1,425 @@
+// Package postgres keeps the channel registry in PostgreSQL, the source of
+// truth of split deployments. It implements registry.Store with the same
+// behaviour as package sqlite; the conformance suite in package
+// registrytest pins both.
+//
+// The tables live in the first schema of the connection's search_path, so
+// a URL with ?search_path=name puts the registry in schema name.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/migrations"
+)
+
+// defaultConnectTimeout bounds each connection attempt when the URL sets no
+// connect_timeout, so an unreachable host fails Open instead of hanging.
+const defaultConnectTimeout = 10 * time.Second
+
+// versionTable is goose's bookkeeping table, named for the project so that
+// it cannot clash with another application's migrations in the same schema.
+const versionTable = "jackalope_db_version"
+
+// Names of the unique constraints, as the migrations declare them.
+const (
+	constraintPrimaryKey = "installations_pkey"
+	constraintTokenHash  = "installations_token_hash_key"
+)
+
+// uniqueViolation is the SQLSTATE of a unique constraint failure.
+const uniqueViolation = "23505"
+
+// Errors for unique constraints other than (team_id, channel_id), which
+// Upsert resolves itself.
+var (
+	errTokenInUse = errors.New("token hash already belongs to another installation")
+	errIDInUse    = errors.New("installation id already in use by another channel")
+)
+
+// columns lists the installation columns in the order scanRow reads them.
+const columns = `id::text, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
+	configuration_url, installing_user, token_hash, token_sealed, status, status_reason,
+	jamf_url, created_at, updated_at`
+
+// Store is the PostgreSQL registry store. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ registry.Store = (*Store)(nil)
+
+// Open connects to the database at databaseURL (a postgres:// URL or a
+// keyword/value DSN, as pgx takes them, including pool_* settings), checks
+// the connection and applies pending migrations. Errors name the host and
+// database, never the password.
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// The parse error is not wrapped: it carries the unredacted URL in a
+		// field. Its message is redacted by pgx, and again here.
+		return nil, fmt.Errorf("postgres: invalid database url: %s", redactString(err.Error(), urlPassword(databaseURL)))
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	target := describe(cfg.ConnConfig)
+	password := cfg.ConnConfig.Password
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect to %s: %w", target, redact(err, password))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect to %s: %w", target, redact(err, password))
+	}
+	if err := migrate(ctx, cfg.ConnConfig); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: migrate %s: %w", target, redact(err, password))
+	}
+	return &Store{pool: pool}, nil
+}
+
+// migrate applies pending migrations through a database/sql handle (goose
+// needs one), closed afterwards. A PostgreSQL advisory lock keyed by the
+// schema serialises installers starting together.
+func migrate(ctx context.Context, cc *pgx.ConnConfig) (err error) {
+	db := stdlib.OpenDB(*cc.Copy())
+	defer func() { err = errors.Join(err, db.Close()) }()
+
+	var schema sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("find schema: %w", err)
+	}
+	if !schema.Valid {
+		return errors.New("no schema to create tables in: search_path names no existing schema")
+	}
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(lockID(schema.String)),
+		lock.WithLockTimeout(1, 300), // retry every second for five minutes
+	)
+	if err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithTableName(versionTable),
+		goose.WithSessionLocker(locker),
+		goose.WithLogger(goose.NopLogger()),
+	)
+	if err != nil {
+		return fmt.Errorf("load migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		slog.InfoContext(ctx, "applied registry migration",
+			"dialect", "postgres", "schema", schema.String, "version", r.Source.Version, "duration", r.Duration)
+	}
+	return nil
+}
+
+// lockID returns the advisory lock ID for migrating schema: one per schema,
+// so that stores in different schemas of one database migrate independently.
+func lockID(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("jackalope registry migrations\x00" + schema))
+	return int64(h.Sum64())
+}
+
+// Close closes every connection. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Upsert implements registry.Store in one statement: ON CONFLICT serialises
+// concurrent installs of a channel, and xmax = 0 tells an inserted row from
+// an updated one.
+func (s *Store) Upsert(ctx context.Context, in registry.Installation) (registry.Installation, bool, error) {
+	id, err := checkUpsert(in)
+	if err != nil {
+		return registry.Installation{}, false, fmt.Errorf("upsert installation: %w", err)
+	}
+	now := timestamp()
+	var created bool
+	out, err := scanRow(s.pool.QueryRow(ctx, `INSERT INTO installations (
+			id, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
+			configuration_url, installing_user, token_hash, token_sealed, status, status_reason,
+			jamf_url, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, $13, $13)
+		ON CONFLICT (team_id, channel_id) DO UPDATE SET
+			team_name = EXCLUDED.team_name,
+			channel_name = EXCLUDED.channel_name,
+			webhook_url_sealed = EXCLUDED.webhook_url_sealed,
+			configuration_url = EXCLUDED.configuration_url,
+			installing_user = EXCLUDED.installing_user,
+			status = EXCLUDED.status,
+			status_reason = '',
+			updated_at = EXCLUDED.updated_at
+		RETURNING `+columns+`, xmax = 0`,
+		id, in.TeamID, in.TeamName, in.ChannelID, in.ChannelName, in.WebhookURLSealed,
+		in.ConfigurationURL, in.InstallingUser, in.TokenHash, in.TokenSealed,
+		string(registry.StatusActive), in.JamfURL, now), &created)
+	if err != nil {
+		return registry.Installation{}, false, fmt.Errorf("upsert installation: %w", uniqueError(err))
+	}
+	return out, created, nil
+}
+
+// Get implements registry.Store.
+func (s *Store) Get(ctx context.Context, id string) (registry.Installation, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return registry.Installation{}, fmt.Errorf("get installation: %w", registry.ErrNotFound)
+	}
+	in, err := scanRow(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM installations WHERE id = $1`, key))
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("get installation: %w", err)
+	}
+	return in, nil
+}
+
+// GetByTokenHash implements registry.Store.
+func (s *Store) GetByTokenHash(ctx context.Context, tokenHash string) (registry.Installation, error) {
+	if tokenHash == "" {
+		return registry.Installation{}, fmt.Errorf("get installation by token: %w", registry.ErrNotFound)
+	}
+	in, err := scanRow(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM installations WHERE token_hash = $1`, tokenHash))
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("get installation by token: %w", err)
+	}
+	return in, nil
+}
+
+// List implements registry.Store.
+func (s *Store) List(ctx context.Context) ([]registry.Installation, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM installations ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list installations: %w", err)
+	}
+	defer rows.Close()
+	var out []registry.Installation
+	for rows.Next() {
+		in, err := scanRow(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list installations: %w", err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list installations: %w", err)
+	}
+	return out, nil
+}
+
+// SetStatus implements registry.Store. Setting an installation active
+// clears its reason.
+func (s *Store) SetStatus(ctx context.Context, id string, status registry.Status, reason string) (registry.Installation, error) {
+	if !status.Valid() {
+		return registry.Installation{}, fmt.Errorf("set installation status: invalid status %q", status)
+	}
+	if status == registry.StatusActive {
+		reason = ""
+	}
+	return s.update(ctx, "set installation status", id,
+		`status = $3, status_reason = $4`, string(status), reason)
+}
+
+// RotateToken implements registry.Store.
+func (s *Store) RotateToken(ctx context.Context, id, tokenHash, tokenSealed string) (registry.Installation, error) {
+	if tokenHash == "" || tokenSealed == "" {
+		return registry.Installation{}, errors.New("rotate installation token: token hash and sealed token are required")
+	}
+	return s.update(ctx, "rotate installation token", id,
+		`token_hash = $3, token_sealed = $4`, tokenHash, tokenSealed)
+}
+
+// SetJamfURL implements registry.Store. An empty jamfURL clears it.
+func (s *Store) SetJamfURL(ctx context.Context, id, jamfURL string) (registry.Installation, error) {
+	return s.update(ctx, "set installation jamf url", id, `jamf_url = $3`, jamfURL)
+}
+
+// Delete implements registry.Store.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	key, ok := parseID(id)
+	if !ok {
+		return fmt.Errorf("delete installation: %w", registry.ErrNotFound)
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM installations WHERE id = $1`, key)
+	if err != nil {
+		return fmt.Errorf("delete installation: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete installation: %w", registry.ErrNotFound)
+	}
+	return nil
+}
+
+// update sets the columns in set and updated_at on the row with id, and
+// returns the row. In set, $1 and $2 are taken (id, updated_at); its own
+// arguments start at $3. op names the operation in errors.
+func (s *Store) update(ctx context.Context, op, id, set string, args ...any) (registry.Installation, error) {
+	key, ok := parseID(id)
+	if !ok {
+		return registry.Installation{}, fmt.Errorf("%s: %w", op, registry.ErrNotFound)
+	}
+	args = append([]any{key, timestamp()}, args...)
+	in, err := scanRow(s.pool.QueryRow(ctx,
+		`UPDATE installations SET `+set+`, updated_at = $2 WHERE id = $1 RETURNING `+columns, args...))
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("%s: %w", op, uniqueError(err))
+	}
+	return in, nil
+}
+
+// scanRow reads one installation in the order of columns, then extra. No
+// row is registry.ErrNotFound.
+func scanRow(row pgx.Row, extra ...any) (registry.Installation, error) {
+	var (
+		in     registry.Installation
+		status string
+	)
+	dest := append([]any{&in.ID, &in.TeamID, &in.TeamName, &in.ChannelID, &in.ChannelName,
+		&in.WebhookURLSealed, &in.ConfigurationURL, &in.InstallingUser, &in.TokenHash,
+		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &in.CreatedAt, &in.UpdatedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return registry.Installation{}, registry.ErrNotFound
+		}
+		return registry.Installation{}, err
+	}
+	in.Status = registry.Status(status)
+	in.CreatedAt = in.CreatedAt.UTC()
+	in.UpdatedAt = in.UpdatedAt.UTC()
+	return in, nil
+}
+
+// timestamp returns the current time as stored: UTC, truncated to the
+// microseconds timestamptz keeps, so that what a write returns equals what
+// a read returns.
+func timestamp() time.Time {
+	return time.Now().UTC().Truncate(time.Microsecond)
+}
+
+// uniqueError turns a unique-constraint failure into an error that says
+// which value is taken; any other error is returned as is. The
+// (team_id, channel_id) constraint never fails: Upsert resolves it.
+func uniqueError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != uniqueViolation {
+		return err
+	}
+	switch pgErr.ConstraintName {
+	case constraintTokenHash:
+		return errTokenInUse
+	case constraintPrimaryKey:
+		return errIDInUse
+	}
+	return err
+}
+
+// parseID returns id in canonical UUID form, or false if it is not a UUID
+// (and so cannot match a row).
+func parseID(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// checkUpsert validates the fields Upsert needs and returns the ID to insert
+// with: in.ID in canonical form, or a new random UUID. It reports every
+// problem at once.
+func checkUpsert(in registry.Installation) (string, error) {
+	var problems []string
+	if in.ChannelID == "" {
+		problems = append(problems, "channel id is empty")
+	}
+	if in.WebhookURLSealed == "" {
+		problems = append(problems, "sealed webhook url is empty")
+	}
+	if in.TokenHash == "" {
+		problems = append(problems, "token hash is empty")
+	}
+	if in.TokenSealed == "" {
+		problems = append(problems, "sealed token is empty")
+	}
+	id := uuid.NewString()
+	if in.ID != "" {
+		var ok bool
+		if id, ok = parseID(in.ID); !ok {
+			problems = append(problems, fmt.Sprintf("id %q is not a UUID", in.ID))
+		}
+	}
+	if len(problems) > 0 {
+		return "", errors.New("invalid installation: " + strings.Join(problems, "; "))
+	}
+	return id, nil
+}
+
+// describe names the server and database of cc for errors: host:port/db,
+// without user or password.
+func describe(cc *pgx.ConnConfig) string {
+	return net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database
+}
+
+// urlPassword returns the password in a postgres:// URL, or "" if there is
+// none or the URL does not parse.
+func urlPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}
+
+// redactedError hides a password that a wrapped error's message might
+// contain, while errors.Is and errors.As still see the wrapped error.
+type redactedError struct {
+	err      error
+	password string
+}
+
+func (e *redactedError) Error() string { return redactString(e.err.Error(), e.password) }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact wraps err so that its message never shows password.
+func redact(err error, password string) error {
+	if password == "" {
+		return err
+	}
+	return &redactedError{err: err, password: password}
+}
+
+// redactString replaces every occurrence of password in s.
+func redactString(s, password string) string {
+	if password == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, password, "xxxxx")
+}
