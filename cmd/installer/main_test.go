@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/jackalope-app/jackalope/internal/render"
+	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+)
+
+const testSecretKey = "cmd-installer-test-secret-key-0123"
+
+// environ returns a getenv over vars.
+func environ(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestRunCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	withKey := map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": dir}
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "help", args: []string{"help"}, wantCode: 0, wantStdout: "usage: installer [serve]"},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
+		{name: "serve with an argument", args: []string{"serve", "now"}, wantCode: 2, wantStderr: `unexpected argument "now"`},
+		{name: "channels without a command", args: []string{"channels"}, wantCode: 2, wantStderr: "usage: channels <command>"},
+		{name: "channels help", args: []string{"channels", "help"}, wantCode: 0, wantStdout: "set-jamf-url ID URL"},
+		{name: "serve without SECRET_KEY", args: nil, wantCode: 1, wantStderr: "SECRET_KEY: required"},
+		{name: "channels without SECRET_KEY", args: []string{"channels", "list"}, wantCode: 1, wantStderr: "SECRET_KEY: required"},
+		{name: "bad variable", args: nil, env: map[string]string{"SECRET_KEY": testSecretKey, "LISTEN_ADDR": "nowhere"}, wantCode: 1, wantStderr: "LISTEN_ADDR"},
+		{name: "unknown channels command", args: []string{"channels", "frobnicate"}, env: withKey, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
+		{name: "channels usage error", args: []string{"channels", "rotate"}, env: withKey, wantCode: 2, wantStderr: "usage: channels rotate ID"},
+		{name: "channels list", args: []string{"channels", "list"}, env: withKey, wantCode: 0, wantStdout: "No installations."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := exitCode(run(t.Context(), tt.args, environ(tt.env), &stdout, &stderr), &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit code = %d; want %d (stderr: %s)", code, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.wantStdout) {
+				t.Errorf("stdout = %q; want it to contain %q", stdout.String(), tt.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr = %q; want it to contain %q", stderr.String(), tt.wantStderr)
+			}
+		})
+	}
+}
+
+// TestServe runs the service as main does, installs a channel through it
+// and adds one by hand, then stops it with its context.
+func TestServe(t *testing.T) {
+	fake := slacktest.New(t)
+	addr := freeAddr(t)
+	base := "http://" + addr
+	fake.SetRedirectURI(base + "/install")
+	vars := map[string]string{
+		"SECRET_KEY":          testSecretKey,
+		"DATA_DIR":            t.TempDir(),
+		"LISTEN_ADDR":         addr,
+		"SERVER_NAME":         base,
+		"SLACK_API_URL":       fake.URL(),
+		"SLACK_OAUTH_URL":     "https://slack.test/oauth/v2/authorize",
+		"SLACK_CLIENT_ID":     slacktest.ClientID,
+		"SLACK_CLIENT_SECRET": slacktest.ClientSecret,
+		"SHUTDOWN_TIMEOUT":    "5s",
+	}
+	getenv := environ(vars)
+	var logs syncBuffer
+
+	// A channel added by hand before the service runs.
+	const manualHook = "https://hooks.slack.com/services/T0/B0/manualmanualmanual"
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"channels", "add", "--webhook-url", manualHook, "--channel", "ops"}, getenv, &out, &logs); err != nil {
+		t.Fatalf("channels add: %v", err)
+	}
+	manualJamfURL := regexp.MustCompile(regexp.QuoteMeta(base+"/jamf/") + `\S+`).FindString(out.String())
+	if manualJamfURL == "" {
+		t.Fatalf("channels add printed no Jamf URL:\n%s", out.String())
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, getenv, io.Discard, &logs) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run = %v; want nil after a graceful stop", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("run did not return within 20s of its context ending")
+		}
+	}
+	t.Cleanup(stop)
+
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client.Jar, _ = cookiejar.New(nil)
+	waitReady(t, client, base)
+
+	if code, page := get(t, client, base+"/"); code != http.StatusOK || !strings.Contains(page, `href="/install"`) {
+		t.Errorf("GET / = %d; want the Add to Slack page:\n%s", code, page)
+	}
+	if code, _ := get(t, client, base+"/static/images/computer.png"); code != http.StatusOK {
+		t.Errorf("GET /static/images/computer.png = %d; want 200", code)
+	}
+
+	// One refused code, then an install.
+	fake.FailOAuth("invalid_code")
+	state := begin(t, client, base)
+	if code, _ := get(t, client, base+"/install?code=x&state="+url.QueryEscape(state)); code != http.StatusBadRequest {
+		t.Errorf("refused code = %d; want 400", code)
+	}
+	hook := fake.AddCode("code-1", slacktest.Install{ChannelName: "jamf"})
+	state = begin(t, client, base)
+	code, page := get(t, client, base+"/install?code=code-1&state="+url.QueryEscape(state))
+	jamfURL := regexp.MustCompile(regexp.QuoteMeta(base+"/jamf/") + `[0-9a-f-]{36}`).FindString(page)
+	if code != http.StatusOK || jamfURL == "" {
+		t.Fatalf("install = %d; want 200 with a Jamf URL:\n%s", code, page)
+	}
+	msgs := fake.WaitFor(t, hook, 1, 5*time.Second)
+	if diff := cmp.Diff(render.Welcome(jamfURL), msgs[0]); diff != "" {
+		t.Errorf("welcome (-want +got):\n%s", diff)
+	}
+
+	_, metrics := get(t, client, base+"/metrics")
+	for _, want := range []string{
+		`jackalope_installer_installs_total{outcome="installed"} 1`,
+		`jackalope_installer_oauth_errors_total{code="invalid_code"} 1`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	stop()
+
+	// The channels commands see both installations.
+	out.Reset()
+	if err := run(t.Context(), []string{"channels", "list"}, getenv, &out, &logs); err != nil {
+		t.Fatalf("channels list: %v", err)
+	}
+	if !strings.Contains(out.String(), "#ops") || !strings.Contains(out.String(), "#jamf") {
+		t.Errorf("channels list:\n%s\nwant #ops and #jamf", out.String())
+	}
+
+	all := logs.String()
+	if !strings.Contains(all, `"slack_client_secret":"********"`) {
+		t.Errorf("start-up log does not show the masked config:\n%s", all)
+	}
+	for _, secret := range []string{
+		slacktest.ClientSecret, testSecretKey, hook, manualHook,
+		strings.TrimPrefix(jamfURL, base+"/jamf/"), strings.TrimPrefix(manualJamfURL, base+"/jamf/"),
+	} {
+		if strings.Contains(all, secret) {
+			t.Errorf("logs contain the secret %q:\n%s", secret, all)
+		}
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func get(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// begin starts an install and returns the state; the client's jar keeps
+// the cookie.
+func begin(t *testing.T, c *http.Client, base string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/install", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil {
+		t.Fatalf("GET /install = %d, %v; want 302", resp.StatusCode, err)
+	}
+	return loc.Query().Get("state")
+}
+
+// waitReady polls /readyz until the service is ready.
+func waitReady(t *testing.T, c *http.Client, base string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/readyz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service was not ready within 30s (last: %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,190 @@
+package installer
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/jackalope-app/jackalope/internal/registry"
+)
+
+const (
+	// maxURLLength bounds the URLs an admin types in.
+	maxURLLength = 2048
+	// manualChannelLabel separates manual channel keys from other uses of
+	// the signing key.
+	manualChannelLabel = "manual channel\x00"
+	// manualChannelPrefix marks the channel key of a channel added by hand.
+	manualChannelPrefix = "manual-"
+	// operatorReason is the reason of `channels disable` without --reason.
+	operatorReason = "disabled by an operator"
+)
+
+// saved is the outcome of a save: the stored installation, whether it is
+// new, and its Jamf URL token.
+type saved struct {
+	inst    registry.Installation
+	created bool
+	token   string
+}
+
+// save upserts inst by (team, channel) and publishes it. A new installation
+// gets a new token; an existing one keeps its token, ID and Jamf Pro URL
+// while its webhook URL and names are updated. inst's token fields are
+// filled here.
+func (in *Installer) save(ctx context.Context, inst registry.Installation) (saved, error) {
+	token, hash, sealed := in.newToken()
+	inst.TokenHash, inst.TokenSealed = hash, sealed
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	stored, created, err := in.store.Upsert(ctx, inst)
+	if err != nil {
+		return saved{}, fmt.Errorf("save installation: %w", err)
+	}
+	if !created {
+		if token, stored, err = in.token(ctx, stored); err != nil {
+			return saved{}, fmt.Errorf("save installation: %w", err)
+		}
+	}
+	if err := in.publish(ctx, stored); err != nil {
+		return saved{}, fmt.Errorf("save installation: %w", err)
+	}
+	return saved{inst: stored, created: created, token: token}, nil
+}
+
+// addChannel adds (or, for a webhook added before, updates) a channel
+// whose incoming webhook was made by hand in Slack. Its channel key is
+// derived from the webhook URL, so adding the same webhook again keeps its
+// Jamf URL.
+func (in *Installer) addChannel(ctx context.Context, webhookURL, channel, team string) (saved, error) {
+	return in.save(ctx, registry.Installation{
+		ChannelID:        in.manualChannelID(webhookURL),
+		ChannelName:      channelName(channel),
+		TeamName:         team,
+		WebhookURLSealed: in.keys.Seal(webhookURL),
+	})
+}
+
+// manualChannelID is the stable channel key of a webhook added by hand: a
+// keyed hash, so the key reveals nothing of the webhook URL.
+func (in *Installer) manualChannelID(webhookURL string) string {
+	mac := in.keys.Sign([]byte(manualChannelLabel + webhookURL))
+	return manualChannelPrefix + hex.EncodeToString(mac[:16])
+}
+
+// channelName shows a channel name the way Slack does, with its '#'.
+func channelName(name string) string {
+	name = strings.TrimSpace(name)
+	if name == "" || strings.HasPrefix(name, "#") || strings.HasPrefix(name, "@") {
+		return name
+	}
+	return "#" + name
+}
+
+// rotate gives an installation a new token. The old Jamf URL stops working
+// as soon as KV has the new hash.
+func (in *Installer) rotate(ctx context.Context, id string) (saved, error) {
+	token, hash, sealed := in.newToken()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	inst, err := in.store.RotateToken(ctx, id, hash, sealed)
+	if err != nil {
+		return saved{}, fmt.Errorf("rotate token: %w", err)
+	}
+	if err := in.publish(ctx, inst); err != nil {
+		return saved{}, fmt.Errorf("rotate token: %w", err)
+	}
+	in.logger.Info("jamf url rotated", "installation", inst.ID)
+	return saved{inst: inst, token: token}, nil
+}
+
+// setStatus enables or disables an installation by hand.
+func (in *Installer) setStatus(ctx context.Context, id string, status registry.Status, reason string) (registry.Installation, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	inst, err := in.store.SetStatus(ctx, id, status, clip(reason, maxReasonLength))
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("set status: %w", err)
+	}
+	if err := in.publish(ctx, inst); err != nil {
+		return registry.Installation{}, fmt.Errorf("set status: %w", err)
+	}
+	in.logger.Info("installation status set", "installation", inst.ID, "status", inst.Status, "reason", inst.StatusReason)
+	return inst, nil
+}
+
+// remove deletes an installation from SQL, then from KV.
+func (in *Installer) remove(ctx context.Context, id string) (registry.Installation, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	inst, err := in.store.Get(ctx, id)
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("remove: %w", err)
+	}
+	if err := in.store.Delete(ctx, inst.ID); err != nil {
+		return registry.Installation{}, fmt.Errorf("remove: %w", err)
+	}
+	if err := in.kv.DeleteInstallation(ctx, inst.ID); err != nil {
+		return registry.Installation{}, fmt.Errorf("remove: unpublish installation %s: %w", inst.ID, err)
+	}
+	in.logger.Info("installation removed", "installation", inst.ID)
+	return inst, nil
+}
+
+// setJamfURL sets the Jamf Pro base URL used for deep links; jamfPro must
+// have passed checkJamfProURL. Empty clears it.
+func (in *Installer) setJamfURL(ctx context.Context, id, jamfPro string) (registry.Installation, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	inst, err := in.store.SetJamfURL(ctx, id, jamfPro)
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("set jamf pro url: %w", err)
+	}
+	if err := in.publish(ctx, inst); err != nil {
+		return registry.Installation{}, fmt.Errorf("set jamf pro url: %w", err)
+	}
+	return inst, nil
+}
+
+// checkWebhookURL accepts an https URL with a host and no user info.
+func checkWebhookURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", errors.New("the webhook URL is empty")
+	}
+	if len(raw) > maxURLLength {
+		return "", fmt.Errorf("the webhook URL is longer than %d characters", maxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Opaque != "" {
+		return "", errors.New("the webhook URL must be an https URL, such as https://hooks.slack.com/services/T000/B000/XXXX")
+	}
+	return raw, nil
+}
+
+// checkJamfProURL accepts an http or https base URL (with a host, without
+// user info, query or fragment) and returns it without a trailing slash.
+// Empty is accepted and clears the setting.
+func checkJamfProURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", nil
+	}
+	if len(raw) > maxURLLength {
+		return "", fmt.Errorf("the Jamf Pro URL is longer than %d characters", maxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !isHTTPURL(raw) || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return "", errors.New("the Jamf Pro URL must be an http or https address, like https://yourcompany.jamfcloud.com")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// isHTTPURL reports whether s is an absolute http or https URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Opaque == ""
+}

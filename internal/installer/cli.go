@@ -1,0 +1,281 @@
+package installer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackalope-app/jackalope/internal/registry"
+)
+
+// ChannelsUsage describes the `channels` commands.
+const ChannelsUsage = `usage: channels <command> [arguments]
+
+Commands:
+  add --webhook-url URL --channel NAME [--team NAME]
+        add a Slack incoming webhook made by hand and print its Jamf URL;
+        adding the same webhook again keeps its Jamf URL and replaces the names
+  list
+        list installations: id, team, channel, status, reason, created
+  rotate ID
+        give an installation a new Jamf URL; the old one stops working
+  disable ID [--reason TEXT]
+        stop posting to an installation's channel
+  enable ID
+        post to an installation's channel again
+  remove ID
+        delete an installation; its Jamf URL stops working
+  set-jamf-url ID URL
+        set the Jamf Pro address that notifications link to ("" clears it)
+`
+
+// UsageError is a mistake on the command line. Mains print it with the
+// usage and exit with status 2.
+type UsageError struct {
+	Msg   string
+	Usage string // the usage of the command at fault
+}
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// channelCommand is one `channels` command.
+type channelCommand struct {
+	usage string
+	run   func(in *Installer, ctx context.Context, args []string, stdout io.Writer) error
+}
+
+var channelCommands = map[string]channelCommand{
+	"add":          {"channels add --webhook-url URL --channel NAME [--team NAME]", (*Installer).cmdAdd},
+	"list":         {"channels list", (*Installer).cmdList},
+	"rotate":       {"channels rotate ID", (*Installer).cmdRotate},
+	"disable":      {"channels disable ID [--reason TEXT]", (*Installer).cmdDisable},
+	"enable":       {"channels enable ID", (*Installer).cmdEnable},
+	"remove":       {"channels remove ID", (*Installer).cmdRemove},
+	"set-jamf-url": {"channels set-jamf-url ID URL", (*Installer).cmdSetJamfURL},
+}
+
+// RunChannelsCommand runs one `channels` command; args are what follows
+// "channels" on the command line. It writes its report to stdout and never
+// prints a webhook URL; only add and rotate print the Jamf URL they make.
+// Command-line mistakes are *UsageError; "help" prints ChannelsUsage.
+func (in *Installer) RunChannelsCommand(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return &UsageError{Msg: "channels: a command is required", Usage: ChannelsUsage}
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		_, err := io.WriteString(stdout, ChannelsUsage)
+		return err
+	}
+	cmd, ok := channelCommands[args[0]]
+	if !ok {
+		return &UsageError{Msg: fmt.Sprintf("channels: unknown command %q", args[0]), Usage: ChannelsUsage}
+	}
+	err := cmd.run(in, ctx, args[1:], stdout)
+	var ue *UsageError
+	if errors.As(err, &ue) && ue.Usage == "" {
+		ue.Msg = "channels " + args[0] + ": " + ue.Msg
+		ue.Usage = "usage: " + cmd.usage + "\n"
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		_, err = fmt.Fprintf(stdout, "usage: %s\n", cmd.usage)
+	}
+	return err
+}
+
+// parse parses flags and positional arguments in any order and checks
+// that there are exactly want positional ones.
+func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &UsageError{Msg: err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			pos = append(pos, args[1:]...)
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	switch {
+	case len(pos) < want:
+		return nil, &UsageError{Msg: fmt.Sprintf("%d argument(s) missing", want-len(pos))}
+	case len(pos) > want:
+		return nil, &UsageError{Msg: fmt.Sprintf("unexpected argument %q", pos[want])}
+	}
+	return pos, nil
+}
+
+// notFound makes a store's ErrNotFound say which ID and where to look.
+func notFound(id string, err error) error {
+	if errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("%w: %q (see: channels list)", registry.ErrNotFound, id)
+	}
+	return err
+}
+
+func (in *Installer) cmdAdd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("add", flag.ContinueOnError)
+	webhook := fs.String("webhook-url", "", "the incoming webhook URL Slack made for the channel")
+	channel := fs.String("channel", "", "the channel's name, e.g. #jamf")
+	team := fs.String("team", "", "the workspace's name")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	var problems []string
+	if strings.TrimSpace(*webhook) == "" {
+		problems = append(problems, "--webhook-url is required")
+	} else if _, err := checkWebhookURL(*webhook); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if strings.TrimSpace(*channel) == "" {
+		problems = append(problems, "--channel is required")
+	}
+	if len(problems) > 0 {
+		return &UsageError{Msg: strings.Join(problems, "; ")}
+	}
+	hook, _ := checkWebhookURL(*webhook)
+	done, err := in.addChannel(ctx, hook, *channel, strings.TrimSpace(*team))
+	if err != nil {
+		return err
+	}
+	in.logger.Info("channel added by hand", "installation", done.inst.ID, "channel", done.inst.ChannelName, "created", done.created)
+	what := fmt.Sprintf("Added %s (installation %s).", done.inst.ChannelName, done.inst.ID)
+	if !done.created {
+		what = fmt.Sprintf("Updated %s (installation %s); its Jamf URL is unchanged.", done.inst.ChannelName, done.inst.ID)
+	}
+	_, err = fmt.Fprintf(stdout, "%s\nJamf URL: %s\n\nIn Jamf Pro, open Settings > Global > Webhooks > New, paste the Jamf URL as the Webhook URL,\n"+
+		"set Content Type to JSON and pick the event; make one webhook per event.\n", what, in.jamfURL(done.token))
+	return err
+}
+
+func (in *Installer) cmdList(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	all, err := in.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	if len(all) == 0 {
+		_, err := io.WriteString(stdout, "No installations.\n")
+		return err
+	}
+	// The table is laid out in memory, so the only write that can fail is
+	// the last one.
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	_, _ = fmt.Fprintln(tw, "ID\tTEAM\tCHANNEL\tSTATUS\tREASON\tCREATED")
+	for _, inst := range all {
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", inst.ID, cell(inst.TeamName), cell(inst.ChannelName),
+			inst.Status, cell(inst.StatusReason), inst.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	_ = tw.Flush()
+	_, err = stdout.Write(buf.Bytes())
+	return err
+}
+
+// cell shows an empty value as "-" and keeps a value on one line and one
+// column.
+func cell(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (in *Installer) cmdRotate(ctx context.Context, args []string, stdout io.Writer) error {
+	pos, err := parse(flag.NewFlagSet("rotate", flag.ContinueOnError), args, 1)
+	if err != nil {
+		return err
+	}
+	done, err := in.rotate(ctx, pos[0])
+	if err != nil {
+		return notFound(pos[0], err)
+	}
+	_, err = fmt.Fprintf(stdout, "New Jamf URL for %s (installation %s):\n%s\n\nUpdate the webhooks in Jamf Pro: the old URL no longer works.\n",
+		cell(done.inst.ChannelName), done.inst.ID, in.jamfURL(done.token))
+	return err
+}
+
+func (in *Installer) cmdDisable(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("disable", flag.ContinueOnError)
+	reason := fs.String("reason", operatorReason, "why, shown by channels list and to Jamf Pro")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(*reason) == "" {
+		*reason = operatorReason
+	}
+	inst, err := in.setStatus(ctx, pos[0], registry.StatusDisabled, strings.TrimSpace(*reason))
+	if err != nil {
+		return notFound(pos[0], err)
+	}
+	_, err = fmt.Fprintf(stdout, "Disabled %s (installation %s): %s\n", cell(inst.ChannelName), inst.ID, inst.StatusReason)
+	return err
+}
+
+func (in *Installer) cmdEnable(ctx context.Context, args []string, stdout io.Writer) error {
+	pos, err := parse(flag.NewFlagSet("enable", flag.ContinueOnError), args, 1)
+	if err != nil {
+		return err
+	}
+	inst, err := in.setStatus(ctx, pos[0], registry.StatusActive, "")
+	if err != nil {
+		return notFound(pos[0], err)
+	}
+	_, err = fmt.Fprintf(stdout, "Enabled %s (installation %s).\n", cell(inst.ChannelName), inst.ID)
+	return err
+}
+
+func (in *Installer) cmdRemove(ctx context.Context, args []string, stdout io.Writer) error {
+	pos, err := parse(flag.NewFlagSet("remove", flag.ContinueOnError), args, 1)
+	if err != nil {
+		return err
+	}
+	inst, err := in.remove(ctx, pos[0])
+	if err != nil {
+		return notFound(pos[0], err)
+	}
+	_, err = fmt.Fprintf(stdout, "Removed %s (installation %s); its Jamf URL no longer works.\n", cell(inst.ChannelName), inst.ID)
+	return err
+}
+
+func (in *Installer) cmdSetJamfURL(ctx context.Context, args []string, stdout io.Writer) error {
+	pos, err := parse(flag.NewFlagSet("set-jamf-url", flag.ContinueOnError), args, 2)
+	if err != nil {
+		return err
+	}
+	jamfPro, err := checkJamfProURL(pos[1])
+	if err != nil {
+		return &UsageError{Msg: err.Error()}
+	}
+	inst, err := in.setJamfURL(ctx, pos[0], jamfPro)
+	if err != nil {
+		return notFound(pos[0], err)
+	}
+	if inst.JamfURL == "" {
+		_, err = fmt.Fprintf(stdout, "Cleared the Jamf Pro URL of %s (installation %s).\n", cell(inst.ChannelName), inst.ID)
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "Notifications of %s (installation %s) link to %s.\n", cell(inst.ChannelName), inst.ID, inst.JamfURL)
+	return err
+}
