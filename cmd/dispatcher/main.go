@@ -1,0 +1,226 @@
+// Command dispatcher delivers the Jamf Pro events waiting in JetStream to
+// their Slack channels. Any number of dispatchers share the durable
+// consumer "dispatch"; each runs DISPATCH_WORKERS deliveries at once and
+// serves /healthz, /readyz and /metrics on METRICS_ADDR.
+//
+//	dispatcher                 deliver events until SIGINT or SIGTERM
+//	dispatcher dlq list|replay|drop ...
+//	                           inspect, replay or drop dead letters
+//
+// Every setting comes from the environment (see the README).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/jackalope-app/jackalope/internal/bus"
+	"github.com/jackalope-app/jackalope/internal/config"
+	"github.com/jackalope-app/jackalope/internal/dispatch"
+	"github.com/jackalope-app/jackalope/internal/httpserver"
+	"github.com/jackalope-app/jackalope/internal/secret"
+	"github.com/jackalope-app/jackalope/internal/slack"
+)
+
+const usage = `usage:
+  dispatcher                 deliver events to Slack until SIGINT or SIGTERM
+  dispatcher dlq ...         inspect, replay or drop dead letters (dispatcher dlq help)
+Settings come from the environment; see the README.
+`
+
+// httpGrace is how long the side port lets a scrape in flight finish.
+const httpGrace = 2 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dispatcher:", err)
+		if errors.Is(err, dispatch.ErrUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole dispatcher: it reads the configuration through getenv
+// and either delivers events until ctx ends or runs the dlq subcommand in
+// args. Logs go to stderr, command output to stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cmd dispatch.DLQCommand
+	if len(args) > 0 {
+		switch args[0] {
+		case "dlq":
+			var err error
+			if cmd, err = dispatch.ParseDLQCommand(args[1:]); err != nil {
+				return err
+			}
+		case "help", "-h", "-help", "--help":
+			_, err := io.WriteString(stdout, usage)
+			return err
+		default:
+			return fmt.Errorf("%w: unknown command %q\n%s", dispatch.ErrUsage, args[0], usage)
+		}
+	}
+	if cmd.Name == "help" {
+		return cmd.Run(ctx, nil, stdout)
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if cfg.Debug {
+		level = slog.LevelDebug
+	}
+	if cmd.Name != "" {
+		// The command reports on stdout; the log keeps to problems.
+		level = max(level, slog.LevelWarn)
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if cmd.Name != "" {
+		return runDLQ(ctx, cfg, logger, cmd, stdout)
+	}
+	return serve(ctx, cfg, logger)
+}
+
+// serve delivers events until ctx ends, then stops pulling, lets the
+// deliveries in flight finish or hands them back within SHUTDOWN_TIMEOUT,
+// closes the side port and NATS, and returns.
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if err := cfg.RequireSecretKey(); err != nil {
+		return err
+	}
+	keys, err := secret.New(cfg.SecretKey)
+	if err != nil {
+		return fmt.Errorf("secret key: %w", err)
+	}
+	logger.Info("dispatcher starting", "config", cfg)
+
+	conn, err := bus.Connect(ctx, busConfig(cfg), logger.With("component", "bus"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.Provision(ctx); err != nil {
+		return err
+	}
+
+	// The read model and the side port outlive ctx: deliveries in flight
+	// still look installations up during the shutdown grace, and health
+	// and metrics answer until the end. A signal during the initial load
+	// still stops it.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	stopEarly := context.AfterFunc(ctx, stopBG)
+	model, err := conn.WatchInstallations(bg)
+	stopEarly()
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d, err := dispatch.New(dispatch.Options{
+		Installations: model,
+		Poster:        slack.New(slack.Config{APIURL: cfg.Slack.APIURL, Timeout: cfg.Slack.Timeout, HTTPClient: slackHTTPClient(cfg.Dispatch.Workers)}),
+		DeadLetters:   conn,
+		Reporter:      conn,
+		Opener:        keys,
+		MaxAttempts:   cfg.Dispatch.MaxAttempts,
+		IconBaseURL:   cfg.BaseURL + "/static/images",
+		Logger:        logger,
+		Registerer:    reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := httpserver.Listen(ctx, cfg.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	var consuming atomic.Bool
+	e := httpserver.New(httpserver.Options{
+		Logger:   logger,
+		Gatherer: reg,
+		Ready: func() error {
+			switch {
+			case !conn.Connected():
+				return errors.New("nats is not connected")
+			case !consuming.Load():
+				return errors.New("not consuming")
+			}
+			return nil
+		},
+	})
+	served := make(chan error, 1)
+	go func() { served <- httpserver.Serve(bg, ln, e, httpGrace) }()
+
+	consuming.Store(true)
+	logger.Info("dispatcher consuming", "workers", cfg.Dispatch.Workers, "max_attempts", cfg.Dispatch.MaxAttempts,
+		"installations", model.Len(), "metrics_addr", ln.Addr().String())
+	consumeErr := conn.Consume(ctx, cfg.Dispatch.Workers, cfg.Dispatch.MaxAttempts, d.Handle)
+	consuming.Store(false)
+	if consumeErr == nil {
+		logger.Info("dispatcher stopped pulling; deliveries in flight are settled")
+	}
+	stopBG()
+	serveErr := <-served
+	if consumeErr != nil {
+		return fmt.Errorf("consume: %w", consumeErr)
+	}
+	return serveErr
+}
+
+// runDLQ connects to NATS and runs a dlq command against the dead-letter
+// stream. It provisions nothing: the services do that.
+func runDLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, stdout io.Writer) error {
+	bcfg := busConfig(cfg)
+	bcfg.Name = "jackalope-dlq"
+	conn, err := bus.Connect(ctx, bcfg, logger.With("component", "bus"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return cmd.Run(ctx, conn, stdout)
+}
+
+// busConfig is the bus part of cfg. Deliveries in flight at shutdown get
+// SHUTDOWN_TIMEOUT to finish before they are handed back.
+func busConfig(cfg config.Config) bus.Config {
+	return bus.Config{
+		URL:           cfg.NATS.URL,
+		DataDir:       cfg.DataDir,
+		Replicas:      cfg.NATS.Replicas,
+		MaxAge:        cfg.NATS.MaxAge,
+		MaxBytes:      cfg.NATS.MaxBytes,
+		DedupWindow:   cfg.NATS.DedupWindow,
+		DeadMaxAge:    cfg.NATS.DeadMaxAge,
+		ShutdownGrace: cfg.ShutdownTimeout,
+		Name:          "jackalope-dispatcher",
+	}
+}
+
+// slackHTTPClient keeps an idle connection per worker: every incoming
+// webhook lives on the same host (hooks.slack.com), and net/http keeps only
+// two per host by default, so busy workers would open a TLS connection for
+// nearly every post.
+func slackHTTPClient(workers int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(workers, 2)
+	return &http.Client{Transport: t}
+}
