@@ -1,0 +1,266 @@
+// Package bus is Jackalope's one door to NATS JetStream. It connects to a
+// NATS server (or embeds one), provisions the streams, consumers and the KV
+// bucket the services share, publishes accepted Jamf webhooks, runs the
+// consume loop that turns a handler's error class into Ack, NakWithDelay or
+// Term, keeps dead letters, and serves the installations read model.
+//
+// Nothing outside this package imports nats.go: the use cases declare the
+// small interfaces they need and cmd/ wires a *Conn into them.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of what Provision creates. They are fixed: every service of one
+// deployment must agree on them.
+const (
+	StreamEvents        = "JAMF_EVENTS"
+	StreamDead          = "JAMF_DEAD"
+	StreamControl       = "JAMF_CONTROL"
+	BucketInstallations = "installations"
+	ConsumerDispatch    = "dispatch"
+	ConsumerInstaller   = "installer"
+)
+
+// Subject prefixes; the installation ID is the last token.
+const (
+	subjectEvents      = "jamf.events."
+	subjectDead        = "jamf.dead."
+	subjectControl     = "jackalope.control."
+	subjectChannelDead = "jackalope.control.channel_dead."
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultReplicas      = 1
+	DefaultMaxAge        = 7 * 24 * time.Hour
+	DefaultMaxBytes      = 1 << 30
+	DefaultDedupWindow   = 2 * time.Minute
+	DefaultDeadMaxAge    = 30 * 24 * time.Hour
+	DefaultAckWait       = 60 * time.Second
+	DefaultShutdownGrace = 10 * time.Second
+	DefaultName          = "jackalope"
+
+	// controlMaxAge bounds how long an unhandled control message (a dead
+	// channel report nobody consumed) is kept.
+	controlMaxAge = 7 * 24 * time.Hour
+	// embeddedMaxPayload lets a 1 MiB Jamf body plus headers fit in one
+	// message on the embedded server (the NATS default is exactly 1 MiB).
+	embeddedMaxPayload = 8 << 20
+	// reconnectWait is the pause between reconnect attempts to an external
+	// server.
+	reconnectWait = time.Second
+	// closeTimeout bounds how long Close waits for the connection to drain.
+	closeTimeout = 10 * time.Second
+)
+
+// Config says where NATS is and how the streams are sized. Zero fields take
+// the Default* values.
+type Config struct {
+	// URL of an external NATS server with JetStream. Empty starts an
+	// embedded server that keeps its store under DataDir/nats.
+	URL string
+	// DataDir holds the embedded server's JetStream store. Required when
+	// URL is empty.
+	DataDir string
+	// Replicas of every stream and the KV bucket. The embedded server is a
+	// single node and always uses 1.
+	Replicas int
+	// MaxAge of JAMF_EVENTS: how long an event may wait for delivery, and
+	// the replay window.
+	MaxAge time.Duration
+	// MaxBytes of JAMF_EVENTS and of JAMF_DEAD. A full stream refuses new
+	// messages (publish fails) and never drops accepted ones.
+	MaxBytes int64
+	// DedupWindow during which a repeated Jamf delivery of the same body to
+	// the same installation is stored once.
+	DedupWindow time.Duration
+	// DeadMaxAge of JAMF_DEAD.
+	DeadMaxAge time.Duration
+	// AckWait is how long the server waits for an ack before it redelivers
+	// a message. Handlers that run longer are kept alive with progress
+	// acks, so this only matters when a consumer dies mid-message.
+	AckWait time.Duration
+	// ShutdownGrace is how long in-flight handlers may run after the
+	// context given to Consume is cancelled before their own context is
+	// cancelled too.
+	ShutdownGrace time.Duration
+	// Name of the client connection as the server shows it.
+	Name string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Replicas <= 0 {
+		c.Replicas = DefaultReplicas
+	}
+	if c.URL == "" {
+		c.Replicas = 1
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.DeadMaxAge <= 0 {
+		c.DeadMaxAge = DefaultDeadMaxAge
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	return c
+}
+
+// Conn is a connection to NATS JetStream, and the embedded server when there
+// is one. It is safe for concurrent use.
+type Conn struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.Server // nil when connected to an external server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	closed chan struct{} // closed by the connection's closed handler
+
+	closeOnce sync.Once
+
+	kvMu sync.Mutex
+	kv   jetstream.KeyValue // the bucket "installations", once looked up
+}
+
+// Connect connects to cfg.URL or, when it is empty, starts an embedded NATS
+// server with JetStream and connects to it in-process. The embedded server
+// also listens on a random loopback port (never 4222) for debugging; the
+// address is logged. Connect does not provision anything; see Provision.
+func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	c := &Conn{cfg: cfg, log: logger, closed: make(chan struct{})}
+
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.DrainTimeout(closeTimeout),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			logger.Warn("nats asynchronous error", "subject", subject, "error", err)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
+	}
+
+	target := "embedded"
+	if cfg.URL == "" {
+		if cfg.DataDir == "" {
+			return nil, errors.New("connect nats: an embedded server needs a data directory")
+		}
+		srv, err := startEmbedded(ctx, filepath.Join(cfg.DataDir, "nats"), logger)
+		if err != nil {
+			return nil, fmt.Errorf("connect nats: %w", err)
+		}
+		c.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else {
+		target = redact(cfg.URL)
+	}
+
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		c.shutdownServer()
+		return nil, fmt.Errorf("connect nats %s: %w", target, err)
+	}
+	c.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect nats %s: jetstream: %w", target, err)
+	}
+	c.js = js
+	if c.srv == nil {
+		logger.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+	}
+	return c, nil
+}
+
+// Connected reports whether the connection to NATS is up right now.
+func (c *Conn) Connected() bool { return c.nc.IsConnected() }
+
+// MaxPayload is the largest message, headers included, the server accepts.
+func (c *Conn) MaxPayload() int64 { return c.nc.MaxPayload() }
+
+// Close drains the connection (subscriptions finish what they hold, pending
+// publishes are flushed) and then shuts the embedded server down and waits
+// for it, so its store is flushed to disk. Cancel the contexts of Consume
+// and WatchInstallations first. Close is safe to call more than once.
+func (c *Conn) Close() {
+	c.closeOnce.Do(func() {
+		if err := c.nc.Drain(); err != nil {
+			c.nc.Close()
+		}
+		select {
+		case <-c.closed:
+		case <-time.After(closeTimeout + time.Second):
+			c.log.Warn("nats connection did not drain in time; closing")
+			c.nc.Close()
+		}
+		c.shutdownServer()
+	})
+}
+
+func (c *Conn) shutdownServer() {
+	if c.srv == nil {
+		return
+	}
+	c.srv.Shutdown()
+	c.srv.WaitForShutdown()
+	c.log.Info("embedded nats server stopped")
+}
+
+// redact returns the server list urls (comma separated) without user
+// information, for logs and errors: a NATS URL may carry credentials.
+func redact(urls string) string {
+	var out []string
+	for _, u := range strings.Split(urls, ",") {
+		p, err := url.Parse(strings.TrimSpace(u))
+		if err != nil || p.Host == "" {
+			out = append(out, "(unparsable url)")
+			continue
+		}
+		out = append(out, p.Scheme+"://"+p.Host)
+	}
+	return strings.Join(out, ",")
+}

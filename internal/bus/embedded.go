@@ -1,0 +1,73 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// embeddedReadyTimeout bounds how long startEmbedded waits for the server,
+// JetStream recovery of a large store included.
+const embeddedReadyTimeout = 30 * time.Second
+
+// startEmbedded starts a single-node NATS server with JetStream storing
+// under storeDir. It listens on a random loopback port only, so it never
+// collides with a NATS server already on 4222.
+func startEmbedded(ctx context.Context, storeDir string, logger *slog.Logger) (*server.Server, error) {
+	debug := logger.Enabled(ctx, slog.LevelDebug)
+	opts := &server.Options{
+		ServerName: "jackalope-embedded",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		MaxPayload: embeddedMaxPayload,
+		NoSigs:     true,
+		Debug:      debug,
+	}
+	return startServer(ctx, opts, logger)
+}
+
+// startServer starts a NATS server from opts, logging through logger, and
+// waits until it takes connections with JetStream enabled.
+func startServer(ctx context.Context, opts *server.Options, logger *slog.Logger) (*server.Server, error) {
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats server: %w", err)
+	}
+	srv.SetLoggerV2(serverLog{log: logger.With("component", "nats-server")}, opts.Debug, false, false)
+	srv.Start()
+
+	deadline := embeddedReadyTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < deadline {
+		deadline = time.Until(d)
+	}
+	if !srv.ReadyForConnections(deadline) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, errors.New("embedded nats server: not ready for connections")
+	}
+	if !srv.JetStreamEnabled() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, errors.New("embedded nats server: jetstream did not start")
+	}
+	logger.Info("embedded nats server started", "url", srv.ClientURL(), "store", opts.StoreDir)
+	return srv, nil
+}
+
+// serverLog adapts the NATS server's logger to slog. Notices are debug
+// output: the server's start-up banner is noise in a service's log.
+// Warnings and errors stay visible; a fatal error never exits the process.
+type serverLog struct{ log *slog.Logger }
+
+func (l serverLog) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLog) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l serverLog) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLog) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLog) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLog) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }

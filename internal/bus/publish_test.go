@@ -1,0 +1,203 @@
+package bus_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jackalope-app/jackalope/internal/bus"
+	"github.com/jackalope-app/jackalope/internal/bus/bustest"
+	"github.com/jackalope-app/jackalope/internal/jamf"
+)
+
+func received(id, event, body string) jamf.Received {
+	return jamf.Received{
+		InstallationID: id,
+		Event:          event,
+		ReceivedAt:     time.Date(2026, 3, 4, 5, 6, 7, 890123456, time.UTC),
+		Body:           []byte(body),
+	}
+}
+
+func TestPublishStoresEvent(t *testing.T) {
+	c := bustest.New(t)
+	r := received("6f1c7a9e-0a4b-4c4e-9d51-0b5f2c1f7c11", "ComputerCheckIn", `{"webhook":{"webhookEvent":"ComputerCheckIn"}}`)
+	if err := c.Publish(t.Context(), r); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	s, err := c.JetStream().Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	m, err := s.GetMsg(t.Context(), 1)
+	if err != nil {
+		t.Fatalf("GetMsg: %v", err)
+	}
+	if want := "jamf.events." + r.InstallationID; m.Subject != want {
+		t.Errorf("subject = %q, want %q", m.Subject, want)
+	}
+	if !bytes.Equal(m.Data, r.Body) {
+		t.Errorf("body = %q, want %q", m.Data, r.Body)
+	}
+	want := map[string]string{
+		bus.HeaderInstallation: r.InstallationID,
+		bus.HeaderEvent:        "ComputerCheckIn",
+		bus.HeaderReceivedAt:   "2026-03-04T05:06:07.890123456Z",
+		jetstream.MsgIDHeader:  bus.EventMsgID(r.InstallationID, r.Body),
+		// The server keeps the publish expectation with the message.
+		jetstream.ExpectedStreamHeader: bus.StreamEvents,
+	}
+	got := map[string]string{}
+	for k := range m.Header {
+		got[k] = m.Header.Get(k)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	if id := got[jetstream.MsgIDHeader]; len(id) != 64 {
+		t.Errorf("Nats-Msg-Id = %q, want a hex SHA-256", id)
+	}
+}
+
+func TestPublishDedup(t *testing.T) {
+	tests := []struct {
+		name   string
+		second jamf.Received
+		want   uint64
+	}{
+		{name: "same installation and body", second: received("a", "ComputerAdded", `{"x":1}`), want: 1},
+		{name: "same body, other event name", second: received("a", "Other", `{"x":1}`), want: 1},
+		{name: "other body", second: received("a", "ComputerAdded", `{"x":2}`), want: 2},
+		{name: "other installation", second: received("b", "ComputerAdded", `{"x":1}`), want: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := bustest.New(t)
+			if err := c.Publish(t.Context(), received("a", "ComputerAdded", `{"x":1}`)); err != nil {
+				t.Fatalf("first Publish: %v", err)
+			}
+			if err := c.Publish(t.Context(), tt.second); err != nil {
+				t.Fatalf("second Publish: %v; a repeat must be a success", err)
+			}
+			if got := streamMsgs(t, c, bus.StreamEvents); got != tt.want {
+				t.Errorf("stream holds %d messages, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPublishRejects(t *testing.T) {
+	c := bustest.New(t)
+	tests := []struct {
+		name string
+		r    jamf.Received
+		want error
+	}{
+		{name: "empty id", r: received("", "E", "{}"), want: bus.ErrInvalidInstallationID},
+		{name: "dot in id", r: received("a.b", "E", "{}"), want: bus.ErrInvalidInstallationID},
+		{name: "wildcard id", r: received("*", "E", "{}"), want: bus.ErrInvalidInstallationID},
+		{name: "tail wildcard id", r: received(">", "E", "{}"), want: bus.ErrInvalidInstallationID},
+		{name: "space in id", r: received("a b", "E", "{}"), want: bus.ErrInvalidInstallationID},
+		{name: "no event", r: received("a", "", "{}"), want: bus.ErrNoEvent},
+		{name: "event of control characters", r: received("a", "\r\n", "{}"), want: bus.ErrNoEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := c.Publish(t.Context(), tt.r); !errors.Is(err, tt.want) {
+				t.Errorf("Publish = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if got := streamMsgs(t, c, bus.StreamEvents); got != 0 {
+		t.Errorf("stream holds %d messages, want 0", got)
+	}
+}
+
+// TestPublishFullStream fills a small stream: it must refuse the event that
+// does not fit and keep the ones it acknowledged.
+func TestPublishFullStream(t *testing.T) {
+	c := bustest.New(t, func(cfg *bus.Config) { cfg.MaxBytes = 8 << 10 })
+	body := strings.Repeat("x", 1000)
+	var stored uint64
+	var err error
+	for i := range 20 {
+		err = c.Publish(t.Context(), received("a", "E", body+string(rune('a'+i))))
+		if err != nil {
+			break
+		}
+		stored++
+	}
+	if err == nil {
+		t.Fatal("Publish never failed on a full stream")
+	}
+	if stored == 0 {
+		t.Fatal("no event fitted in the stream")
+	}
+	if got := streamMsgs(t, c, bus.StreamEvents); got != stored {
+		t.Errorf("stream holds %d messages, want the %d acknowledged", got, stored)
+	}
+	s, _ := c.JetStream().Stream(t.Context(), bus.StreamEvents)
+	if first := s.CachedInfo().State.FirstSeq; first != 1 {
+		t.Errorf("first sequence = %d, want 1: an acknowledged event was dropped", first)
+	}
+}
+
+// TestPublishServerDown stops the server: Publish must fail by the
+// context's deadline, and work again once the server is back.
+func TestPublishServerDown(t *testing.T) {
+	srv := bustest.Server(t)
+	c := srv.Connect(t)
+	if err := c.Publish(t.Context(), received("a", "E", `{"n":1}`)); err != nil {
+		t.Fatalf("Publish before stop: %v", err)
+	}
+
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	start := time.Now()
+	err := c.Publish(ctx, received("a", "E", `{"n":2}`))
+	cancel()
+	if err == nil {
+		t.Fatal("Publish with the server down: got nil error")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Publish took %v with a 500ms deadline", took)
+	}
+	if c.Connected() {
+		t.Error("Connected() = true with the server down")
+	}
+
+	srv.Start()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		err = c.Publish(ctx, received("a", "E", `{"n":3}`))
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Publish after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !c.Connected() {
+		t.Error("Connected() = false after a successful publish")
+	}
+	s, err := c.JetStream().Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	last, err := s.GetLastMsgForSubject(t.Context(), "jamf.events.a")
+	if err != nil {
+		t.Fatalf("last message: %v", err)
+	}
+	if string(last.Data) != `{"n":3}` {
+		t.Errorf("last stored body = %s, want {\"n\":3}", last.Data)
+	}
+}
