@@ -139,6 +139,9 @@ type Conn struct {
 	cfg    Config
 	log    *slog.Logger
 	srv    *server.Server // nil when connected to an external server
+	// urlFile names the file that tells other processes on this data
+	// directory where the embedded server listens; empty without one.
+	urlFile string
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	closed chan struct{} // closed by the connection's closed handler
@@ -188,11 +191,18 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 		if cfg.DataDir == "" {
 			return nil, errors.New("connect nats: an embedded server needs a data directory")
 		}
-		srv, err := startEmbedded(ctx, filepath.Join(cfg.DataDir, "nats"), logger)
+		storeDir := filepath.Join(cfg.DataDir, "nats")
+		// Another process (a running all-in-one) may already serve this
+		// store: a second server cannot open it, so share the first.
+		if nc := attachEmbedded(storeDir, opts, logger); nc != nil {
+			return c.finish(nc, "embedded (shared)")
+		}
+		srv, err := startEmbedded(ctx, storeDir, logger)
 		if err != nil {
 			return nil, fmt.Errorf("connect nats: %w", err)
 		}
 		c.srv = srv
+		c.urlFile = writeURLFile(storeDir, srv.ClientURL(), logger)
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		target = redact(cfg.URL)
@@ -203,6 +213,11 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 		c.shutdownServer()
 		return nil, fmt.Errorf("connect nats %s: %w", target, err)
 	}
+	return c.finish(nc, target)
+}
+
+// finish completes Connect once nc is connected.
+func (c *Conn) finish(nc *nats.Conn, target string) (*Conn, error) {
 	c.nc = nc
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -211,7 +226,7 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 	}
 	c.js = js
 	if c.srv == nil {
-		logger.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+		c.log.Info("nats connected", "server", nc.ConnectedUrlRedacted(), "target", target)
 	}
 	return c, nil
 }
@@ -245,6 +260,7 @@ func (c *Conn) shutdownServer() {
 	if c.srv == nil {
 		return
 	}
+	removeURLFile(c.urlFile, c.srv.ClientURL())
 	c.srv.Shutdown()
 	c.srv.WaitForShutdown()
 	c.log.Info("embedded nats server stopped")

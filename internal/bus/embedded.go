@@ -5,10 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
+
+// embeddedServerName tells our embedded server from any other NATS server
+// that a stale URL file might point at.
+const embeddedServerName = "jackalope-embedded"
 
 // embeddedReadyTimeout bounds how long startEmbedded waits for the server,
 // JetStream recovery of a large store included.
@@ -20,7 +28,7 @@ const embeddedReadyTimeout = 30 * time.Second
 func startEmbedded(ctx context.Context, storeDir string, logger *slog.Logger) (*server.Server, error) {
 	debug := logger.Enabled(ctx, slog.LevelDebug)
 	opts := &server.Options{
-		ServerName: "jackalope-embedded",
+		ServerName: embeddedServerName,
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
 		JetStream:  true,
@@ -71,3 +79,53 @@ func (l serverLog) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(fo
 func (l serverLog) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l serverLog) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l serverLog) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// urlFileName is the file, in the embedded server's store directory, that
+// holds its loopback client URL while it runs.
+const urlFileName = "client.url"
+
+// attachEmbedded connects to the embedded server another process runs on
+// storeDir, if its URL file names one that answers as ours; nil otherwise.
+func attachEmbedded(storeDir string, opts []nats.Option, logger *slog.Logger) *nats.Conn {
+	raw, err := os.ReadFile(filepath.Join(storeDir, urlFileName))
+	if err != nil {
+		return nil
+	}
+	u := strings.TrimSpace(string(raw))
+	if !strings.HasPrefix(u, "nats://127.0.0.1:") {
+		return nil
+	}
+	opts = append(opts[:len(opts):len(opts)], nats.Timeout(2*time.Second), nats.RetryOnFailedConnect(false))
+	nc, err := nats.Connect(u, opts...)
+	if err != nil {
+		logger.Debug("stale embedded server url; starting our own", "url", u, "error", err)
+		return nil
+	}
+	if nc.ConnectedServerName() != embeddedServerName {
+		nc.Close()
+		return nil
+	}
+	logger.Info("sharing the embedded nats server of another process on this data directory", "url", u)
+	return nc
+}
+
+// writeURLFile records url for other processes on storeDir and returns
+// the file's path; failing to write it only costs them sharing the server.
+func writeURLFile(storeDir, url string, logger *slog.Logger) string {
+	path := filepath.Join(storeDir, urlFileName)
+	if err := os.WriteFile(path, []byte(url+"\n"), 0o600); err != nil {
+		logger.Warn("cannot record the embedded server url", "path", path, "error", err)
+		return ""
+	}
+	return path
+}
+
+// removeURLFile removes the URL file if it still names url.
+func removeURLFile(path, url string) {
+	if path == "" {
+		return
+	}
+	if raw, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(raw)) == url {
+		_ = os.Remove(path)
+	}
+}
