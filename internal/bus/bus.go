@@ -136,15 +136,15 @@ func (c Config) withDefaults() Config {
 // Conn is a connection to NATS JetStream, and the embedded server when there
 // is one. It is safe for concurrent use.
 type Conn struct {
-	cfg    Config
-	log    *slog.Logger
-	srv    *server.Server // nil when connected to an external server
+	cfg Config
+	log *slog.Logger
+	srv *server.Server // nil when connected to an external server
 	// urlFile names the file that tells other processes on this data
 	// directory where the embedded server listens; empty without one.
 	urlFile string
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	closed chan struct{} // closed by the connection's closed handler
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	closed  chan struct{} // closed by the connection's closed handler
 
 	closeOnce sync.Once
 
