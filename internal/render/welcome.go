@@ -1,0 +1,18 @@
+package render
+
+import "github.com/jackalope-app/jackalope/internal/slack"
+
+// Welcome is the message posted to a channel when Jackalope is installed in
+// it, with the original's wording. jamfURL is the installation's webhook
+// URL, which the admin enters in Jamf Pro.
+func Welcome(jamfURL string) slack.Message {
+	text := "Jackalope has been installed in this channel! Create webhooks " +
+		"(in `JSON` format) in your Jamf Pro server using this url:\n" +
+		esc(jamfURL) + "\n\nThey will appear here as notifications."
+	return slack.Message{Attachments: []slack.Attachment{{
+		Fallback: text,
+		Color:    colorPurple,
+		Text:     text,
+		MrkdwnIn: []string{"text"},
+	}}}
+}
