@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackalope-app/jackalope/internal/bus/bustest"
+	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/secret"
+)
+
+const (
+	testSecret = "cmd ingest test secret key"
+	testToken  = "3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
+	testID     = "33333333-aaaa-4bbb-8ccc-000000000001"
+	checkIn    = `{"webhook":{"id":1,"name":"Slack","webhookEvent":"ComputerCheckIn","eventTimestamp":1732871702117},"event":{"computer":{"serialNumber":"%s"},"trigger":"CLIENT_CHECKIN","username":"jrivera"}}`
+)
+
+func TestRunRefusesBadConfiguration(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{name: "no secret key", env: map[string]string{}, want: "SECRET_KEY"},
+		{name: "bad listen address", env: map[string]string{"SECRET_KEY": testSecret, "LISTEN_ADDR": "five thousand"}, want: "LISTEN_ADDR"},
+		{name: "bad publish timeout", env: map[string]string{"SECRET_KEY": testSecret, "PUBLISH_TIMEOUT": "soon"}, want: "PUBLISH_TIMEOUT"},
+		{name: "arguments", env: map[string]string{"SECRET_KEY": testSecret}, args: []string{"serve"}, want: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(t.Context(), tt.args, mapEnv(tt.env), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run = %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// service is ingest running through run, as main runs it.
+type service struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+func start(t *testing.T, env map[string]string) *service {
+	t.Helper()
+	env["SECRET_KEY"] = testSecret
+	env["LISTEN_ADDR"] = freeAddr(t)
+	if env["DATA_DIR"] == "" {
+		env["DATA_DIR"] = t.TempDir()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &service{url: "http://" + env["LISTEN_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	go func() { s.done <- run(ctx, nil, mapEnv(env), s.logs, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Error("ingest did not stop within 30s")
+		}
+	})
+	s.waitFor(t, "/readyz", http.StatusOK)
+	return s
+}
+
+// stop cancels run's context and returns what run returned.
+func (s *service) stop(t *testing.T) error {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("ingest did not stop within 30s")
+		return nil
+	}
+}
+
+func (s *service) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (s *service) waitFor(t *testing.T, path string, code int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, body := s.get(t, path)
+		if got == code {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s = %d %q after 20s, want %d\nlogs:\n%s", path, got, body, code, s.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *service) post(ctx context.Context, token, serial string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/jamf/"+token, strings.NewReader(fmt.Sprintf(checkIn, serial)))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+func TestRunWithExternalNATS(t *testing.T) {
+	n := bustest.Server(t)
+	admin := n.Connect(t)
+	keys, err := secret.New(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.PutInstallation(t.Context(), registry.Entry{ID: testID, Status: registry.StatusActive, TokenHash: keys.HashToken(testToken)}); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, map[string]string{"NATS_URL": n.URL(), "PUBLISH_TIMEOUT": "3s"})
+
+	if code, err := s.post(t.Context(), testToken, "C02RUN000001"); err != nil || code != http.StatusNoContent {
+		t.Fatalf("POST = %d, %v; want 204", code, err)
+	}
+	if code, err := s.post(t.Context(), "00000000-0000-4000-8000-000000000000", "C02RUN000002"); err != nil || code != http.StatusNotFound {
+		t.Errorf("POST with an unknown token = %d, %v; want 404", code, err)
+	}
+	if code, body := s.get(t, "/healthz"); code != http.StatusOK {
+		t.Errorf("GET /healthz = %d %q", code, body)
+	}
+	_, metrics := s.get(t, "/metrics")
+	for _, want := range []string{
+		`jackalope_ingest_requests_total{code="204",event="ComputerCheckIn"} 1`,
+		`jackalope_ingest_requests_total{code="404",event="none"} 1`,
+		"jackalope_ingest_publish_seconds_count 1",
+		"jackalope_ingest_in_flight 0",
+		"go_goroutines",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Not ready while NATS is away; requests in flight during shutdown
+	// still get their answer.
+	n.Stop()
+	s.waitFor(t, "/readyz", http.StatusServiceUnavailable)
+	type result struct {
+		code int
+		err  error
+	}
+	inFlight := make(chan result, 1)
+	go func() {
+		code, err := s.post(t.Context(), testToken, "C02RUN000003")
+		inFlight <- result{code, err}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, m := s.get(t, "/metrics"); strings.Contains(m, "jackalope_ingest_in_flight 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the request never showed as in flight")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop(t) }()
+	got := <-inFlight
+	if got.err != nil || got.code != http.StatusServiceUnavailable {
+		t.Errorf("request in flight at shutdown: %d, %v; want its 503 answer after the publish timeout", got.code, got.err)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("run = %v, want nil after a graceful stop", err)
+	}
+	if strings.Contains(s.logs.String(), testToken) {
+		t.Errorf("the token appears in the logs:\n%s", s.logs)
+	}
+}
+
+func TestRunWithEmbeddedNATS(t *testing.T) {
+	s := start(t, map[string]string{})
+	if code, err := s.post(t.Context(), testToken, "C02EMB000001"); err != nil || code != http.StatusNotFound {
+		t.Errorf("POST with no installation = %d, %v; want 404", code, err)
+	}
+	if err := s.stop(t); err != nil {
+		t.Errorf("run = %v, want nil", err)
+	}
+	if !strings.Contains(s.logs.String(), "embedded nats server started") {
+		t.Errorf("logs do not mention the embedded server:\n%s", s.logs)
+	}
+}
+
+func TestRunFailsWhenNATSIsUnreachable(t *testing.T) {
+	env := map[string]string{"SECRET_KEY": testSecret, "NATS_URL": "nats://" + freeAddr(t), "LISTEN_ADDR": freeAddr(t)}
+	err := run(t.Context(), nil, mapEnv(env), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "nats") {
+		t.Errorf("run = %v, want an error about NATS", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("run waited for its start timeout instead of failing at once: %v", err)
+	}
+}
+
+func mapEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
