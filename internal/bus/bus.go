@@ -231,6 +231,19 @@ func (c *Conn) finish(nc *nats.Conn, target string) (*Conn, error) {
 	return c, nil
 }
 
+// Server says where the connection goes, for start-up messages: the
+// embedded server's loopback URL and store, or the external server's URL
+// without credentials.
+func (c *Conn) Server() string {
+	if c.srv != nil {
+		return "embedded " + c.srv.ClientURL() + " (store " + filepath.Join(c.cfg.DataDir, "nats") + ")"
+	}
+	if c.cfg.URL == "" {
+		return "embedded, shared with another process (" + c.nc.ConnectedUrlRedacted() + ")"
+	}
+	return redact(c.cfg.URL)
+}
+
 // Connected reports whether the connection to NATS is up right now.
 func (c *Conn) Connected() bool { return c.nc.IsConnected() }
 

@@ -175,6 +175,17 @@ func TestChannelsCommands(t *testing.T) {
 	env.checkNoSecrets(t, append(secrets, hookA, hookB)...)
 }
 
+// TestChannelsAddLoopbackHTTP lets a plain-http webhook on this machine in
+// (a local fake of Slack), and no other plain-http one.
+func TestChannelsAddLoopbackHTTP(t *testing.T) {
+	env := newEnv(t)
+	for _, hook := range []string{"http://127.0.0.1:9/services/x", "http://localhost:9/services/y", "http://[::1]:9/services/z"} {
+		if out := env.mustRun(t, "add", "--webhook-url", hook, "--channel", "local"); !strings.Contains(out, "Jamf URL: ") {
+			t.Errorf("add %s printed:\n%s\nwant a Jamf URL", hook, out)
+		}
+	}
+}
+
 func TestChannelsCommandErrors(t *testing.T) {
 	env := newEnv(t)
 	const unknown = "00000000-0000-4000-8000-000000000000"
@@ -191,7 +202,7 @@ func TestChannelsCommandErrors(t *testing.T) {
 		{name: "help", args: []string{"help"}, wantOut: "set-jamf-url ID URL"},
 		{name: "add help", args: []string{"add", "-h"}, wantOut: "usage: channels add --webhook-url URL --channel NAME [--team NAME]"},
 		{name: "add without anything", args: []string{"add"}, wantUsage: true, wantMsg: "--webhook-url is required; --channel is required"},
-		{name: "add http webhook", args: []string{"add", "--webhook-url", "http://hooks.slack.com/services/x", "--channel", "c"}, wantUsage: true, wantMsg: "must be an https URL"},
+		{name: "add http webhook on another host", args: []string{"add", "--webhook-url", "http://hooks.slack.com/services/x", "--channel", "c"}, wantUsage: true, wantMsg: "must be an https URL"},
 		{name: "add not a url", args: []string{"add", "--webhook-url", "hooks.slack.com/services/x", "--channel", "c"}, wantUsage: true, wantMsg: "must be an https URL"},
 		{name: "add with user info", args: []string{"add", "--webhook-url", "https://u:p@hooks.example/x", "--channel", "c"}, wantUsage: true, wantMsg: "must be an https URL"},
 		{name: "add unknown flag", args: []string{"add", "--hook", hookA}, wantUsage: true, wantMsg: "flag provided but not defined: -hook"},

@@ -1,0 +1,297 @@
+// Package app is the wiring the four mains share: logging, the registry
+// store, the bus, metrics, and building each use case from the
+// configuration. Only cmd/ imports it; it is the one place that knows every
+// adapter and every use case.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/jackalope-app/jackalope/internal/bus"
+	"github.com/jackalope-app/jackalope/internal/config"
+	"github.com/jackalope-app/jackalope/internal/dispatch"
+	"github.com/jackalope-app/jackalope/internal/ingest"
+	"github.com/jackalope-app/jackalope/internal/installer"
+	"github.com/jackalope-app/jackalope/internal/postgres"
+	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/render"
+	"github.com/jackalope-app/jackalope/internal/retry"
+	"github.com/jackalope-app/jackalope/internal/secret"
+	"github.com/jackalope-app/jackalope/internal/slack"
+	"github.com/jackalope-app/jackalope/internal/sqlite"
+)
+
+const (
+	// reconcileInterval is how often the installer checks the read model
+	// against SQL once the first reconcile succeeded.
+	reconcileInterval = 10 * time.Minute
+	// restartBase and restartMax bound the backoff of a failed first
+	// reconcile and of a background consumer that stopped.
+	restartBase = time.Second
+	restartMax  = time.Minute
+)
+
+// Logger returns the service logger: JSON on w at info (debug with DEBUG).
+// Commands (quiet) log text, warnings only, so their report stays readable.
+func Logger(w io.Writer, cfg config.Config, quiet bool) *slog.Logger {
+	level := slog.LevelInfo
+	if cfg.Debug {
+		level = slog.LevelDebug
+	}
+	if quiet {
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: max(level, slog.LevelWarn)}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Registry returns a metrics registry with the Go and process collectors.
+func Registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// BusConfig is the bus part of cfg; name identifies the client to NATS.
+// Deliveries in flight at shutdown get SHUTDOWN_TIMEOUT to finish.
+func BusConfig(cfg config.Config, name string) bus.Config {
+	return bus.Config{
+		URL:           cfg.NATS.URL,
+		DataDir:       cfg.DataDir,
+		Replicas:      cfg.NATS.Replicas,
+		MaxAge:        cfg.NATS.MaxAge,
+		MaxBytes:      cfg.NATS.MaxBytes,
+		DedupWindow:   cfg.NATS.DedupWindow,
+		DeadMaxAge:    cfg.NATS.DeadMaxAge,
+		ShutdownGrace: cfg.ShutdownTimeout,
+		Name:          name,
+	}
+}
+
+// ConnectBus connects to NATS (or starts the embedded server) and
+// provisions the streams, consumers and bucket.
+func ConnectBus(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (*bus.Conn, error) {
+	conn, err := bus.Connect(ctx, BusConfig(cfg, name), logger.With("component", "bus"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	if err := conn.Provision(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("provision NATS: %w", err)
+	}
+	return conn, nil
+}
+
+// OpenStore opens the registry store cfg names, applying migrations.
+func OpenStore(ctx context.Context, cfg config.Config) (registry.Store, error) {
+	var (
+		store registry.Store
+		err   error
+	)
+	switch cfg.Database.Driver {
+	case config.DriverPostgres:
+		store, err = postgres.Open(ctx, cfg.Database.URL)
+	case config.DriverSQLite:
+		store, err = sqlite.Open(ctx, cfg.Database.Path)
+	default:
+		err = fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open registry store: %w", err)
+	}
+	return store, nil
+}
+
+// CloseStore closes store, logging a failure: at that point there is
+// nothing else to do about it.
+func CloseStore(store registry.Store, logger *slog.Logger) {
+	if err := store.Close(); err != nil {
+		logger.Warn("close registry store", "err", err)
+	}
+}
+
+// Keys derives the secret keys, naming SECRET_KEY when it is unusable.
+func Keys(cfg config.Config) (*secret.Keys, error) {
+	keys, err := secret.New(cfg.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("SECRET_KEY: %w", err)
+	}
+	return keys, nil
+}
+
+// Static is the tree served under /static: the icons messages link to.
+func Static() fs.FS {
+	static, err := fs.Sub(render.Static, "static")
+	if err != nil {
+		panic("render.Static has no static directory: " + err.Error()) // a build mistake, caught by any test
+	}
+	return static
+}
+
+// OAuth is the installer's view of the Slack app: whether the secret is
+// set, never the secret.
+func OAuth(s config.Slack) installer.OAuth {
+	return installer.OAuth{
+		ClientID:        s.ClientID,
+		ClientSecretSet: s.ClientSecret != "",
+		AuthorizeURL:    s.OAuthURL,
+		Scopes:          s.Scopes,
+	}
+}
+
+// Installer builds the installer use case; reg may be nil (commands).
+func Installer(cfg config.Config, keys *secret.Keys, store registry.Store, conn *bus.Conn, logger *slog.Logger, reg prometheus.Registerer) (*installer.Installer, error) {
+	return installer.New(installer.Options{
+		Store: store,
+		KV:    conn,
+		Slack: slack.New(slack.Config{
+			APIURL:       cfg.Slack.APIURL,
+			Timeout:      cfg.Slack.Timeout,
+			ClientID:     cfg.Slack.ClientID,
+			ClientSecret: cfg.Slack.ClientSecret,
+		}),
+		Keys:       keys,
+		BaseURL:    cfg.BaseURL,
+		OAuth:      OAuth(cfg.Slack),
+		Logger:     logger,
+		Registerer: reg,
+	})
+}
+
+// RunInstallerBackground reconciles the read model (retrying until it
+// succeeds, then every reconcileInterval) and disables the channels that
+// dispatchers report gone, until ctx ends. reconciled turns true after the
+// first reconcile.
+func RunInstallerBackground(ctx context.Context, inst *installer.Installer, conn *bus.Conn, logger *slog.Logger, reconciled *atomic.Bool) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Forever(ctx, logger, "dead channel consumer", func(ctx context.Context) error {
+			return conn.ConsumeDeadChannels(ctx, inst.DisableDeadChannel)
+		})
+	}()
+	for attempt := 1; ; attempt++ {
+		err := inst.Reconcile(ctx)
+		if err == nil {
+			reconciled.Store(true)
+			inst.ReconcileEvery(ctx, reconcileInterval)
+			break
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wait := retry.Backoff(attempt, restartBase, restartMax)
+		logger.Error("reconcile failed; trying again", "err", err, "attempt", attempt, "wait", wait)
+		if !Sleep(ctx, wait) {
+			break
+		}
+	}
+	<-done
+}
+
+// Forever runs f until ctx ends, restarting it with backoff when it stops
+// early (NATS gone for a while, say).
+func Forever(ctx context.Context, logger *slog.Logger, what string, f func(context.Context) error) {
+	for attempt := 1; ; attempt++ {
+		err := f(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := retry.Backoff(attempt, restartBase, restartMax)
+		logger.Error(what+" stopped; restarting", "err", err, "attempt", attempt, "wait", wait)
+		if !Sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+// Sleep waits d, or less when ctx ends first, which it reports as false.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Ingest builds the webhook handler, its body limit kept under what NATS
+// accepts.
+func Ingest(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installations *bus.Installations, logger *slog.Logger, reg prometheus.Registerer) (*ingest.Handler, error) {
+	maxBody := ingest.MaxBody(cfg.Ingest.MaxBodyBytes, conn.MaxPayload())
+	if maxBody < cfg.Ingest.MaxBodyBytes {
+		logger.Info("MAX_BODY_BYTES lowered to what NATS accepts", "max_body_bytes", maxBody, "nats_max_payload", conn.MaxPayload())
+	}
+	return ingest.New(ingest.Options{
+		Lookup:         installations,
+		Publisher:      conn,
+		Hasher:         keys.HashToken,
+		MaxBodyBytes:   maxBody,
+		PublishTimeout: cfg.Ingest.PublishTimeout,
+		Logger:         logger,
+		Registerer:     reg,
+	})
+}
+
+// Dispatcher builds the delivery use case.
+func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installations *bus.Installations, logger *slog.Logger, reg prometheus.Registerer) (*dispatch.Dispatcher, error) {
+	return dispatch.New(dispatch.Options{
+		Installations: installations,
+		Poster: slack.New(slack.Config{
+			APIURL:     cfg.Slack.APIURL,
+			Timeout:    cfg.Slack.Timeout,
+			HTTPClient: slackHTTPClient(cfg.Dispatch.Workers),
+		}),
+		DeadLetters: conn,
+		Reporter:    conn,
+		Opener:      keys,
+		MaxAttempts: cfg.Dispatch.MaxAttempts,
+		IconBaseURL: cfg.BaseURL + "/static/images",
+		Logger:      logger,
+		Registerer:  reg,
+	})
+}
+
+// slackHTTPClient keeps an idle connection per worker: every incoming
+// webhook lives on the same host (hooks.slack.com), and net/http keeps only
+// two per host by default, so busy workers would open a TLS connection for
+// nearly every post.
+func slackHTTPClient(workers int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(workers, 2)
+	return &http.Client{Transport: t}
+}
+
+// Ready is a readiness check for httpserver: NATS connected and every
+// condition true.
+func Ready(conn *bus.Conn, conditions ...Condition) func() error {
+	return func() error {
+		if !conn.Connected() {
+			return errors.New("NATS is not connected")
+		}
+		for _, c := range conditions {
+			if !c.OK() {
+				return errors.New(c.Why)
+			}
+		}
+		return nil
+	}
+}
+
+// Condition is one readiness condition and what to say while it is false.
+type Condition struct {
+	OK  func() bool
+	Why string
+}

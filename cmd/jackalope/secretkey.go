@@ -1,0 +1,62 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackalope-app/jackalope/internal/secret"
+)
+
+// secretKeyFile is where the all-in-one keeps the SECRET_KEY it generated.
+const secretKeyFile = "secret_key"
+
+// dataDirSecretKey returns the key kept in dataDir, generating it (32
+// random bytes, hex, mode 0600) the first time, so that cookies, Jamf URL
+// tokens and sealed webhook URLs survive a restart. created is true when it
+// was generated now.
+func dataDirSecretKey(dataDir string) (key string, created bool, err error) {
+	path := filepath.Join(dataDir, secretKeyFile)
+	if raw, err := os.ReadFile(path); err == nil {
+		key = strings.TrimSpace(string(raw))
+		if len(key) < secret.MinKeyLength {
+			return "", false, fmt.Errorf("SECRET_KEY: %s holds a key shorter than %d characters; remove it only if nothing was installed yet", path, secret.MinKeyLength)
+		}
+		return key, false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("SECRET_KEY: read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", false, fmt.Errorf("DATA_DIR: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", false, fmt.Errorf("SECRET_KEY: generate: %w", err)
+	}
+	key = hex.EncodeToString(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process generated it first: use theirs.
+		return dataDirSecretKey(dataDir)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("SECRET_KEY: create %s: %w", path, err)
+	}
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("SECRET_KEY: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("SECRET_KEY: sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", false, fmt.Errorf("SECRET_KEY: close %s: %w", path, err)
+	}
+	return key, true, nil
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"text/template"
+
+	"github.com/jackalope-app/jackalope/cmd/internal/app"
+	"github.com/jackalope-app/jackalope/internal/config"
+	"github.com/jackalope-app/jackalope/internal/dispatch"
+	"github.com/jackalope-app/jackalope/internal/httpserver"
+)
+
+// serve runs the installer, ingest and the dispatcher pool until ctx ends,
+// then shuts down in order: stop accepting requests and let those in flight
+// finish their publish; stop pulling and let deliveries in flight finish or
+// hand them back; stop the background work; close NATS (the embedded
+// server flushes its store); close the database.
+func serve(ctx context.Context, cfg config.Config, keySource string, stdout, stderr io.Writer) error {
+	logger := app.Logger(stderr, cfg, false)
+	logger.Info("jackalope starting", "config", cfg)
+	keys, err := app.Keys(cfg)
+	if err != nil {
+		return err
+	}
+	store, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer app.CloseStore(store, logger)
+	conn, err := app.ConnectBus(ctx, cfg, "jackalope", logger)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	// Background work outlives ctx a little: deliveries in flight still
+	// look installations up during the shutdown grace.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	stopEarly := context.AfterFunc(ctx, stopBG)
+	installations, err := conn.WatchInstallations(bg)
+	stopEarly()
+	if err != nil {
+		return fmt.Errorf("watch installations: %w", err)
+	}
+
+	reg := app.Registry()
+	inst, err := app.Installer(cfg, keys, store, conn, logger.With("component", "installer"), reg)
+	if err != nil {
+		return err
+	}
+	ing, err := app.Ingest(cfg, keys, conn, installations, logger.With("component", "ingest"), reg)
+	if err != nil {
+		return err
+	}
+	disp, err := app.Dispatcher(cfg, keys, conn, installations, logger.With("component", "dispatch"), reg)
+	if err != nil {
+		return err
+	}
+
+	var reconciled atomic.Bool
+	e := httpserver.New(httpserver.Options{
+		Logger:   logger,
+		Gatherer: reg,
+		Ready: app.Ready(conn,
+			app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
+			app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
+	})
+	inst.Register(e)
+	ing.Register(e)
+	e.StaticFS("/static", app.Static())
+
+	ln, err := httpserver.Listen(ctx, cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { app.RunInstallerBackground(bg, inst, conn, logger, &reconciled) })
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		app.Forever(ctx, logger, "dispatcher", func(ctx context.Context) error {
+			return conn.Consume(ctx, cfg.Dispatch.Workers, cfg.Dispatch.MaxAttempts, disp.Handle)
+		})
+	}()
+
+	if err := banner(stdout, cfg, keySource, ln.Addr().String(), conn.Server(), installations.Len()); err != nil {
+		logger.Warn("print start-up notes", "err", err)
+	}
+	serveErr := httpserver.Serve(ctx, ln, e, cfg.ShutdownTimeout)
+	logger.Info("stopped accepting requests; settling deliveries in flight")
+	<-consumed
+	stopBG()
+	wg.Wait()
+	logger.Info("jackalope stopped")
+	return serveErr
+}
+
+var bannerTemplate = template.Must(template.New("banner").Parse(`
+Jackalope is running.
+  page and webhooks  {{.BaseURL}}/  (listening on {{.Addr}})
+  data directory     {{.DataDir}}
+  registry           {{.Store}}
+  NATS               {{.NATS}}
+  secret key         {{.Key}}
+  channels           {{.Channels}}
+
+Next:
+{{- if .SlackReady}}
+  - open {{.BaseURL}}/ and click "Add to Slack" to install into a channel;
+{{- else}}
+  - to offer "Add to Slack", set {{.Missing}} (see the README, "Slack app setup");
+{{- end}}
+  - or add a channel from a Slack incoming webhook by hand:
+      go run ./cmd/jackalope channels add --webhook-url https://hooks.slack.com/services/... --channel '#jamf'
+  - then create webhooks in Jamf Pro (Settings > Global > Webhooks, content type JSON) with the Jamf URL it prints.
+
+`))
+
+// banner prints where Jackalope listens, where its data lives, what it uses
+// and what to do next.
+func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channels int) error {
+	missing := ""
+	switch {
+	case cfg.Slack.ClientID == "" && cfg.Slack.ClientSecret == "":
+		missing = "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET"
+	case cfg.Slack.ClientID == "":
+		missing = "SLACK_CLIENT_ID"
+	case cfg.Slack.ClientSecret == "":
+		missing = "SLACK_CLIENT_SECRET"
+	}
+	return bannerTemplate.Execute(w, map[string]any{
+		"BaseURL":    cfg.BaseURL,
+		"Addr":       addr,
+		"DataDir":    cfg.DataDir,
+		"Store":      cfg.Database.Describe(),
+		"NATS":       nats,
+		"Key":        keySource,
+		"Channels":   channels,
+		"SlackReady": cfg.Slack.Configured(),
+		"Missing":    missing,
+	})
+}
+
+// channels runs one `channels` command against the store and KV bucket.
+func channels(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	logger := app.Logger(stderr, cfg, true)
+	keys, err := app.Keys(cfg)
+	if err != nil {
+		return err
+	}
+	store, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer app.CloseStore(store, logger)
+	conn, err := app.ConnectBus(ctx, cfg, "jackalope-channels", logger)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	inst, err := app.Installer(cfg, keys, store, conn, logger, nil)
+	if err != nil {
+		return err
+	}
+	return inst.RunChannelsCommand(ctx, args, stdout)
+}
+
+// dlq runs one `dlq` command against the dead-letter stream.
+func dlq(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	cmd, err := dispatch.ParseDLQCommand(args)
+	if err != nil {
+		return err
+	}
+	if cmd.Name == "help" {
+		return cmd.Run(ctx, nil, stdout)
+	}
+	logger := app.Logger(stderr, cfg, true)
+	conn, err := app.ConnectBus(ctx, cfg, "jackalope-dlq", logger)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return cmd.Run(ctx, conn, stdout)
+}
