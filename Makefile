@@ -20,8 +20,12 @@ tidy:
 	$(GO) mod tidy -diff
 	cd tools && $(GO) mod tidy -diff
 
+# The end-to-end tests run after the rest: with JACKALOPE_TEST_NATS_URL set
+# they purge and reuse the shared server's streams, which the bus tests use.
+E2E = ./cmd/internal/e2e
 test:
-	$(GO) test -race -timeout 20m $(GOTESTFLAGS) ./...
+	$(GO) test -race -timeout 20m $(GOTESTFLAGS) $$($(GO) list ./... | grep -v /cmd/internal/e2e)
+	$(GO) test -race -timeout 10m $(GOTESTFLAGS) $(E2E)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...

@@ -24,20 +24,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/jackalope-app/jackalope/internal/bus"
+	"github.com/jackalope-app/jackalope/cmd/internal/app"
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/httpserver"
-	"github.com/jackalope-app/jackalope/internal/ingest"
-	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
 const usage = `usage: ingest
@@ -63,8 +57,8 @@ func main() {
 }
 
 // run starts ingest with the configuration getenv gives and serves until
-// ctx ends. Logs go to stdout; usage to stderr.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// ctx ends. Logs go to stderr, as JSON; stdout is unused.
+func run(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -85,69 +79,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := cfg.RequireSecretKey(); err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	if cfg.Debug {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level}))
+	logger := app.Logger(stderr, cfg, false)
 	logger.Info("ingest starting", "config", cfg)
-
-	keys, err := secret.New(cfg.SecretKey)
+	keys, err := app.Keys(cfg)
 	if err != nil {
-		return fmt.Errorf("SECRET_KEY: %w", err)
+		return err
 	}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, startTimeout)
 	defer cancelStart()
-	conn, err := bus.Connect(startCtx, busConfig(cfg), logger)
+	conn, err := app.ConnectBus(startCtx, cfg, "jackalope-ingest", logger)
 	if err != nil {
 		return err
 	}
-	// Closed last, after the server let the requests in flight finish and
-	// after the watch below stopped (its context is cancelled first: defers
-	// run in reverse).
+	// Closed last: after the server let the requests in flight finish their
+	// publish, and after the watch below stopped (defers run in reverse).
 	defer conn.Close()
-	if err := conn.Provision(startCtx); err != nil {
-		return err
-	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	installations, err := conn.WatchInstallations(watchCtx)
 	if err != nil {
-		return err
+		return fmt.Errorf("watch installations: %w", err)
 	}
 	cancelStart()
 
-	maxBody := ingest.MaxBody(cfg.Ingest.MaxBodyBytes, conn.MaxPayload())
-	if maxBody < cfg.Ingest.MaxBodyBytes {
-		logger.Info("MAX_BODY_BYTES lowered to what NATS accepts", "max_body_bytes", maxBody, "nats_max_payload", conn.MaxPayload())
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h, err := ingest.New(ingest.Options{
-		Lookup:         installations,
-		Publisher:      conn,
-		Hasher:         keys.HashToken,
-		MaxBodyBytes:   maxBody,
-		PublishTimeout: cfg.Ingest.PublishTimeout,
-		Logger:         logger,
-		Registerer:     reg,
-	})
+	reg := app.Registry()
+	h, err := app.Ingest(cfg, keys, conn, installations, logger, reg)
 	if err != nil {
 		return err
 	}
 	e := httpserver.New(httpserver.Options{
 		Logger:   logger,
 		Gatherer: reg,
-		Ready: func() error {
-			if !conn.Connected() {
-				return errors.New("NATS is not connected")
-			}
-			if !installations.Loaded() {
-				return errors.New("installations are not loaded yet")
-			}
-			return nil
-		},
+		Ready:    app.Ready(conn, app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"}),
 	})
 	h.Register(e)
 
@@ -155,24 +119,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger.Info("ingest listening", "addr", ln.Addr().String(), "installations", installations.Len(), "max_body_bytes", maxBody)
+	logger.Info("ingest listening", "addr", ln.Addr().String(), "installations", installations.Len())
 	if err := httpserver.Serve(ctx, ln, e, cfg.ShutdownTimeout); err != nil {
 		return err
 	}
 	logger.Info("ingest stopped accepting; closing NATS")
 	return nil
-}
-
-// busConfig maps the configuration onto the bus's.
-func busConfig(cfg config.Config) bus.Config {
-	return bus.Config{
-		URL:         cfg.NATS.URL,
-		DataDir:     cfg.DataDir,
-		Replicas:    cfg.NATS.Replicas,
-		MaxAge:      cfg.NATS.MaxAge,
-		MaxBytes:    cfg.NATS.MaxBytes,
-		DedupWindow: cfg.NATS.DedupWindow,
-		DeadMaxAge:  cfg.NATS.DeadMaxAge,
-		Name:        "jackalope-ingest",
-	}
 }

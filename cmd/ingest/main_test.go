@@ -65,7 +65,7 @@ func start(t *testing.T, env map[string]string) *service {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &service{url: "http://" + env["LISTEN_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
-	go func() { s.done <- run(ctx, nil, mapEnv(env), s.logs, io.Discard) }()
+	go func() { s.done <- run(ctx, nil, mapEnv(env), io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

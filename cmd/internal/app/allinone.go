@@ -1,14 +1,15 @@
-package main
+package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"text/template"
 
-	"github.com/jackalope-app/jackalope/cmd/internal/app"
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/httpserver"
@@ -20,18 +21,18 @@ import (
 // hand them back; stop the background work; close NATS (the embedded
 // server flushes its store); close the database.
 func serve(ctx context.Context, cfg config.Config, keySource string, stdout, stderr io.Writer) error {
-	logger := app.Logger(stderr, cfg, false)
+	logger := Logger(stderr, cfg, false)
 	logger.Info("jackalope starting", "config", cfg)
-	keys, err := app.Keys(cfg)
+	keys, err := Keys(cfg)
 	if err != nil {
 		return err
 	}
-	store, err := app.OpenStore(ctx, cfg)
+	store, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer app.CloseStore(store, logger)
-	conn, err := app.ConnectBus(ctx, cfg, "jackalope", logger)
+	defer CloseStore(store, logger)
+	conn, err := ConnectBus(ctx, cfg, "jackalope", logger)
 	if err != nil {
 		return err
 	}
@@ -48,16 +49,16 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 		return fmt.Errorf("watch installations: %w", err)
 	}
 
-	reg := app.Registry()
-	inst, err := app.Installer(cfg, keys, store, conn, logger.With("component", "installer"), reg)
+	reg := Registry()
+	inst, err := Installer(cfg, keys, store, conn, logger.With("component", "installer"), reg)
 	if err != nil {
 		return err
 	}
-	ing, err := app.Ingest(cfg, keys, conn, installations, logger.With("component", "ingest"), reg)
+	ing, err := Ingest(cfg, keys, conn, installations, logger.With("component", "ingest"), reg)
 	if err != nil {
 		return err
 	}
-	disp, err := app.Dispatcher(cfg, keys, conn, installations, logger.With("component", "dispatch"), reg)
+	disp, err := Dispatcher(cfg, keys, conn, installations, logger.With("component", "dispatch"), reg)
 	if err != nil {
 		return err
 	}
@@ -66,13 +67,13 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 	e := httpserver.New(httpserver.Options{
 		Logger:   logger,
 		Gatherer: reg,
-		Ready: app.Ready(conn,
-			app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
-			app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
+		Ready: Ready(conn,
+			Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
+			Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
 	})
 	inst.Register(e)
 	ing.Register(e)
-	e.StaticFS("/static", app.Static())
+	e.StaticFS("/static", Static())
 
 	ln, err := httpserver.Listen(ctx, cfg.ListenAddr)
 	if err != nil {
@@ -80,11 +81,11 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 	}
 
 	var wg sync.WaitGroup
-	wg.Go(func() { app.RunInstallerBackground(bg, inst, conn, logger, &reconciled) })
+	wg.Go(func() { RunInstallerBackground(bg, inst, conn, logger, &reconciled) })
 	consumed := make(chan struct{})
 	go func() {
 		defer close(consumed)
-		app.Forever(ctx, logger, "dispatcher", func(ctx context.Context) error {
+		Forever(ctx, logger, "dispatcher", func(ctx context.Context) error {
 			return conn.Consume(ctx, cfg.Dispatch.Workers, cfg.Dispatch.MaxAttempts, disp.Handle)
 		})
 	}()
@@ -149,22 +150,22 @@ func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channe
 
 // channels runs one `channels` command against the store and KV bucket.
 func channels(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	logger := app.Logger(stderr, cfg, true)
-	keys, err := app.Keys(cfg)
+	logger := Logger(stderr, cfg, true)
+	keys, err := Keys(cfg)
 	if err != nil {
 		return err
 	}
-	store, err := app.OpenStore(ctx, cfg)
+	store, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer app.CloseStore(store, logger)
-	conn, err := app.ConnectBus(ctx, cfg, "jackalope-channels", logger)
+	defer CloseStore(store, logger)
+	conn, err := ConnectBus(ctx, cfg, "jackalope-channels", logger)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	inst, err := app.Installer(cfg, keys, store, conn, logger, nil)
+	inst, err := Installer(cfg, keys, store, conn, logger, nil)
 	if err != nil {
 		return err
 	}
@@ -180,11 +181,68 @@ func dlq(ctx context.Context, cfg config.Config, args []string, stdout, stderr i
 	if cmd.Name == "help" {
 		return cmd.Run(ctx, nil, stdout)
 	}
-	logger := app.Logger(stderr, cfg, true)
-	conn, err := app.ConnectBus(ctx, cfg, "jackalope-dlq", logger)
+	logger := Logger(stderr, cfg, true)
+	conn, err := ConnectBus(ctx, cfg, "jackalope-dlq", logger)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	return cmd.Run(ctx, conn, stdout)
+}
+
+const allInOneUsage = `usage:
+  jackalope                       serve everything until SIGINT or SIGTERM
+  jackalope channels <command>    manage channels by hand (jackalope channels help)
+  jackalope dlq <command>         inspect, replay or drop dead letters (jackalope dlq help)
+
+Settings come from the environment; see the README.
+`
+
+// ErrUsage marks a command-line mistake (exit status 2).
+var ErrUsage = errors.New("usage")
+
+// AllInOne is the whole of cmd/jackalope: it reads the configuration
+// through getenv and serves, or runs the command in args. Logs go to stderr; start-up notes and command output to
+// stdout.
+func AllInOne(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	command := "serve"
+	if len(args) > 0 {
+		command = args[0]
+	}
+	switch command {
+	case "help", "-h", "-help", "--help":
+		_, err := io.WriteString(stdout, allInOneUsage)
+		return err
+	case "serve":
+		if len(args) > 1 {
+			return fmt.Errorf("%w: serve takes no arguments\n%s", ErrUsage, allInOneUsage)
+		}
+	case "channels", "dlq":
+	default:
+		return fmt.Errorf("%w: unknown command %q\n%s", ErrUsage, command, allInOneUsage)
+	}
+
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	keySource := "from SECRET_KEY"
+	if cfg.SecretKey == "" {
+		var generated bool
+		if cfg.SecretKey, generated, err = dataDirSecretKey(cfg.DataDir); err != nil {
+			return err
+		}
+		path := filepath.Join(cfg.DataDir, secretKeyFile)
+		keySource = "from " + path
+		if generated {
+			keySource = "generated in " + path + " (keep it: the Jamf URLs depend on it)"
+		}
+	}
+	switch command {
+	case "channels":
+		return channels(ctx, cfg, args[1:], stdout, stderr)
+	case "dlq":
+		return dlq(ctx, cfg, args[1:], stdout, stderr)
+	}
+	return serve(ctx, cfg, keySource, stdout, stderr)
 }
