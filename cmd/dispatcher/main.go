@@ -16,22 +16,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
+	"github.com/jackalope-app/jackalope/cmd/internal/app"
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/httpserver"
-	"github.com/jackalope-app/jackalope/internal/secret"
-	"github.com/jackalope-app/jackalope/internal/slack"
 )
 
 const usage = `usage:
@@ -82,15 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	if cfg.Debug {
-		level = slog.LevelDebug
-	}
-	if cmd.Name != "" {
-		// The command reports on stdout; the log keeps to problems.
-		level = max(level, slog.LevelWarn)
-	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := app.Logger(stderr, cfg, cmd.Name != "")
 	if cmd.Name != "" {
 		return runDLQ(ctx, cfg, logger, cmd, stdout)
 	}
@@ -104,20 +91,16 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := cfg.RequireSecretKey(); err != nil {
 		return err
 	}
-	keys, err := secret.New(cfg.SecretKey)
+	keys, err := app.Keys(cfg)
 	if err != nil {
-		return fmt.Errorf("secret key: %w", err)
+		return err
 	}
 	logger.Info("dispatcher starting", "config", cfg)
-
-	conn, err := bus.Connect(ctx, busConfig(cfg), logger.With("component", "bus"))
+	conn, err := app.ConnectBus(ctx, cfg, "jackalope-dispatcher", logger)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := conn.Provision(ctx); err != nil {
-		return err
-	}
 
 	// The read model and the side port outlive ctx: deliveries in flight
 	// still look installations up during the shutdown grace, and health
@@ -126,29 +109,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	stopEarly := context.AfterFunc(ctx, stopBG)
-	model, err := conn.WatchInstallations(bg)
+	installations, err := conn.WatchInstallations(bg)
 	stopEarly()
 	if err != nil {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d, err := dispatch.New(dispatch.Options{
-		Installations: model,
-		Poster:        slack.New(slack.Config{APIURL: cfg.Slack.APIURL, Timeout: cfg.Slack.Timeout, HTTPClient: slackHTTPClient(cfg.Dispatch.Workers)}),
-		DeadLetters:   conn,
-		Reporter:      conn,
-		Opener:        keys,
-		MaxAttempts:   cfg.Dispatch.MaxAttempts,
-		IconBaseURL:   cfg.BaseURL + "/static/images",
-		Logger:        logger,
-		Registerer:    reg,
-	})
+	reg := app.Registry()
+	d, err := app.Dispatcher(cfg, keys, conn, installations, logger, reg)
 	if err != nil {
 		return err
 	}
-
 	ln, err := httpserver.Listen(ctx, cfg.MetricsAddr)
 	if err != nil {
 		return err
@@ -157,22 +128,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	e := httpserver.New(httpserver.Options{
 		Logger:   logger,
 		Gatherer: reg,
-		Ready: func() error {
-			switch {
-			case !conn.Connected():
-				return errors.New("nats is not connected")
-			case !consuming.Load():
-				return errors.New("not consuming")
-			}
-			return nil
-		},
+		Ready:    app.Ready(conn, app.Condition{OK: consuming.Load, Why: "not consuming yet"}),
 	})
 	served := make(chan error, 1)
 	go func() { served <- httpserver.Serve(bg, ln, e, httpGrace) }()
 
 	consuming.Store(true)
 	logger.Info("dispatcher consuming", "workers", cfg.Dispatch.Workers, "max_attempts", cfg.Dispatch.MaxAttempts,
-		"installations", model.Len(), "metrics_addr", ln.Addr().String())
+		"installations", installations.Len(), "metrics_addr", ln.Addr().String())
 	consumeErr := conn.Consume(ctx, cfg.Dispatch.Workers, cfg.Dispatch.MaxAttempts, d.Handle)
 	consuming.Store(false)
 	if consumeErr == nil {
@@ -187,40 +150,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 }
 
 // runDLQ connects to NATS and runs a dlq command against the dead-letter
-// stream. It provisions nothing: the services do that.
+// stream. Unlike the services it does not provision: an operator's shell
+// rarely has the services' STREAM_* settings, and provisioning with the
+// defaults would change the streams' limits.
 func runDLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, stdout io.Writer) error {
-	bcfg := busConfig(cfg)
-	bcfg.Name = "jackalope-dlq"
-	conn, err := bus.Connect(ctx, bcfg, logger.With("component", "bus"))
+	conn, err := bus.Connect(ctx, app.BusConfig(cfg, "jackalope-dlq"), logger.With("component", "bus"))
 	if err != nil {
-		return err
+		return fmt.Errorf("connect to NATS: %w", err)
 	}
 	defer conn.Close()
 	return cmd.Run(ctx, conn, stdout)
-}
-
-// busConfig is the bus part of cfg. Deliveries in flight at shutdown get
-// SHUTDOWN_TIMEOUT to finish before they are handed back.
-func busConfig(cfg config.Config) bus.Config {
-	return bus.Config{
-		URL:           cfg.NATS.URL,
-		DataDir:       cfg.DataDir,
-		Replicas:      cfg.NATS.Replicas,
-		MaxAge:        cfg.NATS.MaxAge,
-		MaxBytes:      cfg.NATS.MaxBytes,
-		DedupWindow:   cfg.NATS.DedupWindow,
-		DeadMaxAge:    cfg.NATS.DeadMaxAge,
-		ShutdownGrace: cfg.ShutdownTimeout,
-		Name:          "jackalope-dispatcher",
-	}
-}
-
-// slackHTTPClient keeps an idle connection per worker: every incoming
-// webhook lives on the same host (hooks.slack.com), and net/http keeps only
-// two per host by default, so busy workers would open a TLS connection for
-// nearly every post.
-func slackHTTPClient(workers int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(workers, 2)
-	return &http.Client{Transport: t}
 }

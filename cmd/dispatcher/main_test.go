@@ -125,11 +125,24 @@ func TestRunDeliversAndStops(t *testing.T) {
 	if code, _ := get("http://" + metrics + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz answered %d, want 200", code)
 	}
-	code, text := get("http://" + metrics + "/metrics")
-	for _, want := range []string{`jackalope_dispatch_deliveries_total{outcome="delivered"} 1`, "jackalope_dispatch_event_lag_seconds_count 1", `jackalope_slack_request_seconds_count{class="ok"} 1`} {
-		if code != http.StatusOK || !strings.Contains(text, want) {
-			t.Errorf("/metrics (%d) lacks %q", code, want)
+	// The fake counts the message before the dispatcher has read the
+	// answer, so the metrics may lag behind for a moment.
+	wants := []string{`jackalope_dispatch_deliveries_total{outcome="delivered"} 1`, "jackalope_dispatch_event_lag_seconds_count 1", `jackalope_slack_request_seconds_count{class="ok"} 1`}
+	var missing []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, text := get("http://" + metrics + "/metrics")
+		missing = missing[:0]
+		for _, want := range wants {
+			if code != http.StatusOK || !strings.Contains(text, want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("/metrics lacks %q", missing)
 	}
 
 	cancel()

@@ -33,7 +33,7 @@ import (
 // dispatchers of one test. Every log line of the bus and the dispatchers
 // is captured and checked for webhook URLs when the test ends.
 type system struct {
-	t     *testing.T
+	t     testing.TB
 	conn  *bus.Conn
 	slack *slacktest.Server
 	keys  *secret.Keys
@@ -46,7 +46,7 @@ type system struct {
 
 // newSystem starts an embedded JetStream; adjust tunes the bus config (a
 // short AckWait, say).
-func newSystem(t *testing.T, adjust func(*bus.Config)) *system {
+func newSystem(t testing.TB, adjust func(*bus.Config)) *system {
 	t.Helper()
 	s := &system{t: t, slack: slacktest.New(t), logs: &logCapture{}}
 	t.Cleanup(func() { checkNoLeaks(t, s.logs, s.webhookURLs) })
@@ -161,7 +161,7 @@ func (s *system) start(conn *bus.Conn, name string, workers int, poster dispatch
 }
 
 // stop cancels the consume loop and waits for it.
-func (r *dispatcher) stop(t *testing.T) {
+func (r *dispatcher) stop(t testing.TB) {
 	r.cancel()
 	select {
 	case err := <-r.done:
@@ -556,7 +556,7 @@ func TestTwoDispatchersShareTheLoad(t *testing.T) {
 
 // bustestServer starts a standalone JetStream server, for tests that need
 // more than one connection, and returns its URL.
-func bustestServer(t *testing.T) string {
+func bustestServer(t testing.TB) string {
 	t.Helper()
 	return bustest.Server(t).URL()
 }

@@ -68,7 +68,7 @@ func leaks(logs string, webhookURLs []string) []string {
 }
 
 // checkNoLeaks fails t when logs show any of webhookURLs.
-func checkNoLeaks(t *testing.T, logs *logCapture, webhookURLs func() []string) {
+func checkNoLeaks(t testing.TB, logs *logCapture, webhookURLs func() []string) {
 	t.Helper()
 	if got := leaks(logs.String(), webhookURLs()); len(got) > 0 {
 		t.Errorf("logs show %d webhook URL(s), which are secrets: %v", len(got), got)
@@ -148,7 +148,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // counter returns the value of the counter name{label=value} in reg.
-func counter(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
+func counter(t testing.TB, reg prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {

@@ -1,0 +1,166 @@
+package dispatch_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackalope-app/jackalope/internal/bus"
+	"github.com/jackalope-app/jackalope/internal/dispatch"
+	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/render"
+	"github.com/jackalope-app/jackalope/internal/slack"
+)
+
+// benchChannels is how many channels the benchmark spreads events over.
+const benchChannels = 1000
+
+// BenchmarkDelivery measures events delivered per second to the fake
+// Slack across 1,000 channels:
+//
+//   - dispatch: events waiting in JetStream (embedded, file storage),
+//     delivered by bus.Consume calling Handle — decode, read model, open
+//     the sealed URL, parse, render, post, double ack;
+//   - bare: the same rendered messages posted to the same webhooks by
+//     plain goroutines with the same Slack client, the ceiling that the
+//     fake and the HTTP stack allow.
+//
+// The fake answers at once, so this measures what delivery costs beyond
+// the post itself. Each iteration is one event; events are published (or
+// rendered) before the timer starts. Run it with a fixed count, e.g.
+//
+//	go test -run '^$' -bench 'BenchmarkDelivery$' -benchtime 4000x ./internal/dispatch
+func BenchmarkDelivery(b *testing.B) { benchmarkDelivery(b, 0) }
+
+// BenchmarkDeliverySlowSlack is BenchmarkDelivery with the fake taking
+// 20 ms to answer each post, as a real Slack (slower still) does: workers,
+// not the dispatcher's own costs, then set the pace.
+func BenchmarkDeliverySlowSlack(b *testing.B) { benchmarkDelivery(b, 20*time.Millisecond) }
+
+func benchmarkDelivery(b *testing.B, latency time.Duration) {
+	s := newSystem(b, nil)
+	s.slack.SetLatency(latency)
+	type channel struct {
+		entry registry.Entry
+		url   string
+	}
+	channels := make([]channel, benchChannels)
+	for i := range channels {
+		channels[i].entry, channels[i].url = s.addChannel(fmt.Sprintf("bench-%d", i))
+	}
+	for _, workers := range []int{1, 4} {
+		name := fmt.Sprintf("workers=%d", workers)
+		b.Run("dispatch/"+name, func(b *testing.B) {
+			bodies := make([][]byte, b.N)
+			for i := range bodies {
+				bodies[i] = computerAdded()
+			}
+			publishAll(b, s.conn, bodies, func(i int) string { return channels[i%benchChannels].entry.ID })
+			opts := benchOptions(s, workers)
+			d, err := dispatch.New(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			target := s.slack.Total() + b.N
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			b.ResetTimer()
+			start := time.Now()
+			go func() { done <- s.conn.Consume(ctx, workers, opts.MaxAttempts, d.Handle) }()
+			for s.slack.Total() < target {
+				time.Sleep(time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatalf("consume: %v", err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+		})
+		b.Run("bare/"+name, func(b *testing.B) {
+			client := slack.New(slack.Config{Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(workers)})
+			type post struct {
+				url string
+				msg slack.Message
+			}
+			posts := make([]post, b.N)
+			for i := range posts {
+				env, err := jamf.Parse(computerAdded())
+				if err != nil {
+					b.Fatal(err)
+				}
+				posts[i] = post{channels[i%benchChannels].url, render.Message(env, render.Options{IconBaseURL: iconBase, JamfURL: "https://jamf.example.com"})}
+			}
+			work := make(chan post, workers)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range workers {
+				wg.Go(func() {
+					for p := range work {
+						if err := client.Post(context.Background(), p.url, p.msg); err != nil {
+							b.Errorf("post: %v", err)
+						}
+					}
+				})
+			}
+			for _, p := range posts {
+				work <- p
+			}
+			close(work)
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+		})
+	}
+}
+
+// benchOptions configures a Dispatcher as cmd/dispatcher does, logging
+// nothing.
+func benchOptions(s *system, workers int) dispatch.Options {
+	return dispatch.Options{
+		Installations: s.model,
+		Poster:        slack.New(slack.Config{Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(workers)}),
+		DeadLetters:   s.conn,
+		Reporter:      s.conn,
+		Opener:        s.keys,
+		MaxAttempts:   dispatch.DefaultMaxAttempts,
+		IconBaseURL:   iconBase,
+		Logger:        slog.New(slog.DiscardHandler),
+	}
+}
+
+// benchHTTPClient keeps an idle connection per worker, as cmd/dispatcher's
+// Slack client does.
+func benchHTTPClient(workers int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(workers, 2)
+	return &http.Client{Transport: t}
+}
+
+// publishAll publishes bodies, body i to installation idOf(i), from a few
+// goroutines at once.
+func publishAll(b *testing.B, conn *bus.Conn, bodies [][]byte, idOf func(int) string) {
+	b.Helper()
+	const publishers = 8
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for i := p; i < len(bodies); i += publishers {
+				ev := jamf.Received{InstallationID: idOf(i), Event: "ComputerAdded", ReceivedAt: time.Now(), Body: bodies[i]}
+				if err := conn.Publish(context.Background(), ev); err != nil {
+					b.Errorf("publish: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
