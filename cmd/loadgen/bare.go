@@ -17,8 +17,9 @@ func bareHandler(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// serveBare serves bareHandler on addr until ctx ends.
-func serveBare(ctx context.Context, addr string, stdout io.Writer) error {
+// serveBare serves bareHandler on addr until ctx ends, over HTTPS when
+// certFile and keyFile are set.
+func serveBare(ctx context.Context, addr, certFile, keyFile string, stdout io.Writer) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
@@ -29,12 +30,22 @@ func serveBare(ctx context.Context, addr string, stdout io.Writer) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
-	if _, err := fmt.Fprintf(stdout, "serving a bare 204 handler on http://%s until interrupted\n", ln.Addr()); err != nil {
+	scheme := "http"
+	if certFile != "" {
+		scheme = "https"
+	}
+	if _, err := fmt.Fprintf(stdout, "serving a bare 204 handler on %s://%s until interrupted\n", scheme, ln.Addr()); err != nil {
 		_ = ln.Close()
 		return err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if certFile != "" {
+			errc <- srv.ServeTLS(ln, certFile, keyFile)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -36,6 +36,8 @@ type config struct {
 	timeout     time.Duration
 	strict      bool
 	serveBare   string
+	tlsCert     string
+	tlsKey      string
 }
 
 // tokenList is a repeatable -token flag.
@@ -84,6 +86,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "timeout of each request")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when any request failed: a transport error or an answer other than 2xx")
 	fs.StringVar(&cfg.serveBare, "serve-bare", "", "instead of sending, serve a bare handler answering 204 on this address (e.g. 127.0.0.1:5001) until interrupted")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "with -serve-bare: serve HTTPS with this certificate (PEM), e.g. to stand in for Slack's webhooks")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "with -serve-bare: the certificate's private key (PEM)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config{}, err
@@ -93,8 +97,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return config{}, usageError(stderr, []string{"unexpected arguments: " + strings.Join(fs.Args(), " ")})
 	}
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		return config{}, usageError(stderr, []string{"-tls-cert and -tls-key go together"})
+	}
 	if cfg.serveBare != "" {
 		return cfg, nil
+	}
+	if cfg.tlsCert != "" {
+		return config{}, usageError(stderr, []string{"-tls-cert and -tls-key only apply to -serve-bare"})
 	}
 
 	var problems []string

@@ -3,9 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -209,15 +217,9 @@ func TestRunForADuration(t *testing.T) {
 }
 
 func TestRunReportsTransportErrors(t *testing.T) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	var out bytes.Buffer
-	err = run(t.Context(), []string{"-url", "http://" + addr, "-token", "secret-token-00001", "-c", "2", "-n", "4", "-strict"}, &out, io.Discard)
+	err := run(t.Context(), []string{"-url", "http://" + addr, "-token", "secret-token-00001", "-c", "2", "-n", "4", "-strict"}, &out, io.Discard)
 	if err == nil {
 		t.Fatalf("strict run against a closed port succeeded:\n%s", out.String())
 	}
@@ -230,43 +232,110 @@ func TestRunReportsTransportErrors(t *testing.T) {
 }
 
 func TestServeBare(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	pool := writeCert(t, certFile, keyFile)
+	tests := []struct {
+		name   string
+		args   []string
+		scheme string
+		client *http.Client
+	}{
+		{name: "http", scheme: "http", client: http.DefaultClient},
+		{
+			name: "https", args: []string{"-tls-cert", certFile, "-tls-key", keyFile}, scheme: "https",
+			client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			out := &syncBuffer{}
+			go func() { done <- run(ctx, append([]string{"-serve-bare", addr}, tt.args...), out, io.Discard) }()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, tt.scheme+"://"+addr+"/services/T0/B0/x", strings.NewReader("{}"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := tt.client.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusNoContent {
+						t.Errorf("bare handler answered %d, want 204", resp.StatusCode)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("bare server not up: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run = %v, want nil once interrupted", err)
+			}
+			if want := "serving a bare 204 handler on " + tt.scheme + "://" + addr; !strings.Contains(out.String(), want) {
+				t.Errorf("output %q lacks %q", out.String(), want)
+			}
+		})
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key,
+// and returns a pool that trusts it.
+func writeCert(t *testing.T, certFile, keyFile string) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "loadgen test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	var lc net.ListenConfig
 	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	out := &syncBuffer{}
-	go func() { done <- run(ctx, []string{"-serve-bare", addr}, out, io.Discard) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+addr+"/jamf/x", strings.NewReader("{}"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				t.Errorf("bare handler answered %d, want 204", resp.StatusCode)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bare server not up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run = %v, want nil once interrupted", err)
-	}
-	if !strings.Contains(out.String(), "serving a bare 204 handler on http://"+addr) {
-		t.Errorf("output: %q", out.String())
-	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func TestFlags(t *testing.T) {
@@ -283,6 +352,8 @@ func TestFlags(t *testing.T) {
 		{name: "token with a slash", args: []string{"-token", "a/b"}, want: "not allowed"},
 		{name: "missing body file", args: []string{"-token", "t", "-body", "/nonexistent/body.json"}, want: "-body"},
 		{name: "stray argument", args: []string{"-token", "t", "go"}, want: "unexpected arguments"},
+		{name: "certificate without key", args: []string{"-serve-bare", "127.0.0.1:0", "-tls-cert", "c.pem"}, want: "go together"},
+		{name: "tls when sending", args: []string{"-token", "t", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, want: "only apply to -serve-bare"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,11 +10,15 @@
 // Every request carries a distinct body (the udid, serial number and event
 // timestamp are rewritten per request), so JetStream's dedup window does
 // not fold them into one message. Requests go round-robin across the
-// tokens, to /jamf/{token} under -url.
+// tokens, to /jamf/{token} under -url; a token may be given as the whole
+// Jamf URL that "channels add" prints.
 //
 // With -serve-bare ADDR it instead serves a bare net/http handler that reads
 // the body and answers 204: the ceiling a Go HTTP server reaches on the
-// same machine, for a back-to-back comparison with the same client.
+// same machine, for a back-to-back comparison with the same client. With
+// -tls-cert and -tls-key it serves HTTPS, and then also stands in for
+// Slack's incoming webhooks when an all-in-one is measured with its
+// dispatcher delivering (see docs/benchmarks.md).
 //
 // A run is always bounded: by -n requests, by -d (10s when neither is set),
 // and by the limits on both. Aim it only at servers you run.
@@ -56,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.serveBare != "" {
-		return serveBare(ctx, cfg.serveBare, stdout)
+		return serveBare(ctx, cfg.serveBare, cfg.tlsCert, cfg.tlsKey, stdout)
 	}
 	res, err := drive(ctx, cfg)
 	if err != nil {
