@@ -86,7 +86,7 @@ func (c *Client) Post(ctx context.Context, webhookURL string, m Message) error {
 
 	body, err := json.Marshal(m)
 	if err != nil {
-		return retry.Permanent(&Error{Err: fmt.Errorf("%w: encode message: %v", ErrBadMessage, err)})
+		return retry.Permanent(&Error{Err: fmt.Errorf("%w: encode message: %w", ErrBadMessage, err)})
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {

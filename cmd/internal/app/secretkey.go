@@ -48,11 +48,11 @@ func dataDirSecretKey(dataDir string) (key string, created bool, err error) {
 		return "", false, fmt.Errorf("SECRET_KEY: create %s: %w", path, err)
 	}
 	if _, err := f.WriteString(key + "\n"); err != nil {
-		f.Close()
+		_ = f.Close()
 		return "", false, fmt.Errorf("SECRET_KEY: write %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return "", false, fmt.Errorf("SECRET_KEY: sync %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {

@@ -83,7 +83,7 @@ func TestOAuthClientAuth(t *testing.T) {
 				form.Set("client_id", tt.id)
 				form.Set("client_secret", tt.secret)
 			}
-			req, err := http.NewRequestWithContext(t.Context(), "POST", fake.URL()+"/oauth.v2.access", strings.NewReader(form.Encode()))
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, fake.URL()+"/oauth.v2.access", strings.NewReader(form.Encode()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -297,7 +297,7 @@ func TestValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := slacktest.New(t)
 			hook := fake.NewWebhook("#v")
-			req, err := http.NewRequestWithContext(t.Context(), "POST", hook, strings.NewReader(tt.body))
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, hook, strings.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
