@@ -60,7 +60,7 @@ func TestLayout(t *testing.T) {
 			t.Fatalf("decode go list: %v", err)
 		}
 		name := rel(p.ImportPath)
-		if isTestHelper(name) || strings.HasPrefix(name, "internal/depsonly") {
+		if isTestHelper(name) {
 			continue
 		}
 		var internalDeps []string
