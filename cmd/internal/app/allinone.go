@@ -27,15 +27,11 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 	if err != nil {
 		return err
 	}
-	store, err := OpenStore(ctx, cfg)
+	store, conn, err := Open(ctx, cfg, "jackalope", logger)
 	if err != nil {
 		return err
 	}
 	defer CloseStore(store, logger)
-	conn, err := ConnectBus(ctx, cfg, "jackalope", logger)
-	if err != nil {
-		return err
-	}
 	defer conn.Close()
 
 	// Background work outlives ctx a little: deliveries in flight still
@@ -148,22 +144,18 @@ func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channe
 	})
 }
 
-// channels runs one `channels` command against the store and KV bucket.
-func channels(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+// Channels runs one `channels` command against the store and KV bucket.
+func Channels(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	logger := Logger(stderr, cfg, true)
 	keys, err := Keys(cfg)
 	if err != nil {
 		return err
 	}
-	store, err := OpenStore(ctx, cfg)
+	store, conn, err := Open(ctx, cfg, "jackalope-channels", logger)
 	if err != nil {
 		return err
 	}
 	defer CloseStore(store, logger)
-	conn, err := ConnectBus(ctx, cfg, "jackalope-channels", logger)
-	if err != nil {
-		return err
-	}
 	defer conn.Close()
 	inst, err := Installer(cfg, keys, store, conn, logger, nil)
 	if err != nil {
@@ -240,7 +232,7 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	switch command {
 	case "channels":
-		return channels(ctx, cfg, args[1:], stdout, stderr)
+		return Channels(ctx, cfg, args[1:], stdout, stderr)
 	case "dlq":
 		return dlq(ctx, cfg, args[1:], stdout, stderr)
 	}

@@ -112,6 +112,21 @@ func OpenStore(ctx context.Context, cfg config.Config) (registry.Store, error) {
 	return store, nil
 }
 
+// Open opens the registry store and connects to NATS, provisioned: what
+// the installer and the all-in-one need before anything else.
+func Open(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (registry.Store, *bus.Conn, error) {
+	store, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := ConnectBus(ctx, cfg, name, logger)
+	if err != nil {
+		CloseStore(store, logger)
+		return nil, nil, err
+	}
+	return store, conn, nil
+}
+
 // CloseStore closes store, logging a failure: at that point there is
 // nothing else to do about it.
 func CloseStore(store registry.Store, logger *slog.Logger) {
