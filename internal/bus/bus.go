@@ -202,7 +202,7 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 			return nil, fmt.Errorf("connect nats: %w", err)
 		}
 		c.srv = srv
-		c.urlFile = writeURLFile(storeDir, srv.ClientURL(), logger)
+		c.urlFile = writeURLFile(storeDir, srv, logger)
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
 		target = redact(cfg.URL)
@@ -273,7 +273,7 @@ func (c *Conn) shutdownServer() {
 	if c.srv == nil {
 		return
 	}
-	removeURLFile(c.urlFile, c.srv.ClientURL())
+	removeURLFile(c.urlFile, c.srv)
 	c.srv.Shutdown()
 	c.srv.WaitForShutdown()
 	c.log.Info("embedded nats server stopped")

@@ -85,47 +85,58 @@ func (l serverLog) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(fo
 const urlFileName = "client.url"
 
 // attachEmbedded connects to the embedded server another process runs on
-// storeDir, if its URL file names one that answers as ours; nil otherwise.
+// storeDir, if its URL file names one that still answers with the server ID
+// the file recorded; nil otherwise. After a kill -9 the file stays behind,
+// and its port may since belong to another data directory's server.
 func attachEmbedded(storeDir string, opts []nats.Option, logger *slog.Logger) *nats.Conn {
 	raw, err := os.ReadFile(filepath.Join(storeDir, urlFileName))
 	if err != nil {
 		return nil
 	}
-	u := strings.TrimSpace(string(raw))
-	if !strings.HasPrefix(u, "nats://127.0.0.1:") {
+	u, id, ok := strings.Cut(strings.TrimSpace(string(raw)), " ")
+	if !ok || id == "" || !strings.HasPrefix(u, "nats://127.0.0.1:") {
 		return nil
 	}
-	opts = append(opts[:len(opts):len(opts)], nats.Timeout(2*time.Second), nats.RetryOnFailedConnect(false))
-	nc, err := nats.Connect(u, opts...)
+	// A bare probe first: the real options carry handlers that must run
+	// only for the connection that is kept.
+	probe, err := nats.Connect(u, nats.Timeout(2*time.Second), nats.NoReconnect())
 	if err != nil {
 		logger.Debug("stale embedded server url; starting our own", "url", u, "error", err)
 		return nil
 	}
-	if nc.ConnectedServerName() != embeddedServerName {
-		nc.Close()
+	same := probe.ConnectedServerId() == id
+	probe.Close()
+	if !same {
+		return nil
+	}
+	nc, err := nats.Connect(u, opts...)
+	if err != nil {
 		return nil
 	}
 	logger.Info("sharing the embedded nats server of another process on this data directory", "url", u)
 	return nc
 }
 
-// writeURLFile records url for other processes on storeDir and returns
-// the file's path; failing to write it only costs them sharing the server.
-func writeURLFile(storeDir, url string, logger *slog.Logger) string {
+// writeURLFile records the server's URL and ID for other processes on
+// storeDir and returns the file's path; failing to write it only costs them
+// sharing the server.
+func writeURLFile(storeDir string, srv *server.Server, logger *slog.Logger) string {
 	path := filepath.Join(storeDir, urlFileName)
-	if err := os.WriteFile(path, []byte(url+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(urlFileLine(srv)+"\n"), 0o600); err != nil {
 		logger.Warn("cannot record the embedded server url", "path", path, "error", err)
 		return ""
 	}
 	return path
 }
 
-// removeURLFile removes the URL file if it still names url.
-func removeURLFile(path, url string) {
+func urlFileLine(srv *server.Server) string { return srv.ClientURL() + " " + srv.ID() }
+
+// removeURLFile removes the URL file if it still names srv.
+func removeURLFile(path string, srv *server.Server) {
 	if path == "" {
 		return
 	}
-	if raw, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(raw)) == url {
+	if raw, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(raw)) == urlFileLine(srv) {
 		_ = os.Remove(path)
 	}
 }

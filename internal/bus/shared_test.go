@@ -49,8 +49,14 @@ func TestSecondProcessSharesEmbeddedServer(t *testing.T) {
 		t.Errorf("URL file left after the server stopped: %v", err)
 	}
 
-	// A stale file (server gone without cleanup) must not stop a start.
-	if err := os.WriteFile(urlFile, []byte("nats://127.0.0.1:1\n"), 0o600); err != nil {
+	// A stale file (server gone without cleanup) must not stop a start,
+	// nor may a file whose port now belongs to another embedded server.
+	other, err := Connect(ctx, Config{DataDir: t.TempDir()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := os.WriteFile(urlFile, []byte(other.srv.ClientURL()+" NOTTHEID\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	third, err := Connect(ctx, Config{DataDir: dir}, nil)

@@ -77,6 +77,9 @@ type Ingest struct {
 type Dispatch struct {
 	Workers     int
 	MaxAttempts int
+	// AckWait is how long JetStream waits for a dispatcher that took an
+	// event and went silent (killed, say) before another gets it.
+	AckWait time.Duration
 }
 
 // Variable documents one environment variable: the README's configuration
@@ -116,6 +119,7 @@ var Variables = []Variable{
 	{"PUBLISH_TIMEOUT", "1500ms", "how long ingest waits for JetStream before answering 503"},
 	{"DISPATCH_WORKERS", "8", "concurrent deliveries per dispatcher process"},
 	{"DISPATCH_MAX_ATTEMPTS", "10", "deliveries tried before an event becomes a dead letter"},
+	{"ACK_WAIT", "30s", "how long an event held by a dispatcher that died waits before another takes it"},
 }
 
 // Load reads the environment through getenv and returns the Config, or an
@@ -152,10 +156,14 @@ func Load(getenv func(string) string) (Config, error) {
 		Dispatch: Dispatch{
 			Workers:     p.intRange("DISPATCH_WORKERS", 8, 1, 1024),
 			MaxAttempts: p.intRange("DISPATCH_MAX_ATTEMPTS", 10, 1, 1000),
+			AckWait:     p.duration("ACK_WAIT", 30*time.Second),
 		},
 	}
 	if c.SecretKey != "" && len(c.SecretKey) < 16 {
 		p.fail("SECRET_KEY", "must be at least 16 characters (try: openssl rand -hex 32)")
+	}
+	if c.Dispatch.AckWait < 5*time.Second {
+		p.fail("ACK_WAIT", "must be at least 5s (dispatchers renew it every third of it while Slack answers)")
 	}
 	if c.NATS.DedupWindow > c.NATS.MaxAge {
 		p.fail("DEDUP_WINDOW", "must not be longer than STREAM_MAX_AGE")
@@ -207,6 +215,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int64("max_body_bytes", c.Ingest.MaxBodyBytes),
 		slog.Int("dispatch_workers", c.Dispatch.Workers),
 		slog.Int("dispatch_max_attempts", c.Dispatch.MaxAttempts),
+		slog.Duration("ack_wait", c.Dispatch.AckWait),
 	)
 }
 

@@ -36,7 +36,7 @@ func TestDefaults(t *testing.T) {
 		NATS: NATS{Replicas: 1, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30,
 			DedupWindow: 2 * time.Minute, DeadMaxAge: 720 * time.Hour},
 		Ingest:   Ingest{MaxBodyBytes: 1 << 20, PublishTimeout: 1500 * time.Millisecond},
-		Dispatch: Dispatch{Workers: 8, MaxAttempts: 10},
+		Dispatch: Dispatch{Workers: 8, MaxAttempts: 10, AckWait: 30 * time.Second},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -77,6 +77,7 @@ func TestEveryVariable(t *testing.T) {
 		"PUBLISH_TIMEOUT":       "800ms",
 		"DISPATCH_WORKERS":      "32",
 		"DISPATCH_MAX_ATTEMPTS": "5",
+		"ACK_WAIT":              "45s",
 	}
 	for _, v := range Variables {
 		if _, ok := full[v.Name]; !ok {
@@ -108,7 +109,7 @@ func TestEveryVariable(t *testing.T) {
 		NATS: NATS{URL: "nats://n1:4222,nats://n2:4222", Replicas: 3, MaxAge: 24 * time.Hour,
 			MaxBytes: 2048000, DedupWindow: 5 * time.Minute, DeadMaxAge: 48 * time.Hour},
 		Ingest:   Ingest{MaxBodyBytes: 65536, PublishTimeout: 800 * time.Millisecond},
-		Dispatch: Dispatch{Workers: 32, MaxAttempts: 5},
+		Dispatch: Dispatch{Workers: 32, MaxAttempts: 5, AckWait: 45 * time.Second},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -185,6 +186,7 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 		{"bad body limit", map[string]string{"MAX_BODY_BYTES": "-5"}, []string{"MAX_BODY_BYTES:"}},
 		{"bad workers", map[string]string{"DISPATCH_WORKERS": "0"}, []string{"DISPATCH_WORKERS:"}},
 		{"bad attempts", map[string]string{"DISPATCH_MAX_ATTEMPTS": "many"}, []string{"DISPATCH_MAX_ATTEMPTS:"}},
+		{"ack wait too short", map[string]string{"ACK_WAIT": "1s"}, []string{"ACK_WAIT: must be at least 5s"}},
 		{"bad api url", map[string]string{"SLACK_API_URL": "slack.com/api"}, []string{"SLACK_API_URL:"}},
 		{"bad oauth url", map[string]string{"SLACK_OAUTH_URL": "://"}, []string{"SLACK_OAUTH_URL:"}},
 		{"bad shareable url", map[string]string{"SLACK_SHAREABLE_URL": "::"}, []string{"SLACK_SHAREABLE_URL:"}},

@@ -44,15 +44,21 @@ const (
 
 // Logger returns the service logger: JSON on w at info (debug with DEBUG).
 // Commands (quiet) log text, warnings only, so their report stays readable.
+// It also becomes slog's default, so that what libraries log through it
+// (the store's migrations) comes out the same way.
 func Logger(w io.Writer, cfg config.Config, quiet bool) *slog.Logger {
 	level := slog.LevelInfo
 	if cfg.Debug {
 		level = slog.LevelDebug
 	}
+	var logger *slog.Logger
 	if quiet {
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: max(level, slog.LevelWarn)}))
+		logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: max(level, slog.LevelWarn)}))
+	} else {
+		logger = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+	return logger
 }
 
 // Registry returns a metrics registry with the Go and process collectors.
@@ -73,6 +79,7 @@ func BusConfig(cfg config.Config, name string) bus.Config {
 		MaxBytes:      cfg.NATS.MaxBytes,
 		DedupWindow:   cfg.NATS.DedupWindow,
 		DeadMaxAge:    cfg.NATS.DeadMaxAge,
+		AckWait:       cfg.Dispatch.AckWait,
 		ShutdownGrace: cfg.ShutdownTimeout,
 		Name:          name,
 	}
