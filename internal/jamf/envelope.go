@@ -60,30 +60,22 @@ type Envelope struct {
 // missing. eventTimestamp is epoch milliseconds; values under 1e12 are read as
 // seconds.
 func Parse(body []byte) (Envelope, error) {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return Envelope{}, fmt.Errorf("%w: body is empty", ErrNotJSON)
 	}
-	if !json.Valid(trimmed) {
+	// One pass validates the body as json.Valid would (so white space
+	// around it is JSON's only, as encoding/json reads it when the event is
+	// delivered) and keeps the top-level members Parse needs; a repeated
+	// key keeps its last value, as encoding/json does.
+	top, ok := scan(body)
+	if !ok {
 		return Envelope{}, fmt.Errorf("%w: body is not valid JSON", ErrNotJSON)
 	}
-	if k := kindOf(trimmed); k != "object" {
+	if k := kindOf(body[skipSpace(body, 0):]); k != "object" {
 		return Envelope{}, fmt.Errorf("%w: body is a JSON %s", ErrNotJSON, k)
 	}
-
-	// The body is valid JSON, so the members can be walked without
-	// decoding them. A repeated key keeps its last value, as encoding/json
-	// does.
-	var rawHook, rawEvent []byte
-	var haveHook, haveEvent bool
-	members(trimmed, func(key string, val []byte) {
-		switch key {
-		case "webhook":
-			rawHook, haveHook = val, true
-		case "event":
-			rawEvent, haveEvent = val, true
-		}
-	})
+	rawHook, haveHook := top.hook, top.hook != nil
+	rawEvent, haveEvent := top.event, top.event != nil
 
 	var env Envelope
 	if !haveHook {
@@ -94,8 +86,8 @@ func Parse(body []byte) (Envelope, error) {
 	}
 	var rawName, rawID, rawTime, rawLabel []byte
 	var haveName bool
-	members(rawHook, func(key string, val []byte) {
-		switch key {
+	members(rawHook, func(key, val []byte) {
+		switch string(key) {
 		case "webhookEvent":
 			rawName, haveName = val, true
 		case "id":
@@ -154,9 +146,290 @@ func Parse(body []byte) (Envelope, error) {
 	return env, nil
 }
 
+// maxDepth is encoding/json's nesting limit: json.Valid refuses a document
+// nested deeper, and so does scan.
+const maxDepth = 10000
+
+// topMembers holds the encoded values of the members of a top-level object
+// that Parse reads; nil when absent.
+type topMembers struct {
+	hook, event []byte
+}
+
+// scan reports whether b is exactly one JSON value, optionally surrounded by
+// JSON white space, accepting and refusing exactly what json.Valid does. When
+// that value is an object it also returns the last "webhook" and "event"
+// members. It does not allocate for keys without escapes and never recurses,
+// so hostile nesting costs no stack.
+func scan(b []byte) (topMembers, bool) {
+	var top topMembers
+	// inObject has bit d set when the container at depth d+1 is an object.
+	var inObject [(maxDepth + 63) / 64]uint64
+	depth := 0
+	isObject := func() bool { return inObject[(depth-1)/64]&(1<<((depth-1)%64)) != 0 }
+	push := func(object bool) bool {
+		if depth == maxDepth {
+			return false
+		}
+		depth++
+		w, bit := (depth-1)/64, uint64(1)<<((depth-1)%64)
+		if object {
+			inObject[w] |= bit
+		} else {
+			inObject[w] &^= bit
+		}
+		return true
+	}
+
+	// key is the member of the top-level object whose value is being read:
+	// 1 for "webhook", 2 for "event", 0 for any other.
+	var key, valStart int
+	topIsObject := false
+	i := skipSpace(b, 0)
+	for {
+		// A value starts at b[i].
+		if i >= len(b) {
+			return top, false
+		}
+		if depth == 1 {
+			valStart = i
+		}
+		switch c := b[i]; {
+		case c == '{':
+			if !push(true) {
+				return top, false
+			}
+			if depth == 1 {
+				topIsObject = true
+			}
+			i = skipSpace(b, i+1)
+			if i < len(b) && b[i] == '}' {
+				depth--
+				i++
+				break
+			}
+			var ok bool
+			if i, key, ok = scanKey(b, i, depth, key); !ok {
+				return top, false
+			}
+			continue
+		case c == '[':
+			if !push(false) {
+				return top, false
+			}
+			i = skipSpace(b, i+1)
+			if i < len(b) && b[i] == ']' {
+				depth--
+				i++
+				break
+			}
+			continue
+		case c == '"':
+			if i = scanString(b, i); i < 0 {
+				return top, false
+			}
+		case c == '-' || c >= '0' && c <= '9':
+			if i = scanNumber(b, i); i < 0 {
+				return top, false
+			}
+		case c == 't':
+			if i = scanLiteral(b, i, "true"); i < 0 {
+				return top, false
+			}
+		case c == 'f':
+			if i = scanLiteral(b, i, "false"); i < 0 {
+				return top, false
+			}
+		case c == 'n':
+			if i = scanLiteral(b, i, "null"); i < 0 {
+				return top, false
+			}
+		default:
+			return top, false
+		}
+
+		// A value ended just before b[i]; close the containers it ends.
+		for {
+			if depth == 0 {
+				return top, skipSpace(b, i) == len(b)
+			}
+			if depth == 1 && topIsObject {
+				switch key {
+				case 1:
+					top.hook = b[valStart:i]
+				case 2:
+					top.event = b[valStart:i]
+				}
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return top, false
+			}
+			object := isObject()
+			if b[i] == ',' {
+				i = skipSpace(b, i+1)
+				if object {
+					var ok bool
+					if i, key, ok = scanKey(b, i, depth, key); !ok {
+						return top, false
+					}
+				}
+				break
+			}
+			if object && b[i] != '}' || !object && b[i] != ']' {
+				return top, false
+			}
+			depth--
+			i++
+		}
+	}
+}
+
+// scanKey reads a member's key at b[i] and the colon after it, and returns
+// the index of the value. For a member of the top-level object (depth 1) it
+// also says which member Parse wants it is; deeper, it returns key as given.
+func scanKey(b []byte, i, depth, key int) (next, which int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, 0, false
+	}
+	end := scanString(b, i)
+	if end < 0 {
+		return 0, 0, false
+	}
+	if depth == 1 {
+		switch string(keyBytes(b[i:end])) {
+		case "webhook":
+			key = 1
+		case "event":
+			key = 2
+		default:
+			key = 0
+		}
+	}
+	i = skipSpace(b, end)
+	if i >= len(b) || b[i] != ':' {
+		return 0, 0, false
+	}
+	return skipSpace(b, i+1), key, true
+}
+
+// keyBytes decodes the encoded JSON string raw, a member's key, for
+// comparing with known keys: without escapes it is raw without its quotes
+// and allocates nothing. (Raw bytes that are not UTF-8 never equal a known
+// key, so unquote's replacement of them is not needed here.)
+func keyBytes(raw []byte) []byte {
+	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
+	}
+	return []byte(unquote(raw))
+}
+
+// plain marks the bytes a JSON string holds as they are: not the quote,
+// not the backslash, not a control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// scanString returns the index just past the JSON string starting at b[i],
+// or -1 when it is not a valid one. Like encoding/json it checks escapes
+// and control characters, not UTF-8.
+func scanString(b []byte, i int) int {
+	i++
+	for {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return -1
+		}
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			if i+1 >= len(b) {
+				return -1
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+5 >= len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return -1
+				}
+				i += 6
+			default:
+				return -1
+			}
+		default: // a control character
+			return -1
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// scanNumber returns the index just past the JSON number starting at b[i],
+// or -1 when it is not a valid one.
+func scanNumber(b []byte, i int) int {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		i = skipDigits(b, i+1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := skipDigits(b, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// scanLiteral returns the index just past lit at b[i], or -1 when b does
+// not hold it there.
+func scanLiteral(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
 // members calls fn with the key and encoded value of each member of obj, a
-// valid JSON object. It never reads outside obj, whatever obj holds.
-func members(obj []byte, fn func(key string, val []byte)) {
+// valid JSON object. It never reads outside obj, whatever obj holds. The key
+// is decoded; fn must not keep it, as it may share obj's memory.
+func members(obj []byte, fn func(key, val []byte)) {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return
@@ -178,7 +451,7 @@ func members(obj []byte, fn func(key string, val []byte)) {
 		if end <= i {
 			return
 		}
-		fn(unquote(key), obj[i:end])
+		fn(keyBytes(key), obj[i:end])
 		i = skipSpace(obj, end)
 		if i >= len(obj) || obj[i] != ',' {
 			return

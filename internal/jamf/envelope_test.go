@@ -129,6 +129,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "truncated object", body: `{"webhook":{"webhookEvent":"A"}`, notJSON: true},
 		{name: "trailing garbage", body: `{"webhook":{"webhookEvent":"A"},"event":{}} x`, notJSON: true},
 		{name: "array", body: `[{"webhook":{"webhookEvent":"A"},"event":{}}]`, notJSON: true},
+		{name: "vertical tab after the object", body: "{\"webhook\":{\"webhookEvent\":\"A\"},\"event\":{}}\v", notJSON: true},
+		{name: "no-break space before the object", body: "\u00a0{\"webhook\":{\"webhookEvent\":\"A\"},\"event\":{}}", notJSON: true},
 		{name: "string", body: `"webhook"`, notJSON: true},
 		{name: "number", body: `42`, notJSON: true},
 		{name: "null", body: `null`, notJSON: true},
