@@ -8,38 +8,19 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/secret"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
 )
 
 const testSecretKey = "dispatcher-main-test-key-0123456789"
-
-// syncBuffer is a bytes.Buffer that the logger may write from many
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
@@ -91,7 +72,7 @@ func TestRunDeliversAndStops(t *testing.T) {
 	}
 
 	metrics := freeAddr(t)
-	var stderr syncBuffer
+	var stderr logtest.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)

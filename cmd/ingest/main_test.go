@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
+	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/secret"
 )
@@ -53,7 +53,7 @@ type service struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 }
 
 func start(t *testing.T, env map[string]string) *service {
@@ -64,7 +64,7 @@ func start(t *testing.T, env map[string]string) *service {
 		env["DATA_DIR"] = t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{url: "http://" + env["LISTEN_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	s := &service{url: "http://" + env["LISTEN_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &logtest.Buffer{}}
 	go func() { s.done <- run(ctx, nil, mapEnv(env), io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		cancel()
@@ -246,22 +246,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -11,12 +11,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
 )
@@ -87,7 +87,7 @@ func TestServe(t *testing.T) {
 		"SHUTDOWN_TIMEOUT":    "5s",
 	}
 	getenv := environ(vars)
-	var logs syncBuffer
+	var logs logtest.Buffer
 
 	// A channel added by hand before the service runs.
 	const manualHook = "https://hooks.slack.com/services/T0/B0/manualmanualmanual"
@@ -255,22 +255,4 @@ func waitReady(t *testing.T, c *http.Client, base string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/jackalope-app/jackalope/internal/logtest"
 )
 
 func TestBucketPrecision(t *testing.T) {
@@ -252,7 +254,7 @@ func TestServeBare(t *testing.T) {
 			addr := freeAddr(t)
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
-			out := &syncBuffer{}
+			out := &logtest.Buffer{}
 			go func() { done <- run(ctx, append([]string{"-serve-bare", addr}, tt.args...), out, io.Discard) }()
 			deadline := time.Now().Add(5 * time.Second)
 			for {
@@ -364,21 +366,4 @@ func TestFlags(t *testing.T) {
 			}
 		})
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

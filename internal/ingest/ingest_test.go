@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/httpserver"
 	"github.com/jackalope-app/jackalope/internal/ingest"
 	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/secret"
 )
@@ -47,7 +47,7 @@ type testEnv struct {
 	conn *bus.Conn
 	keys *secret.Keys
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *logtest.Buffer
 	srv  *httptest.Server
 	js   jetstream.JetStream
 }
@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &testEnv{nats: n, conn: conn, keys: keys, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	env := &testEnv{nats: n, conn: conn, keys: keys, reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}}
 	env.put(t, registry.Entry{ID: idActive, Status: registry.StatusActive, TokenHash: keys.HashToken(tokenActive), ChannelName: "mac-alerts"})
 	env.put(t, registry.Entry{
 		ID: idDisabled, Status: registry.StatusDisabled, TokenHash: keys.HashToken(tokenDisabled),
@@ -618,24 +618,6 @@ func gatherText(t *testing.T, reg *prometheus.Registry) string {
 		fmt.Fprintln(&b, f.String())
 	}
 	return b.String()
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type mapLookup map[string]registry.Entry

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackalope-app/jackalope/cmd/internal/app"
+	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/slack"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
 )
@@ -130,25 +131,6 @@ func binaries(t *testing.T, names ...string) map[string]string {
 	return paths
 }
 
-// syncBuffer is a bytes.Buffer that a process or goroutine writes to while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // freePort returns a loopback TCP port that was free a moment ago. The
 // services take fixed ports because SERVER_NAME, which goes into every
 // Jamf URL, must name them before they start.
@@ -217,7 +199,7 @@ func environ(env map[string]string) []string {
 // all-in-one in this process or a process of its own.
 type service struct {
 	name   string
-	output *syncBuffer
+	output *logtest.Buffer
 	exited chan struct{} // closed once it returned or exited; err is set
 	err    error
 	stopFn func(os.Signal) // asks it to stop: cancel or signal
@@ -229,7 +211,7 @@ type service struct {
 func startAllInOne(t *testing.T, env map[string]string) *service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{name: "all-in-one", output: &syncBuffer{}, exited: make(chan struct{}), stopFn: func(os.Signal) { cancel() }}
+	s := &service{name: "all-in-one", output: &logtest.Buffer{}, exited: make(chan struct{}), stopFn: func(os.Signal) { cancel() }}
 	go func() {
 		defer close(s.exited)
 		s.err = app.AllInOne(ctx, nil, getenv(env), s.output, s.output)
@@ -247,7 +229,7 @@ func startProcess(t *testing.T, name, bin string, env map[string]string, args ..
 	cmd := exec.Command(bin, args...)
 	cmd.Env = environ(env)
 	cmd.SysProcAttr = dieWithParent()
-	s := &service{name: name, output: &syncBuffer{}, exited: make(chan struct{})}
+	s := &service{name: name, output: &logtest.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.output, s.output
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -336,7 +318,7 @@ func runAllInOne(t *testing.T, env map[string]string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), commandTimeout)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	if err := app.AllInOne(ctx, args, getenv(env), &stdout, &stderr); err != nil {
 		t.Fatalf("jackalope %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
 	}
