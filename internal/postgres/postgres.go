@@ -20,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,13 +47,6 @@ const (
 
 // uniqueViolation is the SQLSTATE of a unique constraint failure.
 const uniqueViolation = "23505"
-
-// Errors for unique constraints other than (team_id, channel_id), which
-// Upsert resolves itself.
-var (
-	errTokenInUse = errors.New("token hash already belongs to another installation")
-	errIDInUse    = errors.New("installation id already in use by another channel")
-)
 
 // columns lists the installation columns in the order scanRow reads them.
 const columns = `id::text, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
@@ -159,7 +151,7 @@ func (s *Store) Close() error {
 // concurrent installs of a channel, and xmax = 0 tells an inserted row from
 // an updated one.
 func (s *Store) Upsert(ctx context.Context, in registry.Installation) (registry.Installation, bool, error) {
-	id, err := checkUpsert(in)
+	id, err := registry.CheckUpsert(in)
 	if err != nil {
 		return registry.Installation{}, false, fmt.Errorf("upsert installation: %w", err)
 	}
@@ -191,7 +183,7 @@ func (s *Store) Upsert(ctx context.Context, in registry.Installation) (registry.
 
 // Get implements registry.Store.
 func (s *Store) Get(ctx context.Context, id string) (registry.Installation, error) {
-	key, ok := parseID(id)
+	key, ok := registry.CanonicalID(id)
 	if !ok {
 		return registry.Installation{}, fmt.Errorf("get installation: %w", registry.ErrNotFound)
 	}
@@ -264,7 +256,7 @@ func (s *Store) SetJamfURL(ctx context.Context, id, jamfURL string) (registry.In
 
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	key, ok := parseID(id)
+	key, ok := registry.CanonicalID(id)
 	if !ok {
 		return fmt.Errorf("delete installation: %w", registry.ErrNotFound)
 	}
@@ -282,7 +274,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // returns the row. In set, $1 and $2 are taken (id, updated_at); its own
 // arguments start at $3. op names the operation in errors.
 func (s *Store) update(ctx context.Context, op, id, set string, args ...any) (registry.Installation, error) {
-	key, ok := parseID(id)
+	key, ok := registry.CanonicalID(id)
 	if !ok {
 		return registry.Installation{}, fmt.Errorf("%s: %w", op, registry.ErrNotFound)
 	}
@@ -334,51 +326,11 @@ func uniqueError(err error) error {
 	}
 	switch pgErr.ConstraintName {
 	case constraintTokenHash:
-		return errTokenInUse
+		return registry.ErrTokenInUse
 	case constraintPrimaryKey:
-		return errIDInUse
+		return registry.ErrIDInUse
 	}
 	return err
-}
-
-// parseID returns id in canonical UUID form, or false if it is not a UUID
-// (and so cannot match a row).
-func parseID(id string) (string, bool) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
-}
-
-// checkUpsert validates the fields Upsert needs and returns the ID to insert
-// with: in.ID in canonical form, or a new random UUID. It reports every
-// problem at once.
-func checkUpsert(in registry.Installation) (string, error) {
-	var problems []string
-	if in.ChannelID == "" {
-		problems = append(problems, "channel id is empty")
-	}
-	if in.WebhookURLSealed == "" {
-		problems = append(problems, "sealed webhook url is empty")
-	}
-	if in.TokenHash == "" {
-		problems = append(problems, "token hash is empty")
-	}
-	if in.TokenSealed == "" {
-		problems = append(problems, "sealed token is empty")
-	}
-	id := uuid.NewString()
-	if in.ID != "" {
-		var ok bool
-		if id, ok = parseID(in.ID); !ok {
-			problems = append(problems, fmt.Sprintf("id %q is not a UUID", in.ID))
-		}
-	}
-	if len(problems) > 0 {
-		return "", errors.New("invalid installation: " + strings.Join(problems, "; "))
-	}
-	return id, nil
 }
 
 // describe names the server and database of cc for errors: host:port/db,

@@ -6,7 +6,11 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // ErrNotFound is returned by stores when no installation matches.
@@ -89,4 +93,50 @@ func (i Installation) Entry() Entry {
 		ChannelName:      i.ChannelName,
 		JamfURL:          i.JamfURL,
 	}
+}
+
+// Conflicts a store reports, so callers can tell them with errors.Is.
+var (
+	ErrTokenInUse = errors.New("token hash already belongs to another installation")
+	ErrIDInUse    = errors.New("installation id already in use by another channel")
+)
+
+// CanonicalID returns id in canonical UUID form, or false if it is not a
+// UUID (and so cannot match a row).
+func CanonicalID(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// CheckUpsert validates the fields Store.Upsert needs and returns the ID to
+// insert with: in.ID in canonical form, or a new random UUID. It reports
+// every problem at once.
+func CheckUpsert(in Installation) (string, error) {
+	var problems []string
+	if in.ChannelID == "" {
+		problems = append(problems, "channel id is empty")
+	}
+	if in.WebhookURLSealed == "" {
+		problems = append(problems, "sealed webhook url is empty")
+	}
+	if in.TokenHash == "" {
+		problems = append(problems, "token hash is empty")
+	}
+	if in.TokenSealed == "" {
+		problems = append(problems, "sealed token is empty")
+	}
+	id := uuid.NewString()
+	if in.ID != "" {
+		var ok bool
+		if id, ok = CanonicalID(in.ID); !ok {
+			problems = append(problems, fmt.Sprintf("id %q is not a UUID", in.ID))
+		}
+	}
+	if len(problems) > 0 {
+		return "", errors.New("invalid installation: " + strings.Join(problems, "; "))
+	}
+	return id, nil
 }

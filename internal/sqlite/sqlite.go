@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -42,13 +41,6 @@ const versionTable = "jackalope_db_version"
 // busyTimeout is how long a statement waits for a lock held by another
 // connection (another process on the same file) before failing.
 const busyTimeout = 5 * time.Second
-
-// Errors for unique constraints other than (team_id, channel_id), which
-// Upsert resolves itself.
-var (
-	errTokenInUse = errors.New("token hash already belongs to another installation")
-	errIDInUse    = errors.New("installation id already in use by another channel")
-)
 
 // columns lists the installation columns in the order scanRow reads them.
 const columns = `id, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
@@ -156,7 +148,7 @@ func (s *Store) Close() error {
 // transaction, so concurrent upserts of one channel serialise, also across
 // processes sharing the file.
 func (s *Store) Upsert(ctx context.Context, in registry.Installation) (_ registry.Installation, created bool, err error) {
-	id, err := checkUpsert(in)
+	id, err := registry.CheckUpsert(in)
 	if err != nil {
 		return registry.Installation{}, false, fmt.Errorf("upsert installation: %w", err)
 	}
@@ -209,7 +201,7 @@ func (s *Store) Upsert(ctx context.Context, in registry.Installation) (_ registr
 
 // Get implements registry.Store.
 func (s *Store) Get(ctx context.Context, id string) (registry.Installation, error) {
-	key, ok := parseID(id)
+	key, ok := registry.CanonicalID(id)
 	if !ok {
 		return registry.Installation{}, fmt.Errorf("get installation: %w", registry.ErrNotFound)
 	}
@@ -285,7 +277,7 @@ func (s *Store) SetJamfURL(ctx context.Context, id, jamfURL string) (registry.In
 
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	key, ok := parseID(id)
+	key, ok := registry.CanonicalID(id)
 	if !ok {
 		return fmt.Errorf("delete installation: %w", registry.ErrNotFound)
 	}
@@ -306,7 +298,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // update sets the columns in set (with their args) and updated_at on the row
 // with id, and returns the row. op names the operation in errors.
 func (s *Store) update(ctx context.Context, op, id, set string, args ...any) (registry.Installation, error) {
-	key, ok := parseID(id)
+	key, ok := registry.CanonicalID(id)
 	if !ok {
 		return registry.Installation{}, fmt.Errorf("%s: %w", op, registry.ErrNotFound)
 	}
@@ -367,49 +359,9 @@ func uniqueError(err error) error {
 	}
 	switch se.Code() {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-		return errTokenInUse
+		return registry.ErrTokenInUse
 	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-		return errIDInUse
+		return registry.ErrIDInUse
 	}
 	return err
-}
-
-// parseID returns id in canonical UUID form, or false if it is not a UUID
-// (and so cannot match a row).
-func parseID(id string) (string, bool) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return "", false
-	}
-	return u.String(), true
-}
-
-// checkUpsert validates the fields Upsert needs and returns the ID to insert
-// with: in.ID in canonical form, or a new random UUID. It reports every
-// problem at once.
-func checkUpsert(in registry.Installation) (string, error) {
-	var problems []string
-	if in.ChannelID == "" {
-		problems = append(problems, "channel id is empty")
-	}
-	if in.WebhookURLSealed == "" {
-		problems = append(problems, "sealed webhook url is empty")
-	}
-	if in.TokenHash == "" {
-		problems = append(problems, "token hash is empty")
-	}
-	if in.TokenSealed == "" {
-		problems = append(problems, "sealed token is empty")
-	}
-	id := uuid.NewString()
-	if in.ID != "" {
-		var ok bool
-		if id, ok = parseID(in.ID); !ok {
-			problems = append(problems, fmt.Sprintf("id %q is not a UUID", in.ID))
-		}
-	}
-	if len(problems) > 0 {
-		return "", errors.New("invalid installation: " + strings.Join(problems, "; "))
-	}
-	return id, nil
 }

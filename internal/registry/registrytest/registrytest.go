@@ -466,6 +466,9 @@ func testRotateTokenToHashInUse(t *testing.T, s registry.Store) {
 	b, _ := upsert(t, s, fixture("b"))
 	_, err := s.RotateToken(t.Context(), a.ID, b.TokenHash, "v1.sealed-token-stolen")
 	checkRejected(t, "RotateToken to another installation's hash", err)
+	if !errors.Is(err, registry.ErrTokenInUse) {
+		t.Errorf("RotateToken to a taken hash: err = %v; want registry.ErrTokenInUse", err)
+	}
 	checkPersisted(t, s, a)
 	checkPersisted(t, s, b)
 }
@@ -523,6 +526,9 @@ func testDuplicateTokenHash(t *testing.T, s registry.Store) {
 	b.TokenHash = a.TokenHash
 	_, _, err := s.Upsert(t.Context(), b)
 	checkRejected(t, "Upsert with another installation's token hash", err)
+	if !errors.Is(err, registry.ErrTokenInUse) {
+		t.Errorf("Upsert with a taken token hash: err = %v; want registry.ErrTokenInUse", err)
+	}
 	if diff := cmp.Diff([]registry.Installation{a}, list(t, s)); diff != "" {
 		t.Errorf("List after rejected upsert (-want +got):\n%s", diff)
 	}
@@ -534,6 +540,9 @@ func testDuplicateID(t *testing.T, s registry.Store) {
 	b.ID = a.ID
 	_, _, err := s.Upsert(t.Context(), b)
 	checkRejected(t, "Upsert of another channel with a taken ID", err)
+	if !errors.Is(err, registry.ErrIDInUse) {
+		t.Errorf("Upsert with a taken ID: err = %v; want registry.ErrIDInUse", err)
+	}
 	if diff := cmp.Diff([]registry.Installation{a}, list(t, s)); diff != "" {
 		t.Errorf("List after rejected upsert (-want +got):\n%s", diff)
 	}
