@@ -60,8 +60,8 @@ func TestPublishStoresEvent(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
-	if id := got[jetstream.MsgIDHeader]; len(id) != 64 {
-		t.Errorf("Nats-Msg-Id = %q, want a hex SHA-256", id)
+	if id := got[jetstream.MsgIDHeader]; len(id) != 22 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		t.Errorf("Nats-Msg-Id = %q, want 22 characters of base64url", id)
 	}
 }
 
