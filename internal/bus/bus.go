@@ -142,9 +142,20 @@ type Conn struct {
 	// urlFile names the file that tells other processes on this data
 	// directory where the embedded server listens; empty without one.
 	urlFile string
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	closed  chan struct{} // closed by the connection's closed handler
+	// nc carries consumers and their acks, the KV bucket and stream
+	// management. It keeps the client's default buffer while reconnecting,
+	// so an ack a dispatcher makes during a server restart still lands
+	// and the event is not delivered twice.
+	nc *nats.Conn
+	// pub carries the publishes that wait for an acknowledgement (events,
+	// dead letters, control reports) and keeps nothing while reconnecting:
+	// a publish made then fails at once (ingest answers 503 without
+	// waiting for its deadline), and a publish that failed is never sent
+	// later, so nothing is stored after its caller reported it failed.
+	pub       *nats.Conn
+	js        jetstream.JetStream
+	closed    chan struct{} // closed by nc's closed handler
+	pubClosed chan struct{} // closed by pub's closed handler
 
 	closeOnce sync.Once
 
@@ -161,10 +172,47 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	c := &Conn{cfg: cfg, log: logger, closed: make(chan struct{})}
+	c := &Conn{cfg: cfg, log: logger, closed: make(chan struct{}), pubClosed: make(chan struct{})}
 
+	var extra []nats.Option // what both connections need to reach the server
+	target := "embedded"
+	if cfg.URL == "" {
+		if cfg.DataDir == "" {
+			return nil, errors.New("connect nats: an embedded server needs a data directory")
+		}
+		storeDir := filepath.Join(cfg.DataDir, "nats")
+		// Another process (a running all-in-one) may already serve this
+		// store: a second server cannot open it, so share the first.
+		if nc := attachEmbedded(storeDir, c.options(false), logger); nc != nil {
+			return c.finish(nc, nc.ConnectedUrl(), nil, "embedded (shared)")
+		}
+		srv, err := startEmbedded(ctx, storeDir, logger)
+		if err != nil {
+			return nil, fmt.Errorf("connect nats: %w", err)
+		}
+		c.srv = srv
+		c.urlFile = writeURLFile(storeDir, srv, logger)
+		extra = append(extra, nats.InProcessServer(srv))
+	} else {
+		target = redact(cfg.URL)
+	}
+
+	nc, err := nats.Connect(cfg.URL, append(c.options(false), extra...)...)
+	if err != nil {
+		c.shutdownServer()
+		return nil, fmt.Errorf("connect nats %s: %w", target, err)
+	}
+	return c.finish(nc, cfg.URL, extra, target)
+}
+
+// options returns the options of nc, or of pub when publish is true.
+func (c *Conn) options(publish bool) []nats.Option {
+	logger, name, closed := c.log, c.cfg.Name, c.closed
+	if publish {
+		logger, name, closed = c.log.With("connection", "publish"), c.cfg.Name+"-publish", c.pubClosed
+	}
 	opts := []nats.Option{
-		nats.Name(cfg.Name),
+		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(reconnectWait),
 		nats.DrainTimeout(closeTimeout),
@@ -183,42 +231,29 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 			}
 			logger.Warn("nats asynchronous error", "subject", subject, "error", err)
 		}),
-		nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	}
-
-	target := "embedded"
-	if cfg.URL == "" {
-		if cfg.DataDir == "" {
-			return nil, errors.New("connect nats: an embedded server needs a data directory")
-		}
-		storeDir := filepath.Join(cfg.DataDir, "nats")
-		// Another process (a running all-in-one) may already serve this
-		// store: a second server cannot open it, so share the first.
-		if nc := attachEmbedded(storeDir, opts, logger); nc != nil {
-			return c.finish(nc, "embedded (shared)")
-		}
-		srv, err := startEmbedded(ctx, storeDir, logger)
-		if err != nil {
-			return nil, fmt.Errorf("connect nats: %w", err)
-		}
-		c.srv = srv
-		c.urlFile = writeURLFile(storeDir, srv, logger)
-		opts = append(opts, nats.InProcessServer(srv))
-	} else {
-		target = redact(cfg.URL)
+	if publish {
+		opts = append(opts, nats.ReconnectBufSize(-1))
 	}
-
-	nc, err := nats.Connect(cfg.URL, opts...)
-	if err != nil {
-		c.shutdownServer()
-		return nil, fmt.Errorf("connect nats %s: %w", target, err)
-	}
-	return c.finish(nc, target)
+	return opts
 }
 
-// finish completes Connect once nc is connected.
-func (c *Conn) finish(nc *nats.Conn, target string) (*Conn, error) {
+// finish completes Connect once nc is connected: it opens pub to the same
+// server (url with extra) and the JetStream context.
+func (c *Conn) finish(nc *nats.Conn, url string, extra []nats.Option, target string) (*Conn, error) {
 	c.nc = nc
+	if url == "" && len(extra) == 0 {
+		// nats.Connect would take the default URL, which is not ours.
+		c.Close()
+		return nil, fmt.Errorf("connect nats %s: publish connection: no server address", target)
+	}
+	pub, err := nats.Connect(url, append(c.options(true), extra...)...)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect nats %s: publish connection: %w", target, err)
+	}
+	c.pub = pub
 	js, err := jetstream.New(nc)
 	if err != nil {
 		c.Close()
@@ -244,29 +279,49 @@ func (c *Conn) Server() string {
 	return redact(c.cfg.URL)
 }
 
-// Connected reports whether the connection to NATS is up right now.
-func (c *Conn) Connected() bool { return c.nc.IsConnected() }
+// Connected reports whether the connections to NATS are up right now.
+func (c *Conn) Connected() bool { return c.nc.IsConnected() && c.pub.IsConnected() }
 
 // MaxPayload is the largest message, headers included, the server accepts.
 func (c *Conn) MaxPayload() int64 { return c.nc.MaxPayload() }
 
-// Close drains the connection (subscriptions finish what they hold, pending
+// Close drains both connections (subscriptions finish what they hold, pending
 // publishes are flushed) and then shuts the embedded server down and waits
 // for it, so its store is flushed to disk. Cancel the contexts of Consume
 // and WatchInstallations first. Close is safe to call more than once.
 func (c *Conn) Close() {
 	c.closeOnce.Do(func() {
-		if err := c.nc.Drain(); err != nil {
-			c.nc.Close()
-		}
-		select {
-		case <-c.closed:
-		case <-time.After(closeTimeout + time.Second):
-			c.log.Warn("nats connection did not drain in time; closing")
-			c.nc.Close()
-		}
+		// Both start draining before Close waits for either.
+		drain(c.pub)
+		drain(c.nc)
+		c.waitClosed(c.pub, c.pubClosed)
+		c.waitClosed(c.nc, c.closed)
 		c.shutdownServer()
 	})
+}
+
+// drain starts draining nc, or closes it when it cannot drain.
+func drain(nc *nats.Conn) {
+	if nc == nil {
+		return
+	}
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+	}
+}
+
+// waitClosed waits for the closed handler of nc to run, closing nc when
+// draining takes too long.
+func (c *Conn) waitClosed(nc *nats.Conn, closed chan struct{}) {
+	if nc == nil {
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(closeTimeout + time.Second):
+		c.log.Warn("nats connection did not drain in time; closing", "connection", nc.Opts.Name)
+		nc.Close()
+	}
 }
 
 func (c *Conn) shutdownServer() {

@@ -109,7 +109,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
-	resp, err := c.nc.RequestMsgWithContext(ctx, m)
+	resp, err := c.pub.RequestMsgWithContext(ctx, m)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < noRespondersRetries; r++ {
 		t := time.NewTimer(noRespondersWait)
 		select {
@@ -118,7 +118,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 			return fmt.Errorf("%w: %w", jetstream.ErrNoStreamResponse, ctx.Err())
 		case <-t.C:
 		}
-		resp, err = c.nc.RequestMsgWithContext(ctx, m)
+		resp, err = c.pub.RequestMsgWithContext(ctx, m)
 	}
 	if errors.Is(err, nats.ErrNoResponders) {
 		return jetstream.ErrNoStreamResponse

@@ -201,3 +201,51 @@ func TestPublishServerDown(t *testing.T) {
 		t.Errorf("last stored body = %s, want {\"n\":3}", last.Data)
 	}
 }
+
+// TestPublishWhileDisconnected stops the server: a publish must fail at
+// once rather than wait in a reconnect buffer for its deadline, and must
+// not be stored when the server comes back, since its caller has already
+// answered that it failed.
+func TestPublishWhileDisconnected(t *testing.T) {
+	srv := bustest.Server(t)
+	c := srv.Connect(t)
+	if err := c.Publish(t.Context(), received("a", "E", `{"n":1}`)); err != nil {
+		t.Fatalf("Publish before stop: %v", err)
+	}
+
+	srv.Stop()
+	waitFor(t, 15*time.Second, "the client to see the server gone", func() bool { return !c.Connected() })
+	const deadline = 1500 * time.Millisecond // ingest's default PUBLISH_TIMEOUT
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
+	start := time.Now()
+	err := c.Publish(ctx, received("a", "E", `{"n":2}`))
+	took := time.Since(start)
+	cancel()
+	if err == nil {
+		t.Fatal("Publish while disconnected: got nil error")
+	}
+	if took > deadline/10 {
+		t.Errorf("Publish while disconnected took %v, want a failure well under the %v deadline", took, deadline)
+	}
+
+	srv.Start()
+	waitFor(t, 15*time.Second, "the client to reconnect", c.Connected)
+	if err := c.Publish(t.Context(), received("a", "E", `{"n":3}`)); err != nil {
+		t.Fatalf("Publish after restart: %v", err)
+	}
+	var bodies []string
+	s, err := c.JetStream().Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatalf("GetMsg(%d): %v", seq, err)
+		}
+		bodies = append(bodies, string(m.Data))
+	}
+	if diff := cmp.Diff([]string{`{"n":1}`, `{"n":3}`}, bodies); diff != "" {
+		t.Errorf("stored bodies (-want +got):\n%s", diff)
+	}
+}

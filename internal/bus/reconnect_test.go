@@ -1,0 +1,104 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jackalope-app/jackalope/internal/bus"
+	"github.com/jackalope-app/jackalope/internal/bus/bustest"
+	"github.com/jackalope-app/jackalope/internal/jamf"
+)
+
+// TestAckWhileDisconnectedLands stops the server while a handler runs: its
+// ack, made while the client reconnects, must reach the server once it is
+// back, so the event is not delivered a second time. Publishes fail fast
+// while disconnected (TestPublishWhileDisconnected); acks must not.
+func TestAckWhileDisconnectedLands(t *testing.T) {
+	const ackWait = time.Second
+	srv := bustest.Server(t)
+	c := srv.Connect(t, func(cfg *bus.Config) { cfg.AckWait = ackWait })
+	var deliveries atomic.Int32
+	stopped := make(chan struct{})
+	consumer(t, c, 1, 10, func(context.Context, jamf.Received) error {
+		if deliveries.Add(1) == 1 {
+			<-stopped
+		}
+		return nil
+	})
+	publish(t, c, received("inst", "E", `{"n":1}`))
+	waitFor(t, 15*time.Second, "the first delivery", func() bool { return deliveries.Load() == 1 })
+
+	srv.Stop()
+	waitFor(t, 15*time.Second, "the client to see the server gone", func() bool { return !c.Connected() })
+	close(stopped) // the handler returns nil: Ack while disconnected
+	time.Sleep(100 * time.Millisecond)
+	srv.Start()
+	waitFor(t, 15*time.Second, "the client to reconnect", c.Connected)
+
+	// Unacknowledged, the event would be redelivered one AckWait after
+	// the server's restart.
+	time.Sleep(3 * ackWait)
+	if n := deliveries.Load(); n != 1 {
+		t.Errorf("event delivered %d times, want 1: the ack made while disconnected was lost", n)
+	}
+	if pending := dispatchInfo(t, c).NumAckPending; pending != 0 {
+		t.Errorf("consumer has %d messages awaiting an ack, want 0", pending)
+	}
+}
+
+// TestPublishersWhileDisconnected checks every publisher of the package
+// with the server down: each fails at once with an error, as its callers
+// (the consume loop, the dispatcher, ingest) expect and retry, and none is
+// stored once the server is back.
+func TestPublishersWhileDisconnected(t *testing.T) {
+	srv := bustest.Server(t)
+	c := srv.Connect(t)
+	srv.Stop()
+	waitFor(t, 15*time.Second, "the client to see the server gone", func() bool { return !c.Connected() })
+
+	r := received("inst", "E", `{"n":1}`)
+	tests := []struct {
+		name    string
+		publish func(context.Context) error
+	}{
+		{name: "event", publish: func(ctx context.Context) error { return c.Publish(ctx, r) }},
+		{name: "dead letter", publish: func(ctx context.Context) error {
+			return c.DeadLetter(ctx, jamf.DeadLetter{Received: r, Reason: "test", Attempts: 1})
+		}},
+		{name: "dead channel report", publish: func(ctx context.Context) error {
+			return c.ReportDeadChannel(ctx, "inst", "channel_not_found")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := tt.publish(ctx)
+			if !errors.Is(err, nats.ErrReconnectBufExceeded) {
+				t.Errorf("publish while disconnected = %v, want nats.ErrReconnectBufExceeded", err)
+			}
+			if took := time.Since(start); took > 200*time.Millisecond {
+				t.Errorf("publish while disconnected took %v, want an immediate failure", took)
+			}
+		})
+	}
+
+	srv.Start()
+	waitFor(t, 15*time.Second, "the client to reconnect", c.Connected)
+	// Anything the client had kept would be sent right after the
+	// reconnect, so before this publish, whose ack therefore comes after
+	// the server stored them.
+	publish(t, c, received("inst", "E", `{"probe":1}`))
+	want := map[string]uint64{bus.StreamEvents: 1, bus.StreamDead: 0, bus.StreamControl: 0}
+	for stream, n := range want {
+		if got := streamMsgs(t, c, stream); got != n {
+			t.Errorf("%s holds %d messages after the restart, want %d", stream, got, n)
+		}
+	}
+}
