@@ -123,7 +123,11 @@ func (s *service) waitFor(t *testing.T, path string, code int) {
 }
 
 func (s *service) post(ctx context.Context, token, serial string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/jamf/"+token, strings.NewReader(fmt.Sprintf(checkIn, serial)))
+	return s.send(ctx, token, strings.NewReader(fmt.Sprintf(checkIn, serial)))
+}
+
+func (s *service) send(ctx context.Context, token string, body io.Reader) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/jamf/"+token, body)
 	if err != nil {
 		return 0, err
 	}
@@ -172,7 +176,9 @@ func TestRunWithExternalNATS(t *testing.T) {
 	}
 
 	// Not ready while NATS is away; requests in flight during shutdown
-	// still get their answer.
+	// still get their answer. A publish fails at once while NATS is away,
+	// so the request is held in flight by sending its body in two parts,
+	// the second once the shutdown has begun.
 	n.Stop()
 	s.waitFor(t, "/readyz", http.StatusServiceUnavailable)
 	type result struct {
@@ -180,10 +186,15 @@ func TestRunWithExternalNATS(t *testing.T) {
 		err  error
 	}
 	inFlight := make(chan result, 1)
+	body := fmt.Sprintf(checkIn, "C02RUN000003")
+	pr, pw := io.Pipe()
 	go func() {
-		code, err := s.post(t.Context(), testToken, "C02RUN000003")
+		code, err := s.send(t.Context(), testToken, pr)
 		inFlight <- result{code, err}
 	}()
+	if _, err := io.WriteString(pw, body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, m := s.get(t, "/metrics"); strings.Contains(m, "jackalope_ingest_in_flight 1") {
@@ -196,9 +207,21 @@ func TestRunWithExternalNATS(t *testing.T) {
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop(t) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if code, _ := s.get(t, "/healthz"); code == 0 {
+			break // the listener is closed: the shutdown has begun
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ingest still accepts connections after the shutdown began")
+		}
+	}
+	if _, err := io.WriteString(pw, body[len(body)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
 	got := <-inFlight
 	if got.err != nil || got.code != http.StatusServiceUnavailable {
-		t.Errorf("request in flight at shutdown: %d, %v; want its 503 answer after the publish timeout", got.code, got.err)
+		t.Errorf("request in flight at shutdown: %d, %v; want its 503 answer", got.code, got.err)
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("run = %v, want nil after a graceful stop", err)
