@@ -29,6 +29,22 @@ const (
 	// reasonAttemptsSpent is the dead letter reason when the consume loop
 	// gives up after maxAttempts.
 	reasonAttemptsSpent = "attempts_spent"
+	// pullExpiry is how long one pull request waits on the server for
+	// messages before the client renews it.
+	pullExpiry = 30 * time.Second
+	// pullHeartbeat is the idle heartbeat the server sends while a pull
+	// request waits. Two missed ones make the iterator pull afresh, which
+	// is its only way out when it has no pull on the server and does not
+	// know it. That happens: the nats.go (v1.55) iterator does not renew its
+	// pull when the batch runs low while the goroutine that sends pulls
+	// still counts the previous one as in flight, and never checks again
+	// once that clears (checkPending and fetchInProgress in
+	// jetstream/pull.go), so a batch taken within a few milliseconds on a
+	// loaded machine leaves it idle; and the server silently drops a pull
+	// with heartbeats when the consumer's waiting pulls are full. With the
+	// client's default (half the expiry) such a consumer idled for 30s
+	// while events waited; with this one it resumes within about 2s.
+	pullHeartbeat = time.Second
 )
 
 // Consume delivers the events of JAMF_EVENTS to h, sharing the durable
@@ -90,8 +106,14 @@ func (c *Conn) consume(ctx context.Context, cons jetstream.Consumer, name string
 	if workers < 1 {
 		workers = 1
 	}
+	// The buffer stays small because the AckWait of a buffered message
+	// runs before a worker starts it and keeps it alive. Missing
+	// heartbeats are not an error: the iterator pulls again by itself
+	// (see pullHeartbeat).
 	iter, err := cons.Messages(
 		jetstream.PullMaxMessages(2*workers),
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
 	)
 	if err != nil {

@@ -528,3 +528,74 @@ func TestConsumeSurvivesRestart(t *testing.T) {
 	})
 	expect(`{"after":1}`)
 }
+
+// TestConsumeResumesAfterALostPull leaves Consume without a pull on the
+// server while it believes it has one: the server drops a pull with
+// heartbeats, silently, when the consumer's waiting pulls are full. The
+// nats.go iterator also ends up idle with events waiting when it skips
+// renewing its pull on a loaded machine (see pullHeartbeat in consume.go).
+// Either way only the missing idle heartbeats get it going again, and that
+// must take a couple of seconds, not the client's default 30s.
+func TestConsumeResumesAfterALostPull(t *testing.T) {
+	c := bustest.New(t)
+	js := c.JetStream()
+	ctx := t.Context()
+
+	// Room for one waiting pull: the server drops a pull with heartbeats
+	// that finds it taken, silently, so the client can only learn from
+	// missing heartbeats.
+	cfg := dispatchInfo(t, c).Config
+	cfg.MaxWaiting = 1
+	if err := js.DeleteConsumer(ctx, bus.StreamEvents, bus.ConsumerDispatch); err != nil {
+		t.Fatalf("delete consumer: %v", err)
+	}
+	if _, err := js.CreateConsumer(ctx, bus.StreamEvents, cfg); err != nil {
+		t.Fatalf("create consumer: %v", err)
+	}
+	nc := c.NATSConn()
+	next := "$JS.API.CONSUMER.MSG.NEXT." + bus.StreamEvents + "." + bus.ConsumerDispatch
+	pulls, err := nc.SubscribeSync(next)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	defer func() { _ = pulls.Unsubscribe() }()
+	inbox := nats.NewInbox()
+	statuses, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	defer func() { _ = statuses.Unsubscribe() }()
+	const hold = 2 * time.Second
+	req := fmt.Sprintf(`{"batch":1,"expires":%d}`, hold.Nanoseconds())
+	if err := nc.PublishRequest(next, inbox, []byte(req)); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	waitFor(t, 5*time.Second, "the test's pull to wait", func() bool { return dispatchInfo(t, c).NumWaiting == 1 })
+	if _, err := pulls.NextMsg(time.Second); err != nil {
+		t.Fatalf("the test's own pull: %v", err)
+	}
+
+	got := make(chan time.Time, 1)
+	consumer(t, c, 1, 10, func(context.Context, jamf.Received) error {
+		got <- time.Now()
+		return nil
+	})
+	if _, err := pulls.NextMsg(hold / 2); err != nil {
+		t.Fatalf("no pull from Consume while the test's pull held the slot: %v", err)
+	}
+	// The slot frees when the test's pull expires; the event published
+	// after that waits for Consume to pull again.
+	if m, err := statuses.NextMsg(5 * time.Second); err != nil || m.Header.Get("Status") != "408" {
+		t.Fatalf("the test's pull did not expire: %v %v", m, err)
+	}
+	publish(t, c, received("inst", "E", `{}`))
+	published := time.Now()
+	select {
+	case at := <-got:
+		if wait := at.Sub(published); wait > 3*time.Second {
+			t.Errorf("event delivered %v after it was published, want within 3s", wait)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("event not delivered within 10s of its publish: Consume idles with its pull lost")
+	}
+}
