@@ -9,6 +9,10 @@ import (
 // which publish malformed messages with it.
 func (c *Conn) NATSConn() *nats.Conn { return c.nc }
 
+// PublishConn exposes the connection publishes go through, so that tests
+// can wait until it too has seen the server go.
+func (c *Conn) PublishConn() *nats.Conn { return c.pub }
+
 // JetStream exposes the JetStream context to the tests, which inspect
 // streams and consumers with it.
 func (c *Conn) JetStream() jetstream.JetStream { return c.js }
