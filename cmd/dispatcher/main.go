@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/jackalope-app/jackalope/cmd/internal/app"
-	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/httpserver"
@@ -79,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := app.Logger(stderr, cfg, cmd.Name != "")
 	if cmd.Name != "" {
-		return runDLQ(ctx, cfg, logger, cmd, stdout)
+		return app.DLQ(ctx, cfg, logger, cmd, stdout)
 	}
 	return serve(ctx, cfg, logger)
 }
@@ -96,7 +95,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	logger.Info("dispatcher starting", "config", cfg)
-	conn, err := app.ConnectBus(ctx, cfg, "jackalope-dispatcher", logger)
+	conn, err := app.ConnectBus(ctx, cfg, "jackalope-dispatcher", logger, app.UpdateSettings)
 	if err != nil {
 		return err
 	}
@@ -147,17 +146,4 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("consume: %w", consumeErr)
 	}
 	return serveErr
-}
-
-// runDLQ connects to NATS and runs a dlq command against the dead-letter
-// stream. Unlike the services it does not provision: an operator's shell
-// rarely has the services' STREAM_* settings, and provisioning with the
-// defaults would change the streams' limits.
-func runDLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, stdout io.Writer) error {
-	conn, err := bus.Connect(ctx, app.BusConfig(cfg, "jackalope-dlq"), logger.With("component", "bus"))
-	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
-	}
-	defer conn.Close()
-	return cmd.Run(ctx, conn, stdout)
 }

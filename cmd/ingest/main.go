@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 
 	startCtx, cancelStart := context.WithTimeout(ctx, startTimeout)
 	defer cancelStart()
-	conn, err := app.ConnectBus(startCtx, cfg, "jackalope-ingest", logger)
+	conn, err := app.ConnectBus(startCtx, cfg, "jackalope-ingest", logger, app.UpdateSettings)
 	if err != nil {
 		return err
 	}

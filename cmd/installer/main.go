@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, conn, err := app.Open(ctx, cfg, "jackalope-installer", logger)
+	store, conn, err := app.Open(ctx, cfg, "jackalope-installer", logger, app.UpdateSettings)
 	if err != nil {
 		return err
 	}

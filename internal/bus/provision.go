@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,28 @@ func (c *Conn) Provision(ctx context.Context) error {
 	}
 	for stream, cc := range c.consumerConfigs() {
 		if _, err := c.js.CreateOrUpdateConsumer(ctx, stream, cc); err != nil {
+			return fmt.Errorf("provision consumer %s on %s: %w", cc.Durable, stream, err)
+		}
+	}
+	return nil
+}
+
+// ProvisionMissing creates what Provision creates but leaves whatever
+// already exists as it is. Commands (channels, dlq) use it: they run from a
+// shell that may lack the services' STREAM_* settings, and must not change
+// a running deployment's limits, yet a first `channels add` on a new data
+// directory needs the bucket to exist.
+func (c *Conn) ProvisionMissing(ctx context.Context) error {
+	for _, sc := range c.streamConfigs() {
+		if _, err := c.js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		}
+	}
+	if _, err := c.js.CreateKeyValue(ctx, c.bucketConfig()); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+		return fmt.Errorf("provision kv bucket %s: %w", BucketInstallations, err)
+	}
+	for stream, cc := range c.consumerConfigs() {
+		if _, err := c.js.CreateConsumer(ctx, stream, cc); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
 			return fmt.Errorf("provision consumer %s on %s: %w", cc.Durable, stream, err)
 		}
 	}

@@ -230,3 +230,46 @@ func streamMsgs(t *testing.T, c *bus.Conn, name string) uint64 {
 	}
 	return s.CachedInfo().State.Msgs
 }
+
+// TestProvisionMissingChangesNothing checks what commands rely on: on a
+// bare server ProvisionMissing creates everything; on a provisioned one it
+// keeps the services' settings even when its own differ.
+func TestProvisionMissingChangesNothing(t *testing.T) {
+	srv := bustest.Server(t)
+	ctx := t.Context()
+	connect := func(cfg bus.Config) *bus.Conn {
+		t.Helper()
+		cfg.URL = srv.URL()
+		c, err := bus.Connect(ctx, cfg, nil)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+
+	first := connect(bus.Config{MaxAge: 2 * time.Hour})
+	if err := first.ProvisionMissing(ctx); err != nil {
+		t.Fatalf("ProvisionMissing on a bare server: %v", err)
+	}
+	checkProvisioned(t, first, 2*time.Hour, bus.DefaultDeadMaxAge, bus.DefaultMaxBytes, bus.DefaultDedupWindow)
+	if err := first.ProvisionMissing(ctx); err != nil {
+		t.Fatalf("second ProvisionMissing: %v", err)
+	}
+
+	service := srv.Connect(t, func(c *bus.Config) { c.MaxAge = 5 * time.Hour; c.AckWait = 45 * time.Second })
+	command := connect(bus.Config{MaxAge: time.Hour, AckWait: 10 * time.Second, DedupWindow: 10 * time.Second})
+	if err := command.ProvisionMissing(ctx); err != nil {
+		t.Fatalf("ProvisionMissing on a provisioned server: %v", err)
+	}
+	if got := shapeOf(t, service.JetStream(), bus.StreamEvents); got.MaxAge != 5*time.Hour || got.Duplicates != bus.DefaultDedupWindow {
+		t.Errorf("after a command: MaxAge = %v, Duplicates = %v; want the service's 5h and %v", got.MaxAge, got.Duplicates, bus.DefaultDedupWindow)
+	}
+	cons, err := service.JetStream().Consumer(ctx, bus.StreamEvents, bus.ConsumerDispatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cons.CachedInfo().Config.AckWait; got != 45*time.Second {
+		t.Errorf("after a command: AckWait = %v; want the service's 45s", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 	if err != nil {
 		return err
 	}
-	store, conn, err := Open(ctx, cfg, "jackalope", logger)
+	store, conn, err := Open(ctx, cfg, "jackalope", logger, UpdateSettings)
 	if err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func Channels(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	store, conn, err := Open(ctx, cfg, "jackalope-channels", logger)
+	store, conn, err := Open(ctx, cfg, "jackalope-channels", logger, CreateMissing)
 	if err != nil {
 		return err
 	}
@@ -173,8 +174,14 @@ func dlq(ctx context.Context, cfg config.Config, args []string, stdout, stderr i
 	if cmd.Name == "help" {
 		return cmd.Run(ctx, nil, stdout)
 	}
-	logger := Logger(stderr, cfg, true)
-	conn, err := ConnectBus(ctx, cfg, "jackalope-dlq", logger)
+	return DLQ(ctx, cfg, Logger(stderr, cfg, true), cmd, stdout)
+}
+
+// DLQ connects to NATS and runs a parsed dlq command. Like every command
+// it only creates what is missing, so it never changes the services'
+// stream limits.
+func DLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, stdout io.Writer) error {
+	conn, err := ConnectBus(ctx, cfg, "jackalope-dlq", logger, CreateMissing)
 	if err != nil {
 		return err
 	}

@@ -85,14 +85,31 @@ func BusConfig(cfg config.Config, name string) bus.Config {
 	}
 }
 
+// Provisioning says how a process sets up the streams, consumers and the
+// bucket when it connects.
+type Provisioning int
+
+const (
+	// UpdateSettings creates everything and brings it up to this process's
+	// settings: what services do at start.
+	UpdateSettings Provisioning = iota
+	// CreateMissing creates what is missing and changes nothing else: what
+	// commands do, since a shell may lack the services' STREAM_* settings.
+	CreateMissing
+)
+
 // ConnectBus connects to NATS (or starts the embedded server) and
-// provisions the streams, consumers and bucket.
-func ConnectBus(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (*bus.Conn, error) {
+// provisions the streams, consumers and bucket as p says.
+func ConnectBus(ctx context.Context, cfg config.Config, name string, logger *slog.Logger, p Provisioning) (*bus.Conn, error) {
 	conn, err := bus.Connect(ctx, BusConfig(cfg, name), logger.With("component", "bus"))
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
-	if err := conn.Provision(ctx); err != nil {
+	provision := conn.Provision
+	if p == CreateMissing {
+		provision = conn.ProvisionMissing
+	}
+	if err := provision(ctx); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("provision NATS: %w", err)
 	}
@@ -121,12 +138,12 @@ func OpenStore(ctx context.Context, cfg config.Config) (registry.Store, error) {
 
 // Open opens the registry store and connects to NATS, provisioned: what
 // the installer and the all-in-one need before anything else.
-func Open(ctx context.Context, cfg config.Config, name string, logger *slog.Logger) (registry.Store, *bus.Conn, error) {
+func Open(ctx context.Context, cfg config.Config, name string, logger *slog.Logger, p Provisioning) (registry.Store, *bus.Conn, error) {
 	store, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := ConnectBus(ctx, cfg, name, logger)
+	conn, err := ConnectBus(ctx, cfg, name, logger, p)
 	if err != nil {
 		CloseStore(store, logger)
 		return nil, nil, err
