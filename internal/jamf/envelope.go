@@ -74,11 +74,14 @@ func Parse(body []byte) (Envelope, error) {
 	if k := kindOf(body[skipSpace(body, 0):]); k != "object" {
 		return Envelope{}, fmt.Errorf("%w: body is a JSON %s", ErrNotJSON, k)
 	}
-	rawHook, haveHook := top.hook, top.hook != nil
-	rawEvent, haveEvent := top.event, top.event != nil
+	return envelopeFrom(top.hook, top.event)
+}
 
+// envelopeFrom checks the body's top-level members webhook and event (nil
+// when missing) and reads the webhook's fields.
+func envelopeFrom(rawHook, rawEvent []byte) (Envelope, error) {
 	var env Envelope
-	if !haveHook {
+	if rawHook == nil {
 		return Envelope{}, &FieldError{Field: "webhook", Problem: "missing"}
 	}
 	if k := kindOf(rawHook); k != "object" {
@@ -136,7 +139,7 @@ func Parse(body []byte) (Envelope, error) {
 		env.Webhook.Timestamp = epoch(ts)
 	}
 
-	if !haveEvent {
+	if rawEvent == nil {
 		return Envelope{}, &FieldError{Field: "event", Problem: "missing"}
 	}
 	if k := kindOf(rawEvent); k != "object" {

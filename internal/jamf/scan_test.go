@@ -13,10 +13,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// parseTwoPass is Parse as it was before scan, verbatim but for the type of
-// members' keys: json.Valid over the body, then a second walk over the
-// top-level members. Parse must
-// answer exactly as it does, errors included.
+// parseTwoPass is Parse's first stage as it was before scan: json.Valid
+// over the body, then a second walk over the top-level members, handed to
+// the same envelopeFrom. Parse must answer exactly as it does, errors
+// included.
 func parseTwoPass(body []byte) (Envelope, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -33,83 +33,15 @@ func parseTwoPass(body []byte) (Envelope, error) {
 	// decoding them. A repeated key keeps its last value, as encoding/json
 	// does.
 	var rawHook, rawEvent []byte
-	var haveHook, haveEvent bool
 	members(trimmed, func(key, val []byte) {
 		switch string(key) {
 		case "webhook":
-			rawHook, haveHook = val, true
+			rawHook = val
 		case "event":
-			rawEvent, haveEvent = val, true
+			rawEvent = val
 		}
 	})
-
-	var env Envelope
-	if !haveHook {
-		return Envelope{}, &FieldError{Field: "webhook", Problem: "missing"}
-	}
-	if k := kindOf(rawHook); k != "object" {
-		return Envelope{}, &FieldError{Field: "webhook", Problem: "must be an object, got " + k}
-	}
-	var rawName, rawID, rawTime, rawLabel []byte
-	var haveName bool
-	members(rawHook, func(key, val []byte) {
-		switch string(key) {
-		case "webhookEvent":
-			rawName, haveName = val, true
-		case "id":
-			rawID = val
-		case "eventTimestamp":
-			rawTime = val
-		case "name":
-			rawLabel = val
-		}
-	})
-
-	if !haveName {
-		return Envelope{}, &FieldError{Field: "webhook.webhookEvent", Problem: "missing"}
-	}
-	if k := kindOf(rawName); k != "string" {
-		return Envelope{}, &FieldError{Field: "webhook.webhookEvent", Problem: "must be a string, got " + k}
-	}
-	env.Webhook.Event = unquote(rawName)
-	if strings.TrimSpace(env.Webhook.Event) == "" {
-		return Envelope{}, &FieldError{Field: "webhook.webhookEvent", Problem: "must not be empty"}
-	}
-
-	if rawLabel != nil {
-		switch k := kindOf(rawLabel); k {
-		case "string":
-			env.Webhook.Name = unquote(rawLabel)
-		case "number":
-			env.Webhook.Name = string(rawLabel)
-		case "null":
-		default:
-			return Envelope{}, &FieldError{Field: "webhook.name", Problem: "must be a string, got " + k}
-		}
-	}
-	if rawID != nil {
-		id, err := envelopeInt(rawID)
-		if err != nil {
-			return Envelope{}, &FieldError{Field: "webhook.id", Problem: err.Error()}
-		}
-		env.Webhook.ID = id
-	}
-	if rawTime != nil {
-		ts, err := envelopeInt(rawTime)
-		if err != nil {
-			return Envelope{}, &FieldError{Field: "webhook.eventTimestamp", Problem: err.Error()}
-		}
-		env.Webhook.Timestamp = epoch(ts)
-	}
-
-	if !haveEvent {
-		return Envelope{}, &FieldError{Field: "event", Problem: "missing"}
-	}
-	if k := kindOf(rawEvent); k != "object" {
-		return Envelope{}, &FieldError{Field: "event", Problem: "must be an object, got " + k}
-	}
-	env.Event = rawEvent
-	return env, nil
+	return envelopeFrom(rawHook, rawEvent)
 }
 
 // sameParse fails t when Parse and parseTwoPass answer body differently.
