@@ -103,16 +103,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	// The read model and the side port outlive ctx: deliveries in flight
 	// still look installations up during the shutdown grace, and health
-	// and metrics answer until the end. A signal during the initial load
-	// still stops it.
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	stopEarly := context.AfterFunc(ctx, stopBG)
-	installations, err := conn.WatchInstallations(bg)
-	stopEarly()
+	// and metrics answer until the end.
+	bg, stopBG, installations, err := app.WatchInBackground(ctx, conn)
 	if err != nil {
 		return err
 	}
+	defer stopBG()
 
 	reg := app.Registry()
 	d, err := app.Dispatcher(cfg, keys, conn, installations, logger, reg)

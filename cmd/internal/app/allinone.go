@@ -35,16 +35,11 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 	defer CloseStore(store, logger)
 	defer conn.Close()
 
-	// Background work outlives ctx a little: deliveries in flight still
-	// look installations up during the shutdown grace.
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	stopEarly := context.AfterFunc(ctx, stopBG)
-	installations, err := conn.WatchInstallations(bg)
-	stopEarly()
+	bg, stopBG, installations, err := WatchInBackground(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("watch installations: %w", err)
+		return err
 	}
+	defer stopBG()
 
 	reg := Registry()
 	inst, err := Installer(cfg, keys, store, conn, logger.With("component", "installer"), reg)

@@ -254,6 +254,23 @@ func Forever(ctx context.Context, logger *slog.Logger, what string, f func(conte
 	}
 }
 
+// WatchInBackground returns a context that outlives ctx and the function
+// that ends it, with the installations read model watched under it: work in
+// flight at shutdown (deliveries, health answers) still needs the read
+// model during the grace. A signal during the initial load still stops it.
+// The caller must call stop.
+func WatchInBackground(ctx context.Context, conn *bus.Conn) (bg context.Context, stop context.CancelFunc, installations *bus.Installations, err error) {
+	bg, stop = context.WithCancel(context.WithoutCancel(ctx))
+	stopEarly := context.AfterFunc(ctx, stop)
+	installations, err = conn.WatchInstallations(bg)
+	stopEarly()
+	if err != nil {
+		stop()
+		return nil, nil, nil, fmt.Errorf("watch installations: %w", err)
+	}
+	return bg, stop, installations, nil
+}
+
 // Sleep waits d, or less when ctx ends first, which it reports as false.
 func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
