@@ -231,6 +231,24 @@ func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
+// inputs returns the webhook bodies of testdata, samples and variants.
+func inputs(t testing.TB) []string {
+	t.Helper()
+	var in []string
+	for _, pattern := range []string{filepath.Join("testdata", "*.json"), filepath.Join("testdata", "variants", "*.json")} {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if !strings.HasSuffix(f, ".golden.json") {
+				in = append(in, f)
+			}
+		}
+	}
+	return in
+}
+
 func TestGoldenSamples(t *testing.T) {
 	for _, e := range jamf.Events {
 		t.Run(e.Name, func(t *testing.T) {

@@ -26,6 +26,11 @@ type card struct {
 	summary   string
 	lines     []string
 	fields    []slack.Field
+	// item names the event's object in a digest's list, linked to it where
+	// possible, e.g. a computer's name; "" when nothing names it.
+	item string
+	// outcome is how the event ended, for events that have a result.
+	outcome outcome
 }
 
 // fallback is the plain one-line form Slack shows in notifications.
@@ -249,26 +254,58 @@ func id(n int64, url string) string {
 
 // status names the outcome of a policy or operation.
 func status(ok *bool) string {
+	if o := outcomeOf(ok); o != outcomeUnknown {
+		return outcomeLabels[o]
+	}
+	return "Unknown"
+}
+
+// outcome is how an event with a result ended. Digests list an event type's
+// events by outcome, in outcomeOrder.
+type outcome uint8
+
+const (
+	outcomeNone outcome = iota // the event has no result, or says none
+	outcomeFailed
+	outcomeDeferred
+	outcomeUnknown
+	outcomeSucceeded
+	numOutcomes
+)
+
+// outcomeOrder lists outcomes worst first.
+var outcomeOrder = [numOutcomes]outcome{outcomeFailed, outcomeDeferred, outcomeUnknown, outcomeSucceeded, outcomeNone}
+
+// outcomeLabels name the outcomes in a digest.
+var outcomeLabels = [numOutcomes]string{
+	outcomeNone:      "Other",
+	outcomeFailed:    "Failed",
+	outcomeDeferred:  "Not now",
+	outcomeUnknown:   "Status unknown",
+	outcomeSucceeded: "Succeeded",
+}
+
+// outcomeOf is the outcome of a policy or operation.
+func outcomeOf(ok *bool) outcome {
 	switch {
 	case ok == nil:
-		return "Unknown"
+		return outcomeUnknown
 	case *ok:
-		return "Succeeded"
+		return outcomeSucceeded
 	default:
-		return "Failed"
+		return outcomeFailed
 	}
 }
 
 // statusColor colours an outcome: green success, red failure, grey unknown.
 func statusColor(ok *bool) string {
-	switch {
-	case ok == nil:
-		return colorGrey
-	case *ok:
+	switch outcomeOf(ok) {
+	case outcomeSucceeded:
 		return colorGreen
-	default:
+	case outcomeFailed:
 		return colorRed
 	}
+	return colorGrey
 }
 
 // when formats a time for the text, in UTC.
