@@ -146,8 +146,7 @@ func (d *digester) group() {
 
 		color, o := kinds[g.kind].color, outcomeNone
 		if kinds[g.kind].decides {
-			c := build(ev.Envelope, links{})
-			color, o = c.color, c.outcome
+			color, o = classify(ev.Envelope)
 		}
 		g.n++
 		if o == outcomeFailed {
@@ -177,6 +176,23 @@ func (d *digester) group() {
 		}
 		return a.kind - b.kind
 	})
+}
+
+// classify is the colour and outcome of an event whose content decides
+// them, as its single message has them. It renders no card unless the event
+// is a smart group change, which is rare and coloured by its members.
+func classify(env jamf.Envelope) (string, outcome) {
+	ev, err := jamf.Decode(env)
+	if err != nil {
+		c := undecodable(env.Webhook.Event)
+		return c.color, c.outcome
+	}
+	switch ev.(type) {
+	case jamf.SmartGroupComputerMembershipChange, jamf.SmartGroupMobileDeviceMembershipChange, jamf.SmartGroupUserMembershipChange:
+		c := cardOf(env.Webhook.Event, ev, links{})
+		return c.color, c.outcome
+	}
+	return result(ev)
 }
 
 // message lays the groups out within the digest's limits.

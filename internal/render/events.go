@@ -81,9 +81,9 @@ func computerCheckIn(e jamf.ComputerCheckIn, l links) *card {
 
 func policyFinished(e jamf.ComputerPolicyFinished, l links) *card {
 	c := newCard(jamf.EventComputerPolicyFinished)
-	c.color, c.titleLink = statusColor(e.Successful), l.policy(e.PolicyID)
+	c.color, c.outcome = result(e)
+	c.titleLink = l.policy(e.PolicyID)
 	c.summary = "policy " + strconv.FormatInt(e.PolicyID, 10) + " " + strings.ToLower(status(e.Successful))
-	c.outcome = outcomeOf(e.Successful)
 	c.item = computerItem(e.Computer, l)
 	if e.PolicyID > 0 {
 		c.item = withDetail(c.item, "policy "+id(e.PolicyID, l.policy(e.PolicyID)))
@@ -110,8 +110,8 @@ func policyFinished(e jamf.ComputerPolicyFinished, l links) *card {
 func patchPolicyCompleted(e jamf.ComputerPatchPolicyCompleted, l links) *card {
 	policyURL := l.patchPolicy(e.SoftwareTitleID, e.PatchPolicyID)
 	c := newCard(jamf.EventComputerPatchPolicyCompleted)
-	c.color, c.titleLink, c.summary = statusColor(e.Successful), policyURL, summary(e.PatchPolicyName, e.DeployedVersion)
-	c.outcome = outcomeOf(e.Successful)
+	c.color, c.outcome = result(e)
+	c.titleLink, c.summary = policyURL, summary(e.PatchPolicyName, e.DeployedVersion)
 	c.item = withDetail(computerItem(e.Computer, l), link(policyURL, short(e.PatchPolicyName)))
 	if d := summary(e.Computer.DeviceName, ""); d != "" {
 		c.summary = strings.TrimSpace(c.summary + " on " + d)
@@ -157,7 +157,7 @@ func mobileEvent(name string, d jamf.MobileDevice, l links) *card {
 	case jamf.EventMobileDevicePushSent:
 		c.line("Jamf Pro has sent a push notification to a mobile device.")
 	default:
-		c.color, c.outcome = commandResult(d.MDMCommandStatus)
+		c.color, c.outcome = result(d)
 		c.item = withDetail(c.item, short(d.MDMCommand))
 		c.line("A mobile device has completed an MDM command.")
 		c.line(optPair("Command", d.MDMCommand), optPair("Status", d.MDMCommandStatus))
@@ -165,6 +165,26 @@ func mobileEvent(name string, d jamf.MobileDevice, l links) *card {
 	}
 	mobileLines(c, d, l)
 	return c
+}
+
+// result is the colour and outcome that the content of an event decides:
+// whether a policy, a patch policy or an API operation succeeded (an API
+// operation stays grey, as in the original), and the status of an MDM
+// command (for the MobileDevice of MobileDeviceCommandCompleted). Other
+// events have their kind's colour and no outcome; a smart group change is
+// coloured by groupChange from its members.
+func result(ev any) (string, outcome) {
+	switch e := ev.(type) {
+	case jamf.ComputerPolicyFinished:
+		return statusColor(e.Successful), outcomeOf(e.Successful)
+	case jamf.ComputerPatchPolicyCompleted:
+		return statusColor(e.Successful), outcomeOf(e.Successful)
+	case jamf.RestAPIOperation:
+		return kinds[kindIndex[jamf.EventRestAPIOperation]].color, outcomeOf(e.OperationSuccessful)
+	case jamf.MobileDevice:
+		return commandResult(e.MDMCommandStatus)
+	}
+	return colorGrey, outcomeNone
 }
 
 // commandResult colours an MDM command status and names its outcome: red
@@ -307,7 +327,7 @@ func restAPIOperation(e jamf.RestAPIOperation, l links) *card {
 	c := newCard(jamf.EventRestAPIOperation)
 	c.titleLink = objectURL
 	c.summary = strings.TrimSpace(short(e.RestAPIOperationType) + " " + summary(e.ObjectName, e.ObjectTypeName) + " by " + short(e.AuthorizedUsername))
-	c.outcome = outcomeOf(e.OperationSuccessful)
+	c.color, c.outcome = result(e)
 	c.item = link(objectURL, c.summary)
 	c.line("A REST API operation has been performed.")
 	c.line(pair("API Object Type", val(e.ObjectTypeName)), pair("Name", val(e.ObjectName)), pair("ID", id(e.ObjectID, objectURL)))

@@ -212,11 +212,16 @@ func fit(m slack.Message) slack.Message {
 
 // build decodes the event and renders the card of its type.
 func build(env jamf.Envelope, l links) *card {
-	name := jamf.Canonical(env.Webhook.Event)
 	ev, err := jamf.Decode(env)
 	if err != nil {
 		return undecodable(env.Webhook.Event)
 	}
+	return cardOf(env.Webhook.Event, ev, l)
+}
+
+// cardOf renders the card of a decoded event.
+func cardOf(event string, ev any, l links) *card {
+	name := jamf.Canonical(event)
 	switch e := ev.(type) {
 	case jamf.Computer:
 		return computerEvent(name, e, l)
@@ -249,7 +254,7 @@ func build(env jamf.Envelope, l links) *card {
 	case jamf.SmartGroupUserMembershipChange:
 		return userGroupChange(e, l)
 	case jamf.Unknown:
-		return unknownEvent(env.Webhook.Event, e.Fields)
+		return unknownEvent(event, e.Fields)
 	}
-	return unknownEvent(env.Webhook.Event, nil)
+	return unknownEvent(event, nil)
 }
