@@ -69,11 +69,13 @@ var catalog = [...]EventInfo{
 // Events lists the 23 webhook events Jamf Pro accepts, in alphabetical order.
 var Events = append([]EventInfo(nil), catalog[:]...)
 
-// canonical indexes the catalog by lower-cased name.
+// canonical indexes the catalog by lower-cased name, and by name so that
+// the usual spelling is found without lowering it.
 var canonical = func() map[string]string {
-	m := make(map[string]string, len(catalog))
+	m := make(map[string]string, 2*len(catalog))
 	for _, e := range catalog {
 		m[strings.ToLower(e.Name)] = e.Name
+		m[e.Name] = e.Name
 	}
 	return m
 }()
@@ -82,6 +84,9 @@ var canonical = func() map[string]string {
 // case-insensitively, so "ComputerCheckin" gives "ComputerCheckIn". A name
 // that is not in the catalog is returned as is.
 func Canonical(name string) string {
+	if c, ok := canonical[name]; ok {
+		return c // spelled as in the catalog, as Jamf Pro sends it
+	}
 	if c, ok := canonical[strings.ToLower(strings.TrimSpace(name))]; ok {
 		return c
 	}

@@ -437,30 +437,63 @@ func members(obj []byte, fn func(key, val []byte)) {
 	if i >= len(obj) || obj[i] != '{' {
 		return
 	}
-	i++
-	for {
-		i = skipSpace(obj, i)
-		if i >= len(obj) || obj[i] != '"' {
+	for i++; ; {
+		key, val, next, ok := nextMember(obj, i)
+		if !ok {
 			return
 		}
-		end := skipValue(obj, i)
-		key := obj[i:end]
-		i = skipSpace(obj, end)
-		if i >= len(obj) || obj[i] != ':' {
-			return
-		}
-		i = skipSpace(obj, i+1)
-		end = skipValue(obj, i)
-		if end <= i {
-			return
-		}
-		fn(keyBytes(key), obj[i:end])
-		i = skipSpace(obj, end)
-		if i >= len(obj) || obj[i] != ',' {
-			return
-		}
-		i++
+		fn(keyBytes(key), val)
+		i = next
 	}
+}
+
+// nextMember reads the member of the JSON object obj that starts at or after
+// i, the index just after the object's '{' or after a ','. It returns the
+// member's encoded key and value and where the next member starts, or false
+// after the last member. It never reads outside obj, whatever obj holds.
+func nextMember(obj []byte, i int) (key, val []byte, next int, ok bool) {
+	i = skipSpace(obj, i)
+	if i >= len(obj) || obj[i] != '"' {
+		return nil, nil, 0, false
+	}
+	end := skipValue(obj, i)
+	key = obj[i:end]
+	i = skipSpace(obj, end)
+	if i >= len(obj) || obj[i] != ':' {
+		return nil, nil, 0, false
+	}
+	i = skipSpace(obj, i+1)
+	end = skipValue(obj, i)
+	if end <= i {
+		return nil, nil, 0, false
+	}
+	return key, obj[i:end], afterValue(obj, end), true
+}
+
+// nextElement reads the element of the JSON array arr that starts at or
+// after i, the index just after the array's '[' or after a ','. It returns
+// the element's encoded value and where the next element starts, or false
+// after the last element. It never reads outside arr, whatever arr holds.
+func nextElement(arr []byte, i int) (val []byte, next int, ok bool) {
+	i = skipSpace(arr, i)
+	if i >= len(arr) || arr[i] == ']' {
+		return nil, 0, false
+	}
+	end := skipValue(arr, i)
+	if end <= i {
+		return nil, 0, false
+	}
+	return arr[i:end], afterValue(arr, end), true
+}
+
+// afterValue returns where the next member or element starts after a value
+// that ends at end: after the ',' that follows, or len(b) when none does.
+func afterValue(b []byte, end int) int {
+	i := skipSpace(b, end)
+	if i >= len(b) || b[i] != ',' {
+		return len(b)
+	}
+	return i + 1
 }
 
 // skipSpace returns the index of the first byte at or after i that is not
@@ -510,17 +543,27 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// skipString returns the index just past the JSON string starting at i.
+// skipString returns the index just past the JSON string starting at i, or
+// len(b) when it does not end. It looks for the closing quote with
+// bytes.IndexByte and counts the backslashes before a quote to know whether
+// it is escaped.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+	start := i + 1
+	for i = start; i < len(b); i++ {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			break
+		}
+		i += j
+		k := i
+		for k > start && b[k-1] == '\\' {
+			k--
+		}
+		if (i-k)%2 == 0 {
 			return i + 1
 		}
 	}
-	return i
+	return len(b)
 }
 
 // kindOf names the JSON type of an encoded value by its first byte.
@@ -595,6 +638,29 @@ func clipForError(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// parseIntBytes is parseInt for the bytes of a JSON number. Plain integers
+// of up to 18 digits, nearly all of Jamf's, are read without allocating.
+func parseIntBytes(b []byte) (int64, bool) {
+	digits := b
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 {
+		return parseInt(string(b))
+	}
+	var n int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return parseInt(string(b))
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if len(digits) < len(b) {
+		n = -n
+	}
+	return n, true
 }
 
 // parseInt reads an integer written as an integer or as a float (e.g. "12",

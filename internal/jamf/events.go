@@ -266,50 +266,49 @@ type Unknown struct {
 //   - anything else: Unknown
 //
 // Decoding is lenient (see the field docs); it fails only when the event is
-// not a JSON object, which Parse already rules out. Numbers in Unknown.Fields
-// and DeviceRateLimited.Fields are json.Number.
+// not a JSON object, which Parse already rules out. It reads the fields
+// straight from the event's bytes; only Unknown.Fields and
+// DeviceRateLimited.Fields are generic maps, whose numbers are json.Number.
 func Decode(env Envelope) (any, error) {
-	obj, err := decodeObject(env.Event)
-	if err != nil {
+	obj := []byte(env.Event)
+	if err := checkObject(obj); err != nil {
 		return nil, err
 	}
 	switch Canonical(env.Webhook.Event) {
 	case EventComputerAdded, EventComputerInventoryCompleted, EventComputerPushCapabilityChanged:
-		var c Computer
-		fillComputer(&c, obj)
-		return c, nil
+		if nested, ok := lookupIn(obj, "computer"); ok && isObject(nested) {
+			obj = nested
+		}
+		return decodeAs[Computer](obj), nil
 	case EventComputerCheckIn:
 		var e ComputerCheckIn
-		fillValue(&e, obj)
-		fillComputer(&e.Computer, obj)
+		fillWithComputer(reflect.ValueOf(&e).Elem(), &e.Computer, obj)
 		return e, nil
 	case EventComputerPolicyFinished:
 		var e ComputerPolicyFinished
-		fillValue(&e, obj)
-		fillComputer(&e.Computer, obj)
+		fillWithComputer(reflect.ValueOf(&e).Elem(), &e.Computer, obj)
 		return e, nil
 	case EventComputerPatchPolicyCompleted:
 		var e ComputerPatchPolicyCompleted
-		fillValue(&e, obj)
-		fillComputer(&e.Computer, obj)
+		fillWithComputer(reflect.ValueOf(&e).Elem(), &e.Computer, obj)
 		return e, nil
 	case EventMobileDeviceCheckIn, EventMobileDeviceCommandCompleted, EventMobileDeviceEnrolled,
 		EventMobileDeviceInventoryCompleted, EventMobileDevicePushSent, EventMobileDeviceUnEnrolled:
-		var d MobileDevice
-		if nested, ok := lookup(obj, "mobileDevice"); ok {
-			if m, isObj := nested.(map[string]any); isObj {
-				obj = m
-			}
+		if nested, ok := lookupIn(obj, "mobileDevice"); ok && isObject(nested) {
+			obj = nested
 		}
-		fillValue(&d, obj)
-		return d, nil
+		return decodeAs[MobileDevice](obj), nil
 	case EventJSSStartup, EventJSSShutdown:
 		return decodeAs[Server](obj), nil
 	case EventDeviceAddedToDEP:
 		return decodeAs[DeviceAddedToDEP](obj), nil
 	case EventDeviceRateLimited:
 		e := decodeAs[DeviceRateLimited](obj)
-		e.Fields = obj
+		fields, err := decodeObject(obj)
+		if err != nil {
+			return nil, err
+		}
+		e.Fields = fields
 		return e, nil
 	case EventPatchSoftwareTitleUpdated:
 		return decodeAs[PatchSoftwareTitleUpdated](obj), nil
@@ -326,31 +325,29 @@ func Decode(env Envelope) (any, error) {
 	case EventSmartGroupUserMembershipChange:
 		return decodeAs[SmartGroupUserMembershipChange](obj), nil
 	default:
-		return Unknown{Fields: obj}, nil
+		fields, err := decodeObject(obj)
+		if err != nil {
+			return nil, err
+		}
+		return Unknown{Fields: fields}, nil
 	}
 }
 
-// decodeAs fills a new T from obj.
-func decodeAs[T any](obj map[string]any) T {
+// decodeAs fills a new T from the encoded object obj.
+func decodeAs[T any](obj []byte) T {
 	var v T
-	fillValue(&v, obj)
+	fillStruct(reflect.ValueOf(&v).Elem(), obj)
 	return v
 }
 
-// fillValue fills the struct that p points to from obj.
-func fillValue(p any, obj map[string]any) {
-	fillStruct(reflect.ValueOf(p).Elem(), obj)
-}
-
-// fillComputer fills c from obj.computer when that is an object, else from
-// obj itself: the flat form of old servers and of the flat events.
-func fillComputer(c *Computer, obj map[string]any) {
-	*c = Computer{}
-	if nested, ok := lookup(obj, "computer"); ok {
-		if m, isObj := nested.(map[string]any); isObj {
-			fillValue(c, m)
-			return
-		}
+// fillWithComputer fills the struct v from the encoded object obj, and v's
+// computer c from obj.computer when that is an object, else from obj itself:
+// the flat form of old servers.
+func fillWithComputer(v reflect.Value, c *Computer, obj []byte) {
+	var buf [32]member
+	ms := appendMembers(buf[:0], obj)
+	fillMembers(v, ms) // fills c from obj.computer when it is an object
+	if nested, ok := lookup(ms, "computer"); !ok || !isObject(nested) {
+		fillMembers(reflect.ValueOf(c).Elem(), ms)
 	}
-	fillValue(c, obj)
 }

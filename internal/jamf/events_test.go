@@ -441,3 +441,21 @@ func TestDecodeErrors(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkDecode(b *testing.B) {
+	for _, name := range []string{"ComputerCheckIn", "ComputerPolicyFinished", "SmartGroupMobileDeviceMembershipChange"} {
+		env, err := jamf.Parse(readSample(b, name+".json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(env.Event)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := jamf.Decode(env); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -9,16 +9,15 @@ import (
 
 // computerEvent renders the events whose event is a computer.
 func computerEvent(name string, comp jamf.Computer, l links) *card {
-	c := &card{icon: iconComputer, titleLink: l.computer(comp.JSSID), summary: summary(comp.DeviceName, comp.SerialNumber)}
+	c := newCard(name)
+	c.titleLink, c.summary = l.computer(comp.JSSID), summary(comp.DeviceName, comp.SerialNumber)
+	c.item = computerItem(comp, l)
 	switch name {
 	case jamf.EventComputerAdded:
-		c.title, c.color = "Computer Added", colorGreen
 		c.line("A new computer has been added!")
 	case jamf.EventComputerInventoryCompleted:
-		c.title, c.color = "Computer Inventory Complete", colorGrey
 		c.line("A computer has submitted inventory.")
 	default:
-		c.title, c.color = "Computer Push Capability Changed", colorYellow
 		c.line("A computer's ability to receive MDM push notifications has changed.")
 	}
 	computerLines(c, comp, l)
@@ -35,14 +34,44 @@ func computerLines(c *card, comp jamf.Computer, l links) {
 	c.field("Reported IP", strings.Join(comp.ReportedIPs(), ", "))
 }
 
-func computerCheckIn(e jamf.ComputerCheckIn, l links) *card {
-	c := &card{
-		title:     "Computer Check-In",
-		color:     colorGrey,
-		icon:      iconComputer,
-		titleLink: l.computer(e.Computer.JSSID),
-		summary:   summary(e.Computer.DeviceName, e.Computer.SerialNumber),
+// computerItem names a computer in a digest: its name, else its serial
+// number, linked to it.
+func computerItem(comp jamf.Computer, l links) string {
+	return objectItem(comp.DeviceName, comp.SerialNumber, comp.JSSID, l.computer(comp.JSSID))
+}
+
+// withDetail adds a detail to a digest item, e.g. "MBP-01 (policy 87)";
+// either may be empty.
+func withDetail(item, detail string) string {
+	switch {
+	case item == "":
+		return detail
+	case detail == "":
+		return item
 	}
+	return item + " (" + detail + ")"
+}
+
+// objectItem names a device in a digest by name, else by alt (a serial
+// number), else by ID, linked to url when it is set; "" when nothing names it.
+func objectItem(name, alt string, jssID int64, url string) string {
+	label := short(name)
+	if label == "" {
+		label = short(alt)
+	}
+	if label == "" && jssID > 0 {
+		label = "ID " + strconv.FormatInt(jssID, 10)
+	}
+	if label == "" {
+		return ""
+	}
+	return link(url, label)
+}
+
+func computerCheckIn(e jamf.ComputerCheckIn, l links) *card {
+	c := newCard(jamf.EventComputerCheckIn)
+	c.titleLink, c.summary = l.computer(e.Computer.JSSID), summary(e.Computer.DeviceName, e.Computer.SerialNumber)
+	c.item = computerItem(e.Computer, l)
 	c.line("A computer check-in has occurred.")
 	computerLines(c, e.Computer, l)
 	c.field("Trigger", e.Trigger)
@@ -51,12 +80,13 @@ func computerCheckIn(e jamf.ComputerCheckIn, l links) *card {
 }
 
 func policyFinished(e jamf.ComputerPolicyFinished, l links) *card {
-	c := &card{
-		title:     "Computer Policy Finished",
-		color:     statusColor(e.Successful),
-		icon:      iconPolicy,
-		titleLink: l.policy(e.PolicyID),
-		summary:   "policy " + strconv.FormatInt(e.PolicyID, 10) + " " + strings.ToLower(status(e.Successful)),
+	c := newCard(jamf.EventComputerPolicyFinished)
+	c.color, c.outcome = result(e)
+	c.titleLink = l.policy(e.PolicyID)
+	c.summary = "policy " + strconv.FormatInt(e.PolicyID, 10) + " " + strings.ToLower(status(e.Successful))
+	c.item = computerItem(e.Computer, l)
+	if e.PolicyID > 0 {
+		c.item = withDetail(c.item, "policy "+id(e.PolicyID, l.policy(e.PolicyID)))
 	}
 	if e.PolicyID <= 0 {
 		c.summary = "policy " + strings.ToLower(status(e.Successful))
@@ -79,13 +109,10 @@ func policyFinished(e jamf.ComputerPolicyFinished, l links) *card {
 
 func patchPolicyCompleted(e jamf.ComputerPatchPolicyCompleted, l links) *card {
 	policyURL := l.patchPolicy(e.SoftwareTitleID, e.PatchPolicyID)
-	c := &card{
-		title:     "Patch Policy Completed",
-		color:     statusColor(e.Successful),
-		icon:      iconPatch,
-		titleLink: policyURL,
-		summary:   summary(e.PatchPolicyName, e.DeployedVersion),
-	}
+	c := newCard(jamf.EventComputerPatchPolicyCompleted)
+	c.color, c.outcome = result(e)
+	c.titleLink, c.summary = policyURL, summary(e.PatchPolicyName, e.DeployedVersion)
+	c.item = withDetail(computerItem(e.Computer, l), link(policyURL, short(e.PatchPolicyName)))
 	if d := summary(e.Computer.DeviceName, ""); d != "" {
 		c.summary = strings.TrimSpace(c.summary + " on " + d)
 	}
@@ -115,26 +142,23 @@ func patchPolicyCompleted(e jamf.ComputerPatchPolicyCompleted, l links) *card {
 
 // mobileEvent renders the events whose event is a mobile device.
 func mobileEvent(name string, d jamf.MobileDevice, l links) *card {
-	c := &card{icon: iconMobile, color: colorGrey, titleLink: l.mobileDevice(d.JSSID), summary: summary(d.DeviceName, d.SerialNumber)}
+	c := newCard(name)
+	c.titleLink, c.summary = l.mobileDevice(d.JSSID), summary(d.DeviceName, d.SerialNumber)
+	c.item = objectItem(d.DeviceName, d.SerialNumber, d.JSSID, l.mobileDevice(d.JSSID))
 	switch name {
 	case jamf.EventMobileDeviceCheckIn:
-		c.title = "Mobile Device Check-In"
 		c.line("A mobile device check-in has occurred.")
 	case jamf.EventMobileDeviceEnrolled:
-		c.title, c.color = "Mobile Device Enrolled", colorGreen
 		c.line("A mobile device has been enrolled!")
 	case jamf.EventMobileDeviceUnEnrolled:
-		c.title, c.color = "Mobile Device Un-Enrolled", colorYellow
 		c.line("A mobile device has been un-enrolled!")
 	case jamf.EventMobileDeviceInventoryCompleted:
-		c.title = "Mobile Device Inventory Complete"
 		c.line("A mobile device has submitted inventory.")
 	case jamf.EventMobileDevicePushSent:
-		c.title, c.icon = "Mobile Device Push Sent", iconPush
 		c.line("Jamf Pro has sent a push notification to a mobile device.")
 	default:
-		c.title = "Mobile Device Command Completed"
-		c.color = commandColor(d.MDMCommandStatus)
+		c.color, c.outcome = result(d)
+		c.item = withDetail(c.item, short(d.MDMCommand))
 		c.line("A mobile device has completed an MDM command.")
 		c.line(optPair("Command", d.MDMCommand), optPair("Status", d.MDMCommandStatus))
 		c.field("Command UUID", d.MDMCommandUUID)
@@ -143,17 +167,40 @@ func mobileEvent(name string, d jamf.MobileDevice, l links) *card {
 	return c
 }
 
-// commandColor colours an MDM command status: red for errors, yellow when
-// the device deferred it, grey otherwise.
-func commandColor(status string) string {
+// result is the colour and outcome that the content of an event decides:
+// whether a policy, a patch policy or an API operation succeeded (an API
+// operation stays grey, as in the original), and the status of an MDM
+// command (for the MobileDevice of MobileDeviceCommandCompleted). Other
+// events have their kind's colour and no outcome; a smart group change is
+// coloured by groupChange from its members.
+func result(ev any) (string, outcome) {
+	switch e := ev.(type) {
+	case jamf.ComputerPolicyFinished:
+		return statusColor(e.Successful), outcomeOf(e.Successful)
+	case jamf.ComputerPatchPolicyCompleted:
+		return statusColor(e.Successful), outcomeOf(e.Successful)
+	case jamf.RestAPIOperation:
+		return kinds[kindIndex[jamf.EventRestAPIOperation]].color, outcomeOf(e.OperationSuccessful)
+	case jamf.MobileDevice:
+		return commandResult(e.MDMCommandStatus)
+	}
+	return colorGrey, outcomeNone
+}
+
+// commandResult colours an MDM command status and names its outcome: red
+// for errors, yellow when the device deferred it (NotNow), grey otherwise,
+// which is a success when the device acknowledged it.
+func commandResult(status string) (string, outcome) {
 	s := strings.ToLower(status)
 	switch {
 	case strings.Contains(s, "error") || strings.Contains(s, "fail"):
-		return colorRed
+		return colorRed, outcomeFailed
 	case strings.Contains(s, "notnow") || strings.Contains(s, "not now"):
-		return colorYellow
+		return colorYellow, outcomeDeferred
+	case strings.Contains(s, "acknowledged"):
+		return colorGrey, outcomeSucceeded
 	}
-	return colorGrey
+	return colorGrey, outcomeNone
 }
 
 // mobileLines adds a mobile device's identity, as the original showed it,
@@ -180,12 +227,12 @@ func modelText(d jamf.MobileDevice) string {
 }
 
 func serverEvent(name string, s jamf.Server) *card {
-	c := &card{icon: iconServer, summary: short(s.JSSURL)}
+	c := newCard(name)
+	c.summary = short(s.JSSURL)
+	c.item = objectItem(s.JSSURL, s.HostAddress, 0, "")
 	if name == jamf.EventJSSShutdown {
-		c.title, c.color = "Jamf Pro Shutdown", colorRed
 		c.line("The Jamf Pro web app " + bold(val(s.JSSURL)) + " has initiated a shutdown." + master(s))
 	} else {
-		c.title, c.color = "Jamf Pro Startup", colorGreen
 		c.line("The Jamf Pro web app " + bold(val(s.JSSURL)) + " has started up." + master(s))
 	}
 	c.field("Host Address", s.HostAddress)
@@ -202,12 +249,8 @@ func master(s jamf.Server) string {
 }
 
 func deviceAddedToDEP(e jamf.DeviceAddedToDEP) *card {
-	c := &card{
-		title:   "Device Added to Automated Device Enrollment",
-		color:   colorGreen,
-		icon:    iconDEP,
-		summary: summary(e.SerialNumber, e.Model),
-	}
+	c := newCard(jamf.EventDeviceAddedToDEP)
+	c.summary = summary(e.SerialNumber, e.Model)
 	c.line("A device has been assigned to this Jamf Pro server in Apple Business or School Manager.")
 	c.line(pair("Serial Number", val(e.SerialNumber)), pair("Model", val(e.Model)))
 	c.line(optPair("Asset Tag", e.AssetTag), optPair("Description", e.Description))
@@ -220,12 +263,9 @@ func deviceAddedToDEP(e jamf.DeviceAddedToDEP) *card {
 }
 
 func deviceRateLimited(e jamf.DeviceRateLimited) *card {
-	c := &card{
-		title:   "Device Rate Limited",
-		color:   colorYellow,
-		icon:    iconGeneric,
-		summary: summary(e.DeviceName, e.SerialNumber),
-	}
+	c := newCard(jamf.EventDeviceRateLimited)
+	c.summary = summary(e.DeviceName, e.SerialNumber)
+	c.item = objectItem(e.DeviceName, e.SerialNumber, e.JSSID, "")
 	c.line("Jamf Pro has rate limited a device that contacted it too often.")
 	var jssID string
 	if e.JSSID > 0 {
@@ -242,13 +282,9 @@ func deviceRateLimited(e jamf.DeviceRateLimited) *card {
 }
 
 func patchTitleUpdated(e jamf.PatchSoftwareTitleUpdated, l links) *card {
-	c := &card{
-		title:     "Patch Definition Update",
-		color:     colorYellow,
-		icon:      iconPatch,
-		titleLink: l.patchTitle(e.JSSID),
-		summary:   summary(e.Name, e.LatestVersion),
-	}
+	c := newCard(jamf.EventPatchSoftwareTitleUpdated)
+	c.titleLink, c.summary = l.patchTitle(e.JSSID), summary(e.Name, e.LatestVersion)
+	c.item = withDetail(objectItem(e.Name, "", e.JSSID, l.patchTitle(e.JSSID)), short(e.LatestVersion))
 	c.line("Jamf Pro has received a new patch definition update.")
 	var reports []string
 	for _, raw := range e.ReportURLs {
@@ -272,12 +308,8 @@ func patchTitleUpdated(e jamf.PatchSoftwareTitleUpdated, l links) *card {
 }
 
 func pushSent(e jamf.PushSent) *card {
-	c := &card{
-		title:   "Push Notification Sent",
-		color:   colorGrey,
-		icon:    iconPush,
-		summary: short(e.ManagementID),
-	}
+	c := newCard(jamf.EventPushSent)
+	c.summary = short(e.ManagementID)
 	var jssID string
 	if e.JSSID > 0 {
 		jssID = strconv.FormatInt(e.JSSID, 10)
@@ -292,13 +324,11 @@ func pushSent(e jamf.PushSent) *card {
 
 func restAPIOperation(e jamf.RestAPIOperation, l links) *card {
 	objectURL := l.apiObject(e.ObjectTypeName, e.RestAPIOperationType, e.ObjectID)
-	c := &card{
-		title:     "REST API Operation",
-		color:     colorGrey,
-		icon:      iconAPI,
-		titleLink: objectURL,
-		summary:   strings.TrimSpace(short(e.RestAPIOperationType) + " " + summary(e.ObjectName, e.ObjectTypeName) + " by " + short(e.AuthorizedUsername)),
-	}
+	c := newCard(jamf.EventRestAPIOperation)
+	c.titleLink = objectURL
+	c.summary = strings.TrimSpace(short(e.RestAPIOperationType) + " " + summary(e.ObjectName, e.ObjectTypeName) + " by " + short(e.AuthorizedUsername))
+	c.color, c.outcome = result(e)
+	c.item = link(objectURL, c.summary)
 	c.line("A REST API operation has been performed.")
 	c.line(pair("API Object Type", val(e.ObjectTypeName)), pair("Name", val(e.ObjectName)), pair("ID", id(e.ObjectID, objectURL)))
 	c.line(pair("User", val(e.AuthorizedUsername)), pair("Action", val(e.RestAPIOperationType)), "*Success?* "+pythonBool(e.OperationSuccessful))
@@ -321,12 +351,9 @@ func pythonBool(b *bool) string {
 // never decoded, so it cannot appear here.
 func scepChallenge(e jamf.SCEPChallenge) *card {
 	d, u := e.TargetDevice, e.TargetUser
-	c := &card{
-		title:   "SCEP Challenge Requested",
-		color:   colorGrey,
-		icon:    iconSCEP,
-		summary: summary(d.DeviceName, d.SerialNumber),
-	}
+	c := newCard(jamf.EventSCEPChallenge)
+	c.summary = summary(d.DeviceName, d.SerialNumber)
+	c.item = objectItem(d.DeviceName, d.SerialNumber, 0, "")
 	c.line("Jamf Pro has requested a dynamic SCEP challenge for a device.")
 	c.line(pair("Device Name", val(d.DeviceName)), pair("Serial Number", val(d.SerialNumber)))
 	c.line(optPair("Model", modelText(d)), optPair("OS", osText("", d.OS(), d.OSBuild)))
@@ -347,26 +374,26 @@ type group struct {
 	addedN     int
 	removed    []string
 	removedN   int
-	titleKind  string
+	event      string
 	memberWord string
 }
 
 func computerGroupChange(e jamf.SmartGroupComputerMembershipChange, l links) *card {
-	g := group{kind: "computer", titleKind: "Computer", memberWord: "computers", id: e.GroupID, name: e.Name, url: l.page("smartComputerGroups.html", e.GroupID)}
+	g := group{event: jamf.EventSmartGroupComputerMembershipChange, kind: "computer", memberWord: "computers", id: e.GroupID, name: e.Name, url: l.page("smartComputerGroups.html", e.GroupID)}
 	g.added, g.addedN = computerItems(e.AddedDevices, e.AddedIDs, l)
 	g.removed, g.removedN = computerItems(e.RemovedDevices, e.RemovedIDs, l)
 	return groupChange(g)
 }
 
 func mobileGroupChange(e jamf.SmartGroupMobileDeviceMembershipChange, l links) *card {
-	g := group{kind: "mobile device", titleKind: "Mobile Device", memberWord: "mobile devices", id: e.GroupID, name: e.Name, url: l.page("smartMobileDeviceGroups.html", e.GroupID)}
+	g := group{event: jamf.EventSmartGroupMobileDeviceMembershipChange, kind: "mobile device", memberWord: "mobile devices", id: e.GroupID, name: e.Name, url: l.page("smartMobileDeviceGroups.html", e.GroupID)}
 	g.added, g.addedN = mobileItems(e.AddedDevices, e.AddedIDs, l)
 	g.removed, g.removedN = mobileItems(e.RemovedDevices, e.RemovedIDs, l)
 	return groupChange(g)
 }
 
 func userGroupChange(e jamf.SmartGroupUserMembershipChange, l links) *card {
-	g := group{kind: "user", titleKind: "User", memberWord: "users", id: e.GroupID, name: e.Name, url: l.page("smartUserGroups.html", e.GroupID)}
+	g := group{event: jamf.EventSmartGroupUserMembershipChange, kind: "user", memberWord: "users", id: e.GroupID, name: e.Name, url: l.page("smartUserGroups.html", e.GroupID)}
 	g.added, g.addedN = idItems(e.AddedIDs, nil)
 	g.removed, g.removedN = idItems(e.RemovedIDs, nil)
 	return groupChange(g)
@@ -428,12 +455,8 @@ func idItems(ids []int64, page func(int64) string) ([]string, int) {
 // groupChange renders a smart group membership change: green when members
 // only joined, yellow when some left, grey when the webhook lists none.
 func groupChange(g group) *card {
-	c := &card{
-		title:     "Smart " + g.titleKind + " Group Membership Change",
-		color:     colorGrey,
-		icon:      iconGroup,
-		titleLink: g.url,
-	}
+	c := newCard(g.event)
+	c.titleLink = g.url
 	switch {
 	case g.removedN > 0:
 		c.color = colorYellow
@@ -449,6 +472,7 @@ func groupChange(g group) *card {
 		c.summary = "group " + strconv.FormatInt(max(g.id, 0), 10)
 	}
 	c.summary += ": " + strconv.Itoa(g.addedN) + " added, " + strconv.Itoa(g.removedN) + " removed"
+	c.item = withDetail(objectItem(g.name, "", g.id, g.url), "+"+strconv.Itoa(g.addedN)+" \u2212"+strconv.Itoa(g.removedN))
 	c.line("The membership of smart " + g.kind + " group " + bold(link(g.url, name)) + " has changed.")
 	c.line(pair("Group ID", id(g.id, "")))
 	const budget = (maxText - 800) / 2

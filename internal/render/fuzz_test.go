@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/jackalope-app/jackalope/internal/jamf"
@@ -15,22 +14,11 @@ import (
 // takes, JSON or XML: nothing may panic, converted XML must be valid JSON,
 // and every message must be safe and within Slack's limits. Each body is
 // also rendered as the event of a catalog event picked by its length, so
-// that arbitrary event objects reach every specific renderer.
+// that arbitrary event objects reach every specific renderer, and in a
+// digest with the parsed body.
 func FuzzDecodeRender(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	variants, err := filepath.Glob(filepath.Join("testdata", "variants", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	seeds = append(seeds, variants...)
-	seeds = append(seeds, filepath.Join("testdata", "ComputerAdded.xml"))
+	seeds := append(inputs(f), filepath.Join("testdata", "ComputerAdded.xml"))
 	for _, s := range seeds {
-		if strings.HasSuffix(s, ".golden.json") {
-			continue
-		}
 		b, err := os.ReadFile(s)
 		if err != nil {
 			f.Fatal(err)
@@ -53,6 +41,13 @@ func FuzzDecodeRender(f *testing.F) {
 			}
 		}
 		event := jamf.Events[len(body)%len(jamf.Events)].Name
-		checkMessage(t, render.Message(jamf.Envelope{Webhook: jamf.Webhook{Event: event}, Event: body}, linkOptions))
+		byType := jamf.Envelope{Webhook: jamf.Webhook{Event: event}, Event: body}
+		checkMessage(t, render.Message(byType, linkOptions))
+
+		digest := []render.DigestEvent{{Envelope: byType}, {Envelope: byType}}
+		if env, err := jamf.Parse(body); err == nil {
+			digest = append(digest, render.DigestEvent{Envelope: env})
+		}
+		checkDigestLimits(t, render.Digest(digest, linkOptions), len(digest))
 	})
 }

@@ -30,11 +30,11 @@ func undecodable(name string) *card {
 
 // genericCard starts the card of an event without a message of its own.
 func genericCard(name string) *card {
-	title := genericTitlePrefix
+	c := newCard("")
 	if n := esc(strings.TrimSpace(name)); n != "" {
-		title += ": " + n
+		c.title += ": " + n
 	}
-	return &card{title: title, color: colorGrey, icon: iconGeneric}
+	return c
 }
 
 // eventName names an event in a sentence.

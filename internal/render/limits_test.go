@@ -68,7 +68,7 @@ func TestSlackLimits(t *testing.T) {
 		{name: "10000 mobile devices as objects", body: bigGroup(t, jamf.EventSmartGroupMobileDeviceMembershipChange, 10_000, true), wantText: "*Removed (5000):*"},
 		{name: "10000 users", body: bigGroup(t, jamf.EventSmartGroupUserMembershipChange, 10_000, false), wantText: "… and 99"},
 		{name: "unknown event with 10000 fields", body: unknown, wantText: "more fields"},
-		{name: "deeply nested unknown event", body: []byte(`{"webhook":{"webhookEvent":"Future"},"event":` + deep + `}`), wantText: "*a.b.b.b"},
+		{name: "deeply nested unknown event", body: []byte(`{"webhook":{"webhookEvent":"Future"},"event":` + deep + `}`), wantText: "*a\u2024b\u2024b\u2024b"},
 		{name: "rate limited with 10000 fields", body: []byte(strings.Replace(string(unknown), "Future", "DeviceRateLimited", 1)), wantText: "more fields"},
 	}
 	for _, tt := range tests {

@@ -116,5 +116,11 @@ func link(url, label string) string {
 	if url == "" {
 		return label
 	}
-	return "<" + strings.ReplaceAll(url, "&", "&amp;") + "|" + label + ">"
+	return "<" + mrkdwnURL(url) + "|" + label + ">"
+}
+
+// mrkdwnURL writes a URL that Jackalope built or checked with linkSafe into
+// mrkdwn: only & needs an entity, as linkSafe refused < and >.
+func mrkdwnURL(url string) string {
+	return strings.ReplaceAll(url, "&", "&amp;")
 }

@@ -35,6 +35,99 @@ const (
 	colorPurple = "#800080"
 )
 
+// severity ranks a colour: red (a failure or a server going down) is worst,
+// then yellow (a removal or a warning), green (an addition or a success) and
+// grey (routine). A digest group takes the colour of its worst event and
+// groups are listed worst first.
+func severity(color string) int {
+	switch color {
+	case colorRed:
+		return 3
+	case colorYellow:
+		return 2
+	case colorGreen:
+		return 1
+	}
+	return 0
+}
+
+// kind is how one event type looks: its title, its colour unless the event
+// itself decides (a policy that failed, a group that lost members), and its
+// icon.
+type kind struct {
+	event string // the catalog name; "" for events Jackalope does not know
+	title string
+	color string
+	icon  string
+	// decides is set when the event's content decides its colour or its
+	// outcome, so that a digest must decode every such event.
+	decides bool
+}
+
+// kinds is the one table of event types, used by single messages for their
+// title, colour and icon, and by digests for the order of their groups. It is
+// in order of importance, most important first: what needs someone now (a
+// server shutting down; policies, patches and MDM commands, which can fail);
+// then removals and warnings; then changes made through the API; then
+// additions; then routine traffic, the most frequent last (inventory, pushes,
+// check-ins), so that a check-in storm never hides a failure. Events Jackalope
+// does not know sit just before the routine ones: they may matter. Digests
+// order groups by the severity of their worst event first, then by this
+// table.
+var kinds = [...]kind{
+	{jamf.EventJSSShutdown, "Jamf Pro Shutdown", colorRed, iconServer, false},
+	{jamf.EventComputerPolicyFinished, "Computer Policy Finished", colorGrey, iconPolicy, true},
+	{jamf.EventComputerPatchPolicyCompleted, "Patch Policy Completed", colorGrey, iconPatch, true},
+	{jamf.EventMobileDeviceCommandCompleted, "Mobile Device Command Completed", colorGrey, iconMobile, true},
+	{jamf.EventMobileDeviceUnEnrolled, "Mobile Device Un-Enrolled", colorYellow, iconMobile, false},
+	{jamf.EventComputerPushCapabilityChanged, "Computer Push Capability Changed", colorYellow, iconComputer, false},
+	{jamf.EventDeviceRateLimited, "Device Rate Limited", colorYellow, iconGeneric, false},
+	{jamf.EventSmartGroupComputerMembershipChange, "Smart Computer Group Membership Change", colorGrey, iconGroup, true},
+	{jamf.EventSmartGroupMobileDeviceMembershipChange, "Smart Mobile Device Group Membership Change", colorGrey, iconGroup, true},
+	{jamf.EventSmartGroupUserMembershipChange, "Smart User Group Membership Change", colorGrey, iconGroup, true},
+	{jamf.EventPatchSoftwareTitleUpdated, "Patch Definition Update", colorYellow, iconPatch, false},
+	{jamf.EventRestAPIOperation, "REST API Operation", colorGrey, iconAPI, true},
+	{jamf.EventJSSStartup, "Jamf Pro Startup", colorGreen, iconServer, false},
+	{jamf.EventComputerAdded, "Computer Added", colorGreen, iconComputer, false},
+	{jamf.EventMobileDeviceEnrolled, "Mobile Device Enrolled", colorGreen, iconMobile, false},
+	{jamf.EventDeviceAddedToDEP, "Device Added to Automated Device Enrollment", colorGreen, iconDEP, false},
+	{jamf.EventSCEPChallenge, "SCEP Challenge Requested", colorGrey, iconSCEP, false},
+	{"", genericTitlePrefix, colorGrey, iconGeneric, false},
+	{jamf.EventComputerInventoryCompleted, "Computer Inventory Complete", colorGrey, iconComputer, false},
+	{jamf.EventMobileDeviceInventoryCompleted, "Mobile Device Inventory Complete", colorGrey, iconMobile, false},
+	{jamf.EventPushSent, "Push Notification Sent", colorGrey, iconPush, false},
+	{jamf.EventMobileDevicePushSent, "Mobile Device Push Sent", colorGrey, iconPush, false},
+	{jamf.EventComputerCheckIn, "Computer Check-In", colorGrey, iconComputer, false},
+	{jamf.EventMobileDeviceCheckIn, "Mobile Device Check-In", colorGrey, iconMobile, false},
+}
+
+// kindIndex finds a catalog event's place in kinds.
+var kindIndex = func() map[string]int {
+	m := make(map[string]int, len(kinds))
+	for i, k := range kinds {
+		m[k.event] = i
+	}
+	return m
+}()
+
+// kindOf returns the place in kinds of the event named as on the wire,
+// matched with jamf.Canonical; an event that is not in the catalog gets the
+// place of unknown events.
+func kindOf(event string) int {
+	name := jamf.Canonical(event)
+	if !jamf.Known(name) {
+		name = ""
+	}
+	return kindIndex[name]
+}
+
+// newCard starts the card of a catalog event with the title, colour and icon
+// of its kind.
+func newCard(event string) *card {
+	k := kinds[kindIndex[event]]
+	return &card{title: k.title, color: k.color, icon: k.icon}
+}
+
 // Icons, named by the file static/images/<icon>.png.
 const (
 	iconAPI      = "api"
@@ -119,11 +212,16 @@ func fit(m slack.Message) slack.Message {
 
 // build decodes the event and renders the card of its type.
 func build(env jamf.Envelope, l links) *card {
-	name := jamf.Canonical(env.Webhook.Event)
 	ev, err := jamf.Decode(env)
 	if err != nil {
 		return undecodable(env.Webhook.Event)
 	}
+	return cardOf(env.Webhook.Event, ev, l)
+}
+
+// cardOf renders the card of a decoded event.
+func cardOf(event string, ev any, l links) *card {
+	name := jamf.Canonical(event)
 	switch e := ev.(type) {
 	case jamf.Computer:
 		return computerEvent(name, e, l)
@@ -156,7 +254,7 @@ func build(env jamf.Envelope, l links) *card {
 	case jamf.SmartGroupUserMembershipChange:
 		return userGroupChange(e, l)
 	case jamf.Unknown:
-		return unknownEvent(env.Webhook.Event, e.Fields)
+		return unknownEvent(event, e.Fields)
 	}
-	return unknownEvent(env.Webhook.Event, nil)
+	return unknownEvent(event, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -175,6 +176,77 @@ func checkSafe(t testing.TB, name, s string) {
 		}
 		i += 1 + next
 	}
+	if f := forgeable(withoutLinkTargets(s)); f != "" {
+		t.Errorf("%s holds %q, which Slack reads as formatting or a link: %q", name, f, s)
+	}
+}
+
+// withoutLinkTargets removes the URLs of Jackalope's links ("<url|label>"
+// keeps "label>"), which are meant to be links.
+func withoutLinkTargets(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		j := strings.IndexByte(s[i:], '|')
+		if j < 0 {
+			return b.String()
+		}
+		s = s[i+j+1:]
+	}
+}
+
+// forgeable returns the first part of s that Slack could read as code,
+// strike, italics or a link, or "". Jackalope itself writes none of these
+// (only bold labels, checked by the escaping tests, and links, which
+// withoutLinkTargets removes), so any of them came from Jamf text.
+func forgeable(s string) string {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '`', '~':
+			return string(c)
+		case '_':
+			if i == 0 || i+1 == len(s) || !isAlnum(s[i-1]) || !isAlnum(s[i+1]) {
+				return s[max(0, i-1):min(len(s), i+2)]
+			}
+		case ':':
+			if strings.HasPrefix(s[i:], "://") {
+				return s[i : i+3]
+			}
+		case '.':
+			if r, _ := utf8.DecodeRuneInString(s[i+1:]); unicode.IsLetter(r) {
+				return s[i:min(len(s), i+2)]
+			}
+		}
+	}
+	return ""
+}
+
+// isAlnum reports whether c is an ASCII letter or digit.
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// inputs returns the webhook bodies of testdata, samples and variants.
+func inputs(t testing.TB) []string {
+	t.Helper()
+	var in []string
+	for _, pattern := range []string{filepath.Join("testdata", "*.json"), filepath.Join("testdata", "variants", "*.json")} {
+		files, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if !strings.HasSuffix(f, ".golden.json") {
+				in = append(in, f)
+			}
+		}
+	}
+	return in
 }
 
 func TestGoldenSamples(t *testing.T) {
@@ -350,10 +422,10 @@ func TestOriginalTextLines(t *testing.T) {
 			"*Device Name:* iPad-LIB-0042 | *User:* apatel",
 		}},
 		{jamf.EventJSSStartup, []string{
-			"The Jamf Pro web app *https://example.jamfcloud.com/* has started up. *(master)*",
+			"The Jamf Pro web app *https\u2236//example\u2024jamfcloud\u2024com/* has started up. *(master)*",
 		}},
 		{jamf.EventJSSShutdown, []string{
-			"The Jamf Pro web app *https://example.jamfcloud.com/* has initiated a shutdown.",
+			"The Jamf Pro web app *https\u2236//example\u2024jamfcloud\u2024com/* has initiated a shutdown.",
 		}},
 		{jamf.EventPatchSoftwareTitleUpdated, []string{
 			"Jamf Pro has received a new patch definition update.",
@@ -412,7 +484,7 @@ func TestUnknownEvent(t *testing.T) {
 		Title:    "Jamf Pro Event: ComputerTeleported",
 		Text: "Jamf Pro sent a *ComputerTeleported* event, which Jackalope has no specific message for.\n" +
 			"*api_token:* [redacted]\n*empty:* {}\n*n:* null\n*ok:* true\n" +
-			"*where.coords.0:* 1\n*where.coords.1:* 2\n*where.planet:* Mars",
+			"*where\u2024coords.0:* 1\n*where\u2024coords.1:* 2\n*where\u2024planet:* Mars",
 		ThumbURL: "https://jackalope.example.com/static/images/generic.png",
 		Ts:       1732870801,
 		MrkdwnIn: []string{"text", "fields"},
@@ -462,22 +534,38 @@ func TestTimestamp(t *testing.T) {
 	}
 }
 
+// TestEscaping renders a computer whose name is hostile: it must show as
+// text, neither pinging, nor linking, nor formatting anything, while
+// Jackalope's own labels stay bold. Each case is also a golden file in
+// testdata/escaping, so a reviewer sees the message Slack gets.
 func TestEscaping(t *testing.T) {
 	tests := []struct {
 		name       string
 		deviceName string
 		want       string // the Computer Name line
 	}{
-		{name: "channel ping", deviceName: "<!channel>", want: "*Computer Name:* &lt;!channel&gt; | *User:* u"},
-		{name: "user mention", deviceName: "<@U024BE7LH> hi", want: "*Computer Name:* &lt;@U024BE7LH&gt; hi | *User:* u"},
-		{name: "forged link", deviceName: "<https://evil.example|click me>", want: "*Computer Name:* &lt;https://evil.example|click me&gt; | *User:* u"},
+		{name: "channel-ping", deviceName: "<!channel>", want: "*Computer Name:* &lt;!channel&gt; | *User:* u"},
+		{name: "user-mention", deviceName: "<@U024BE7LH> hi", want: "*Computer Name:* &lt;@U024BE7LH&gt; hi | *User:* u"},
+		{name: "forged-link", deviceName: "<https://evil.example|click>", want: "*Computer Name:* &lt;https\u2236//evil\u2024example|click&gt; | *User:* u"},
+		{name: "forged-label", deviceName: "*User:* admin", want: "*Computer Name:* \u2217User:\u2217 admin | *User:* u"},
+		{name: "bold", deviceName: "*x*", want: "*Computer Name:* \u2217x\u2217 | *User:* u"},
+		{name: "italics", deviceName: "_x_", want: "*Computer Name:* \uff3fx\uff3f | *User:* u"},
+		{name: "strike", deviceName: "~x~", want: "*Computer Name:* \u223cx\u223c | *User:* u"},
+		{name: "code-span", deviceName: "`rm -rf /`", want: "*Computer Name:* \u02cbrm -rf /\u02cb | *User:* u"},
+		{name: "code-block", deviceName: "```x```", want: "*Computer Name:* \u02cb\u02cb\u02cbx\u02cb\u02cb\u02cb | *User:* u"},
+		{name: "bare-url", deviceName: "https://evil.example/login", want: "*Computer Name:* https\u2236//evil\u2024example/login | *User:* u"},
+		{name: "bare-domain", deviceName: "evil.example", want: "*Computer Name:* evil\u2024example | *User:* u"},
+		{name: "email", deviceName: "it@evil.example", want: "*Computer Name:* it@evil\u2024example | *User:* u"},
+		{name: "url-with-invisible-characters", deviceName: "https:\u200b//evil.\u202eexample", want: "*Computer Name:* https\u2236\u200b//evil\u2024example | *User:* u"},
+		{name: "snake-case-kept", deviceName: "MBP_JRIVERA_01.local", want: "*Computer Name:* MBP_JRIVERA_01\u2024local | *User:* u"},
+		{name: "version-and-ip-kept", deviceName: "mac 14.6.1 at 203.0.113.45:22", want: "*Computer Name:* mac 14.6.1 at 203.0.113.45:22 | *User:* u"},
 		{name: "ampersand", deviceName: "R&D > QA", want: "*Computer Name:* R&amp;D &gt; QA | *User:* u"},
-		{name: "already escaped", deviceName: "&lt;", want: "*Computer Name:* &amp;lt; | *User:* u"},
-		{name: "forged line", deviceName: "mac\n*User:* root", want: "*Computer Name:* mac *User:* root | *User:* u"},
-		{name: "unicode kept", deviceName: "Zoë’s 🦌 Mac", want: "*Computer Name:* Zoë’s 🦌 Mac | *User:* u"},
-		{name: "direction override dropped", deviceName: "a\u202eb", want: "*Computer Name:* ab | *User:* u"},
+		{name: "already-escaped", deviceName: "&lt;", want: "*Computer Name:* &amp;lt; | *User:* u"},
+		{name: "forged-line", deviceName: "mac\n*User:* root", want: "*Computer Name:* mac \u2217User:\u2217 root | *User:* u"},
+		{name: "unicode-kept", deviceName: "Zoë’s 🦌 Mac", want: "*Computer Name:* Zoë’s 🦌 Mac | *User:* u"},
+		{name: "direction-override-dropped", deviceName: "a\u202eb", want: "*Computer Name:* ab | *User:* u"},
 		{name: "empty", deviceName: "", want: "*Computer Name:* — | *User:* u"},
-		{name: "long name cut", deviceName: strings.Repeat("&", 100), want: "*Computer Name:* " + strings.Repeat("&amp;", 39) + "… | *User:* u"},
+		{name: "long-name-cut", deviceName: strings.Repeat("&", 100), want: "*Computer Name:* " + strings.Repeat("&amp;", 39) + "… | *User:* u"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -486,15 +574,26 @@ func TestEscaping(t *testing.T) {
 				t.Fatal(err)
 			}
 			env := jamf.Envelope{Webhook: jamf.Webhook{Event: jamf.EventComputerAdded}, Event: event}
-			m := render.Message(env, plainOptions)
+			m := render.Message(env, linkOptions)
 			checkMessage(t, m)
 			lines := strings.Split(m.Attachments[0].Text, "\n")
 			if len(lines) < 3 || lines[2] != tt.want {
 				t.Errorf("text = %q, want line 3 = %q", m.Attachments[0].Text, tt.want)
 			}
+			if strings.Count(m.Attachments[0].Text, "*") != strings.Count(plainEscaping.Attachments[0].Text, "*") {
+				t.Errorf("text = %q, want only Jackalope's own bold labels", m.Attachments[0].Text)
+			}
+			golden(t, filepath.Join("escaping", tt.name), m)
 		})
 	}
 }
+
+// plainEscaping is the message TestEscaping compares the number of bold
+// markers with: the same event with a plain name.
+var plainEscaping = render.Message(jamf.Envelope{
+	Webhook: jamf.Webhook{Event: jamf.EventComputerAdded},
+	Event:   json.RawMessage(`{"deviceName":"mac","username":"u"}`),
+}, linkOptions)
 
 func TestDeepLinks(t *testing.T) {
 	tests := []struct {
@@ -540,8 +639,8 @@ func TestReportURLs(t *testing.T) {
 		{name: "list", urls: `"reportUrls":["https://a.example/r?x=1&y=2","http://b.example/r"]`, want: "<https://a.example/r?x=1&amp;y=2|Click here to view the report> | <http://b.example/r|Report 2>"},
 		{name: "legacy string", urls: `"reportUrl":"https://a.example/patch.html?id=7&o=r"`, want: "<https://a.example/patch.html?id=7&amp;o=r|Click here to view the report>"},
 		{name: "javascript shown as text", urls: `"reportUrls":["javascript:alert(1)"]`, want: "*Report:* javascript:alert(1)"},
-		{name: "link breaker shown as text", urls: `"reportUrls":["https://a.example/|<!channel>"]`, want: "*Report:* https://a.example/|&lt;!channel&gt;"},
-		{name: "credentials shown as text", urls: `"reportUrls":["https://u:p@a.example/"]`, want: "*Report:* https://u:p@a.example/"},
+		{name: "link breaker shown as text", urls: `"reportUrls":["https://a.example/|<!channel>"]`, want: "*Report:* https\u2236//a\u2024example/|&lt;!channel&gt;"},
+		{name: "credentials shown as text", urls: `"reportUrls":["https://u:p@a.example/"]`, want: "*Report:* https\u2236//u:p@a\u2024example/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -588,5 +687,11 @@ func TestWelcome(t *testing.T) {
 	}}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Welcome() mismatch (-want +got):\n%s", diff)
+	}
+
+	// A URL that is not link-safe is escaped like Jamf text.
+	text = render.Welcome("https://x.example/jamf/<!channel>").Attachments[0].Text
+	if strings.Contains(text, "<!channel>") || !strings.Contains(text, "https\u2236//x\u2024example/jamf/&lt;!channel&gt;") {
+		t.Errorf("Welcome() text = %q, want the URL escaped", text)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackalope-app/jackalope/internal/slack"
@@ -25,6 +26,11 @@ type card struct {
 	summary   string
 	lines     []string
 	fields    []slack.Field
+	// item names the event's object in a digest's list, linked to it where
+	// possible, e.g. a computer's name; "" when nothing names it.
+	item string
+	// outcome is how the event ended, for events that have a result.
+	outcome outcome
 }
 
 // fallback is the plain one-line form Slack shows in notifications.
@@ -63,18 +69,39 @@ func slackField(title, value string) slack.Field {
 	return slack.Field{Title: title, Value: value, Short: true}
 }
 
-// esc makes Jamf text safe inside Slack mrkdwn on one line: &, < and > are
-// escaped, invalid UTF-8 becomes U+FFFD, line breaks and other control
-// characters become spaces and bidirectional overrides are dropped, so that
-// a value can neither ping anyone, nor forge a line, nor reorder the text
-// around it.
+// esc is the one escaper of Jamf text (device, user, policy and group names,
+// URLs, anything from a Jamf body) for Slack mrkdwn on one line:
+//
+//   - &, < and > become entities, so a value cannot ping anyone (<!channel>,
+//     <@U…>), open a link (<url|label>) or a date token;
+//   - invalid UTF-8 becomes U+FFFD, line breaks and other control characters
+//     become spaces and bidirectional overrides are dropped, so a value can
+//     neither forge a line nor reorder the text around it;
+//   - the formatting characters become look-alikes that Slack never reads as
+//     formatting: * → ∗ (U+2217), ~ → ∼ (U+223C), ` → ˋ (U+02CB), and _ → ＿
+//     (U+FF3F) unless it sits between two ASCII letters or digits, where Slack
+//     never reads it as italics (snake_case stays as typed);
+//   - what Slack would auto-link is broken the same way: the colon of "://"
+//     becomes ∶ (U+2236) and a dot before a letter becomes ․ (U+2024), so
+//     neither https://evil.example/login, nor evil.example, nor
+//     someone@evil.example is a link, while versions and IP addresses
+//     (14.6.1, 203.0.113.45) keep their dots.
+//
+// Slack mrkdwn has no escape character. Look-alikes were chosen over zero-width
+// characters placed next to the markers: Slack's parser treats a zero-width
+// space or word joiner as a word boundary, which other senders insert precisely
+// to make formatting apply next to text, so they cannot be relied on to stop
+// it; a look-alike is not a marker whatever the parser does, and reads the
+// same. The cost is that a copied value differs from Jamf's in those
+// characters. Jackalope's own formatting (bold labels, deep links) is written
+// around escaped values and is never passed through esc.
 func esc(s string) string {
 	if !needsEscape(s) {
 		return s
 	}
 	var b strings.Builder
 	b.Grow(len(s) + 16)
-	for _, r := range s {
+	for i, r := range s {
 		switch {
 		case r == '&':
 			b.WriteString("&amp;")
@@ -85,6 +112,12 @@ func esc(s string) string {
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029':
 			b.WriteByte(' ')
 		case (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069'):
+		case r < utf8.RuneSelf:
+			if l := lookalike(s, i); l != "" {
+				b.WriteString(l)
+			} else {
+				b.WriteByte(byte(r))
+			}
 		default:
 			b.WriteRune(r)
 		}
@@ -95,12 +128,66 @@ func esc(s string) string {
 // needsEscape reports whether esc would change s.
 func needsEscape(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '&' || c == '<' || c == '>' || c < 0x20 || c >= 0x7f {
+		switch c := s[i]; {
+		case c == '&' || c == '<' || c == '>' || c < 0x20 || c >= 0x7f:
 			return true
+		case c == '*' || c == '~' || c == '`' || c == '_' || c == ':' || c == '.':
+			if lookalike(s, i) != "" {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// lookalike returns what esc writes instead of the ASCII character s[i] when
+// Slack could read it as formatting or as part of a link, or "" to keep it.
+// Looking ahead it skips invisible format characters (zero-width spaces,
+// joiners, bidirectional marks), so that "https:\u200b//" is caught too.
+func lookalike(s string, i int) string {
+	switch s[i] {
+	case '*':
+		return "\u2217"
+	case '~':
+		return "\u223c"
+	case '`':
+		return "\u02cb"
+	case '_':
+		if i > 0 && i+1 < len(s) && isAlnum(s[i-1]) && isAlnum(s[i+1]) {
+			return ""
+		}
+		return "\uff3f"
+	case ':':
+		if r, j := visibleAt(s, i+1); r == '/' {
+			if r, _ := visibleAt(s, j); r == '/' {
+				return "\u2236"
+			}
+		}
+	case '.':
+		if r, _ := visibleAt(s, i+1); unicode.IsLetter(r) {
+			return "\u2024"
+		}
+	}
+	return ""
+}
+
+// visibleAt returns the first rune of s at or after byte i that is not an
+// invisible format character (Unicode category Cf), and the index just past
+// it; utf8.RuneError and len(s) at the end.
+func visibleAt(s string, i int) (rune, int) {
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		if r < utf8.RuneSelf || !unicode.Is(unicode.Cf, r) {
+			return r, i
+		}
+	}
+	return utf8.RuneError, i
+}
+
+// isAlnum reports whether c is an ASCII letter or digit.
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // clip cuts escaped text to at most max bytes, ending it with "…". It cuts
@@ -167,26 +254,58 @@ func id(n int64, url string) string {
 
 // status names the outcome of a policy or operation.
 func status(ok *bool) string {
+	if o := outcomeOf(ok); o != outcomeUnknown {
+		return outcomeLabels[o]
+	}
+	return "Unknown"
+}
+
+// outcome is how an event with a result ended. Digests list an event type's
+// events by outcome, in outcomeOrder.
+type outcome uint8
+
+const (
+	outcomeNone outcome = iota // the event has no result, or says none
+	outcomeFailed
+	outcomeDeferred
+	outcomeUnknown
+	outcomeSucceeded
+	numOutcomes
+)
+
+// outcomeOrder lists outcomes worst first.
+var outcomeOrder = [numOutcomes]outcome{outcomeFailed, outcomeDeferred, outcomeUnknown, outcomeSucceeded, outcomeNone}
+
+// outcomeLabels name the outcomes in a digest.
+var outcomeLabels = [numOutcomes]string{
+	outcomeNone:      "Other",
+	outcomeFailed:    "Failed",
+	outcomeDeferred:  "Not now",
+	outcomeUnknown:   "Status unknown",
+	outcomeSucceeded: "Succeeded",
+}
+
+// outcomeOf is the outcome of a policy or operation.
+func outcomeOf(ok *bool) outcome {
 	switch {
 	case ok == nil:
-		return "Unknown"
+		return outcomeUnknown
 	case *ok:
-		return "Succeeded"
+		return outcomeSucceeded
 	default:
-		return "Failed"
+		return outcomeFailed
 	}
 }
 
 // statusColor colours an outcome: green success, red failure, grey unknown.
 func statusColor(ok *bool) string {
-	switch {
-	case ok == nil:
-		return colorGrey
-	case *ok:
+	switch outcomeOf(ok) {
+	case outcomeSucceeded:
 		return colorGreen
-	default:
+	case outcomeFailed:
 		return colorRed
 	}
+	return colorGrey
 }
 
 // when formats a time for the text, in UTC.

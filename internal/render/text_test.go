@@ -22,11 +22,24 @@ func TestEsc(t *testing.T) {
 		{name: "bidi overrides dropped", in: "a\u202eb\u2066c", want: "abc"},
 		{name: "invalid UTF-8", in: "a\xffb", want: "a\ufffdb"},
 		{name: "unicode kept", in: "ünïcødé 🦌", want: "ünïcødé 🦌"},
+		{name: "bold, italics, strike, code", in: "*b* _i_ ~s~ `c` ```p```", want: "∗b∗ ＿i＿ ∼s∼ ˋcˋ ˋˋˋpˋˋˋ"},
+		{name: "underscore inside a word kept", in: "a_b snake_case_9 _x x_ a__b é_x", want: "a_b snake_case_9 ＿x x＿ a＿＿b é＿x"},
+		{name: "URL", in: "https://evil.example/login?a=b", want: "https∶//evil․example/login?a=b"},
+		{name: "any scheme", in: "slack://open ftp://x", want: "slack∶//open ftp∶//x"},
+		{name: "domain and email", in: "www.evil.example a@b.co", want: "www․evil․example a@b․co"},
+		{name: "dot before a non-ASCII letter", in: "evil.рф", want: "evil․рф"},
+		{name: "invisible characters skipped when looking ahead", in: "https:\u2060/\u200b/x .\ufeffcom", want: "https∶\u2060/\u200b/x ․\ufeffcom"},
+		{name: "dropped override skipped when looking ahead", in: "a.\u202ecom", want: "a․com"},
+		{name: "numbers, times and sentences kept", in: "14.6.1 203.0.113.45 09:14:03 end. Next", want: "14.6.1 203.0.113.45 09:14:03 end. Next"},
+		{name: "colon alone kept", in: "javascript:alert(1) a:/b", want: "javascript:alert(1) a:/b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := esc(tt.in); got != tt.want {
 				t.Errorf("esc(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if tt.in != tt.want && !needsEscape(tt.in) {
+				t.Errorf("needsEscape(%q) = false, but esc changes it", tt.in)
 			}
 		})
 	}
