@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackalope-app/jackalope/internal/redact"
 )
 
 // Database drivers.
@@ -208,7 +210,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("slack_oauth_url", c.Slack.OAuthURL),
 		slog.String("slack_scopes", strings.Join(c.Slack.Scopes, ",")),
 		slog.String("database", c.Database.Describe()),
-		slog.String("nats_url", redactURLs(c.NATS.URL)),
+		slog.String("nats_url", redact.URL(c.NATS.URL)),
 		slog.Int("stream_replicas", c.NATS.Replicas),
 		slog.Duration("stream_max_age", c.NATS.MaxAge),
 		slog.Int64("stream_max_bytes", c.NATS.MaxBytes),
@@ -219,13 +221,13 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// Describe names the store without its password: "sqlite data/jackalope.db"
-// or "postgres user@host:5432/db".
+// Describe names the store without its credentials: "sqlite
+// data/jackalope.db" or "postgres postgres://user:xxxxx@host:5432/db".
 func (d Database) Describe() string {
 	if d.Driver == DriverSQLite {
 		return "sqlite " + d.Path
 	}
-	return "postgres " + redactURLs(d.URL)
+	return "postgres " + redact.URL(d.URL)
 }
 
 func mask(s string) string {
@@ -233,30 +235,6 @@ func mask(s string) string {
 		return ""
 	}
 	return "********"
-}
-
-// redactURLs replaces the password of each comma-separated URL in s with
-// "xxxxx"; a key=value DSN is shown without its password field.
-func redactURLs(s string) string {
-	if s == "" {
-		return ""
-	}
-	parts := strings.Split(s, ",")
-	for i, part := range parts {
-		part = strings.TrimSpace(part)
-		if u, err := url.Parse(part); err == nil && u.Scheme != "" && u.Host != "" {
-			parts[i] = u.Redacted()
-			continue
-		}
-		fields := strings.Fields(part)
-		for j, f := range fields {
-			if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-				fields[j] = k + "=xxxxx"
-			}
-		}
-		parts[i] = strings.Join(fields, " ")
-	}
-	return strings.Join(parts, ",")
 }
 
 type parser struct {
