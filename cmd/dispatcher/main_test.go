@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +150,7 @@ func TestRunDeliversAndStops(t *testing.T) {
 }
 
 func TestRunRefuses(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "elsewhere", "data")
 	tests := []struct {
 		name  string
 		args  []string
@@ -161,6 +165,8 @@ func TestRunRefuses(t *testing.T) {
 		{"replay without a scope", []string{"dlq", "replay"}, nil, "exactly one of --installation ID and --all", true},
 		{"drop with both scopes", []string{"dlq", "drop", "--all", "--installation", "x"}, nil, "exactly one of", true},
 		{"list with a stray argument", []string{"dlq", "list", "extra"}, nil, `unexpected argument "extra"`, true},
+		{"list without NATS_URL from another directory", []string{"dlq", "list"}, map[string]string{"DATA_DIR": empty},
+			"NATS_URL is not set and DATA_DIR (" + empty + ") holds no embedded NATS store", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +178,9 @@ func TestRunRefuses(t *testing.T) {
 				t.Errorf("errors.Is(err, ErrUsage) = %v, want %v", got, tt.usage)
 			}
 		})
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused dlq command left %s behind (%v); want nothing created", empty, err)
 	}
 }
 
@@ -197,9 +206,12 @@ func TestRunDLQ(t *testing.T) {
 	vars := env(map[string]string{"NATS_URL": nats.URL(), "DATA_DIR": t.TempDir()})
 	dlq := func(args ...string) string {
 		t.Helper()
-		var out bytes.Buffer
-		if err := run(t.Context(), append([]string{"dlq"}, args...), vars, &out, io.Discard); err != nil {
+		var out, stderr bytes.Buffer
+		if err := run(t.Context(), append([]string{"dlq"}, args...), vars, &out, &stderr); err != nil {
 			t.Fatalf("dlq %v: %v", args, err)
+		}
+		if args[0] != "help" && !strings.Contains(stderr.String(), "acting on NATS "+nats.URL()) {
+			t.Errorf("dlq %v does not say which NATS it acts on; stderr:\n%s", args, &stderr)
 		}
 		return out.String()
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	testSecret = "cmd ingest test secret key"
+	testSecret = "cmd ingest test secret key 0123456789"
 	testToken  = "3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
 	testID     = "33333333-aaaa-4bbb-8ccc-000000000001"
 	checkIn    = `{"webhook":{"id":1,"name":"Slack","webhookEvent":"ComputerCheckIn","eventTimestamp":1732871702117},"event":{"computer":{"serialNumber":"%s"},"trigger":"CLIENT_CHECKIN","username":"jrivera"}}`

@@ -29,7 +29,9 @@ const usage = `usage: installer [serve]
        installer channels <command> [arguments]
 
 Without a command (or with serve) the installer serves the "Add to Slack"
-page on LISTEN_ADDR. "installer channels help" lists the channels commands.
+page on LISTEN_ADDR. "installer channels help" lists the channels commands;
+they act on DATABASE_URL and NATS_URL (or an SQLite file and the embedded
+NATS store in DATA_DIR, which they do not create unless given --init).
 Configuration comes from the environment (see the README).
 `
 

@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,6 +35,12 @@ func environ(vars map[string]string) func(string) string {
 func TestRunCommandLine(t *testing.T) {
 	dir := t.TempDir()
 	withKey := map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": dir}
+	// An instance in dir: the registry and the embedded NATS store.
+	var initOut, initErr bytes.Buffer
+	if err := run(t.Context(), []string{"channels", "list", "--init"}, environ(withKey), &initOut, &initErr); err != nil {
+		t.Fatalf("channels list --init: %v\n%s", err, &initErr)
+	}
+	empty := filepath.Join(t.TempDir(), "nothing-here")
 	tests := []struct {
 		name       string
 		args       []string
@@ -49,7 +59,17 @@ func TestRunCommandLine(t *testing.T) {
 		{name: "bad variable", args: nil, env: map[string]string{"SECRET_KEY": testSecretKey, "LISTEN_ADDR": "nowhere"}, wantCode: 1, wantStderr: "LISTEN_ADDR"},
 		{name: "unknown channels command", args: []string{"channels", "frobnicate"}, env: withKey, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
 		{name: "channels usage error", args: []string{"channels", "rotate"}, env: withKey, wantCode: 2, wantStderr: "usage: channels rotate ID"},
-		{name: "channels list", args: []string{"channels", "list"}, env: withKey, wantCode: 0, wantStdout: "No installations."},
+		{name: "channels list", args: []string{"channels", "list"}, env: withKey, wantCode: 0, wantStdout: "No installations.",
+			wantStderr: "acting on DATA_DIR " + dir + ": registry sqlite " + filepath.Join(dir, "jackalope.db") + ", NATS embedded"},
+		{name: "channels list without DATABASE_URL", args: []string{"channels", "list"},
+			env:      map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": empty},
+			wantCode: 1, wantStderr: "DATABASE_URL is not set and DATA_DIR (" + empty + ") holds no registry"},
+		{name: "channels list with a missing sqlite file", args: []string{"channels", "list"},
+			env:      map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": dir, "DATABASE_URL": "sqlite:" + filepath.Join(empty, "j.db")},
+			wantCode: 1, wantStderr: "DATABASE_URL names an SQLite registry that does not exist"},
+		{name: "channels list without NATS_URL", args: []string{"channels", "list"},
+			env:      map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": empty, "DATABASE_URL": "sqlite:" + filepath.Join(dir, "jackalope.db")},
+			wantCode: 1, wantStderr: "NATS_URL is not set and DATA_DIR (" + empty + ") holds no embedded NATS store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +85,9 @@ func TestRunCommandLine(t *testing.T) {
 				t.Errorf("stderr = %q; want it to contain %q", stderr.String(), tt.wantStderr)
 			}
 		})
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused command left %s behind (%v); want nothing created", empty, err)
 	}
 }
 
@@ -92,7 +115,7 @@ func TestServe(t *testing.T) {
 	// A channel added by hand before the service runs.
 	const manualHook = "https://hooks.slack.com/services/T0/B0/manualmanualmanual"
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"channels", "add", "--webhook-url", manualHook, "--channel", "ops"}, getenv, &out, &logs); err != nil {
+	if err := run(t.Context(), []string{"channels", "add", "--init", "--webhook-url", manualHook, "--channel", "ops"}, getenv, &out, &logs); err != nil {
 		t.Fatalf("channels add: %v", err)
 	}
 	manualJamfURL := regexp.MustCompile(regexp.QuoteMeta(base+"/jamf/") + `\S+`).FindString(out.String())

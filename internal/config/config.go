@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackalope-app/jackalope/internal/redact"
+	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
 // Database drivers.
@@ -94,7 +95,7 @@ type Variable struct {
 
 // Variables lists every variable Load reads, in the README's order.
 var Variables = []Variable{
-	{"SECRET_KEY", "(none; the all-in-one generates one in DATA_DIR)", "keys for sealing webhook URLs, hashing tokens and signing cookies; at least 16 characters"},
+	{"SECRET_KEY", "(none; the all-in-one generates one in DATA_DIR)", "keys for sealing webhook URLs, hashing tokens and signing cookies; at least 32 random characters, never a placeholder"},
 	{"SERVER_NAME", "http://localhost:<LISTEN_ADDR port>", "public base URL, or a host name meaning https://host"},
 	{"DEBUG", "(off)", "debug logging when set to anything"},
 	{"LISTEN_ADDR", ":5000", "HTTP address of the installer, ingest and the all-in-one"},
@@ -161,8 +162,10 @@ func Load(getenv func(string) string) (Config, error) {
 			AckWait:     p.duration("ACK_WAIT", 30*time.Second),
 		},
 	}
-	if c.SecretKey != "" && len(c.SecretKey) < 16 {
-		p.fail("SECRET_KEY", "must be at least 16 characters (try: openssl rand -hex 32)")
+	if c.SecretKey != "" {
+		if err := secret.CheckKey(c.SecretKey); err != nil {
+			p.fail("SECRET_KEY", fmt.Sprintf("refused, %v; make one with: openssl rand -hex 32", err))
+		}
 	}
 	if c.Dispatch.AckWait < 5*time.Second {
 		p.fail("ACK_WAIT", "must be at least 5s (dispatchers renew it every third of it while Slack answers)")
@@ -183,7 +186,7 @@ func Load(getenv func(string) string) (Config, error) {
 // SECRET_KEY is unset.
 func (c Config) RequireSecretKey() error {
 	if c.SecretKey == "" {
-		return &Error{Problems: []string{"SECRET_KEY: required (at least 16 characters; try: openssl rand -hex 32)"}}
+		return &Error{Problems: []string{fmt.Sprintf("SECRET_KEY: required (at least %d random characters; try: openssl rand -hex 32)", secret.MinNewKeyLength)}}
 	}
 	return nil
 }

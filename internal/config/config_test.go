@@ -49,7 +49,7 @@ func TestDefaults(t *testing.T) {
 // checks that it lands in the Config, so no documented variable is ignored.
 func TestEveryVariable(t *testing.T) {
 	full := map[string]string{
-		"SECRET_KEY":            "0123456789abcdef0123",
+		"SECRET_KEY":            "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
 		"SERVER_NAME":           "jackalope.example.com",
 		"DEBUG":                 "0",
 		"LISTEN_ADDR":           "127.0.0.1:8080",
@@ -89,7 +89,7 @@ func TestEveryVariable(t *testing.T) {
 	}
 	want := Config{
 		Debug:           true,
-		SecretKey:       "0123456789abcdef0123",
+		SecretKey:       "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
 		BaseURL:         "https://jackalope.example.com",
 		ListenAddr:      "127.0.0.1:8080",
 		MetricsAddr:     ":9100",
@@ -170,7 +170,10 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"short secret", map[string]string{"SECRET_KEY": "short"}, []string{"SECRET_KEY: must be at least 16"}},
+		{"short secret", map[string]string{"SECRET_KEY": "short"}, []string{"SECRET_KEY: refused", "at least 32"}},
+		{"secret of the old minimum length", map[string]string{"SECRET_KEY": "3f1e9a7c0b5d2e8f4a6c"}, []string{"SECRET_KEY: refused", "at least 32"}},
+		{"kubernetes placeholder", map[string]string{"SECRET_KEY": "change-me-to-openssl-rand-hex-32"}, []string{"SECRET_KEY: refused", "placeholder"}},
+		{"repeated character", map[string]string{"SECRET_KEY": strings.Repeat("x", 40)}, []string{"SECRET_KEY: refused", "repeated"}},
 		{"bad server name", map[string]string{"SERVER_NAME": "ftp://x"}, []string{"SERVER_NAME:"}},
 		{"bad listen", map[string]string{"LISTEN_ADDR": "5000"}, []string{"LISTEN_ADDR:"}},
 		{"bad metrics", map[string]string{"METRICS_ADDR": "localhost"}, []string{"METRICS_ADDR:"}},
@@ -296,7 +299,7 @@ func TestRequireSecretKey(t *testing.T) {
 	if err := c.RequireSecretKey(); err == nil || !strings.Contains(err.Error(), "SECRET_KEY") {
 		t.Errorf("RequireSecretKey() = %v; want an error naming SECRET_KEY", err)
 	}
-	c.SecretKey = "0123456789abcdef"
+	c.SecretKey = "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c"
 	if err := c.RequireSecretKey(); err != nil {
 		t.Errorf("RequireSecretKey() = %v with a key", err)
 	}

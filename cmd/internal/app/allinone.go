@@ -14,6 +14,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/httpserver"
+	"github.com/jackalope-app/jackalope/internal/installer"
 )
 
 // serve runs the installer, ingest and the dispatcher pool until ctx ends,
@@ -21,9 +22,10 @@ import (
 // finish their publish; stop pulling and let deliveries in flight finish or
 // hand them back; stop the background work; close NATS (the embedded
 // server flushes its store); close the database.
-func serve(ctx context.Context, cfg config.Config, keySource string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr io.Writer) error {
 	logger := Logger(stderr, cfg, false)
 	logger.Info("jackalope starting", "config", cfg)
+	key.warn(logger)
 	keys, err := Keys(cfg)
 	if err != nil {
 		return err
@@ -82,7 +84,7 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 		})
 	}()
 
-	if err := banner(stdout, cfg, keySource, ln.Addr().String(), conn.Server(), installations.Len()); err != nil {
+	if err := banner(stdout, cfg, key.banner(), ln.Addr().String(), conn.Server(), installations.Len()); err != nil {
 		logger.Warn("print start-up notes", "err", err)
 	}
 	serveErr := httpserver.Serve(ctx, ln, e, cfg.ShutdownTimeout)
@@ -140,13 +142,25 @@ func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channe
 	})
 }
 
-// Channels runs one `channels` command against the store and KV bucket.
+// Channels runs one `channels` command against the store and KV bucket;
+// args are what follows "channels", --init included. It refuses to start a
+// new, empty registry or NATS store unless --init is given (see
+// CheckInstance), and says on stderr what it acts on before it does.
 func Channels(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	args, init := CommandArgs(args)
+	if done, err := installer.ChannelsHelp(args, stdout); done || err != nil {
+		return err
+	}
+	needs := Needs{Store: true, NATS: true}
+	if err := CheckInstance(cfg, needs, init); err != nil {
+		return err
+	}
 	logger := Logger(stderr, cfg, true)
 	keys, err := Keys(cfg)
 	if err != nil {
 		return err
 	}
+	announce(stderr, cfg, needs)
 	store, conn, err := Open(ctx, cfg, "jackalope-channels", logger, CreateMissing)
 	if err != nil {
 		return err
@@ -162,6 +176,7 @@ func Channels(ctx context.Context, cfg config.Config, args []string, stdout, std
 
 // dlq runs one `dlq` command against the dead-letter stream.
 func dlq(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	args, init := CommandArgs(args)
 	cmd, err := dispatch.ParseDLQCommand(args)
 	if err != nil {
 		return err
@@ -169,13 +184,20 @@ func dlq(ctx context.Context, cfg config.Config, args []string, stdout, stderr i
 	if cmd.Name == "help" {
 		return cmd.Run(ctx, nil, stdout)
 	}
-	return DLQ(ctx, cfg, Logger(stderr, cfg, true), cmd, stdout)
+	return DLQ(ctx, cfg, Logger(stderr, cfg, true), cmd, init, stdout, stderr)
 }
 
 // DLQ connects to NATS and runs a parsed dlq command. Like every command
 // it only creates what is missing, so it never changes the services'
-// stream limits.
-func DLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, stdout io.Writer) error {
+// stream limits, and without init it refuses to start a new, empty
+// embedded NATS store (see CheckInstance). It says on stderr which NATS it
+// acts on before it does.
+func DLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, init bool, stdout, stderr io.Writer) error {
+	needs := Needs{NATS: true}
+	if err := CheckInstance(cfg, needs, init); err != nil {
+		return err
+	}
+	announce(stderr, cfg, needs)
 	conn, err := ConnectBus(ctx, cfg, "jackalope-dlq", logger, CreateMissing)
 	if err != nil {
 		return err
@@ -189,6 +211,8 @@ const allInOneUsage = `usage:
   jackalope channels <command>    manage channels by hand (jackalope channels help)
   jackalope dlq <command>         inspect, replay or drop dead letters (jackalope dlq help)
 
+The commands act on the instance in DATA_DIR (or NATS_URL, DATABASE_URL)
+and refuse to start a new, empty one there unless given --init.
 Settings come from the environment; see the README.
 `
 
@@ -220,23 +244,59 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	keySource := "from SECRET_KEY"
-	if cfg.SecretKey == "" {
-		var generated bool
-		if cfg.SecretKey, generated, err = dataDirSecretKey(cfg.DataDir); err != nil {
-			return err
-		}
-		path := filepath.Join(cfg.DataDir, secretKeyFile)
-		keySource = "from " + path
-		if generated {
-			keySource = "generated in " + path + " (keep it: the Jamf URLs depend on it)"
-		}
-	}
-	switch command {
-	case "channels":
-		return Channels(ctx, cfg, args[1:], stdout, stderr)
-	case "dlq":
+	if command == "dlq" {
+		// Dead letters need no key: none is generated for them.
 		return dlq(ctx, cfg, args[1:], stdout, stderr)
 	}
-	return serve(ctx, cfg, keySource, stdout, stderr)
+	if command == "channels" {
+		// Checked before a key is generated into a new directory.
+		rest, init := CommandArgs(args[1:])
+		if done, err := installer.ChannelsHelp(rest, stdout); done || err != nil {
+			return err
+		}
+		if err := CheckInstance(cfg, Needs{Store: true, NATS: true, DataDirKey: true}, init); err != nil {
+			return err
+		}
+	}
+	key := keyNote{source: "from SECRET_KEY"}
+	if cfg.SecretKey == "" {
+		var generated bool
+		if cfg.SecretKey, generated, key.weak, err = dataDirSecretKey(cfg.DataDir); err != nil {
+			return err
+		}
+		key.path = filepath.Join(cfg.DataDir, secretKeyFile)
+		key.source = "from " + key.path
+		if generated {
+			key.source = "generated in " + key.path + " (keep it: the Jamf URLs depend on it)"
+		}
+	}
+	if command == "channels" {
+		key.warn(Logger(stderr, cfg, true))
+		return Channels(ctx, cfg, args[1:], stdout, stderr)
+	}
+	return serve(ctx, cfg, key, stdout, stderr)
+}
+
+// keyNote says where the all-in-one's secret key comes from, and why it
+// should be rotated when it is weak.
+type keyNote struct {
+	source string
+	path   string // the key file in DATA_DIR, if the key comes from there
+	weak   error  // secret.CheckKey's answer for a key file kept from before
+}
+
+// warn logs, loudly, that a key file kept from before is weak. It is used
+// all the same: every Jamf URL and stored webhook depends on it.
+func (k keyNote) warn(logger *slog.Logger) {
+	if k.weak != nil {
+		logger.Warn("the secret key in DATA_DIR is weak: rotate it (see the README, Security)", "path", k.path, "err", k.weak)
+	}
+}
+
+// banner is what the start-up notes say of the key.
+func (k keyNote) banner() string {
+	if k.weak != nil {
+		return k.source + "; WEAK (" + k.weak.Error() + "): rotate it, see the README"
+	}
+	return k.source
 }

@@ -11,9 +11,9 @@ import (
 
 func TestDataDirSecretKey(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	key, created, err := dataDirSecretKey(dir)
-	if err != nil || !created || len(key) != 64 {
-		t.Fatalf("first call = %q, %v, %v; want a new 64-character key", key, created, err)
+	key, created, weak, err := dataDirSecretKey(dir)
+	if err != nil || !created || len(key) != 64 || weak != nil {
+		t.Fatalf("first call = %q, %v, %v, %v; want a new 64-character key, strong", key, created, weak, err)
 	}
 	info, err := os.Stat(filepath.Join(dir, secretKeyFile))
 	if err != nil {
@@ -22,15 +22,15 @@ func TestDataDirSecretKey(t *testing.T) {
 	if mode := info.Mode().Perm(); mode != 0o600 {
 		t.Errorf("key file mode = %o; want 600", mode)
 	}
-	again, created, err := dataDirSecretKey(dir)
-	if err != nil || created || again != key {
-		t.Errorf("second call = %q, %v, %v; want the same key, not created", again, created, err)
+	again, created, weak, err := dataDirSecretKey(dir)
+	if err != nil || created || again != key || weak != nil {
+		t.Errorf("second call = %q, %v, %v, %v; want the same key, not created, strong", again, created, weak, err)
 	}
 
 	if err := os.WriteFile(filepath.Join(dir, secretKeyFile), []byte("short\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := dataDirSecretKey(dir); err == nil || !strings.Contains(err.Error(), "SECRET_KEY") {
+	if _, _, _, err := dataDirSecretKey(dir); err == nil || !strings.Contains(err.Error(), "SECRET_KEY") {
 		t.Errorf("short key on disk: err = %v; want an error naming SECRET_KEY", err)
 	}
 }
