@@ -95,13 +95,14 @@ func TestRunCommandLine(t *testing.T) {
 // and adds one by hand, then stops it with its context.
 func TestServe(t *testing.T) {
 	fake := slacktest.New(t)
-	addr := freeAddr(t)
-	base := "http://" + addr
+	addr, opsAddr := freeAddr(t), freeAddr(t)
+	base, ops := "http://"+addr, "http://"+opsAddr
 	fake.SetRedirectURI(base + "/install")
 	vars := map[string]string{
 		"SECRET_KEY":          testSecretKey,
 		"DATA_DIR":            t.TempDir(),
 		"LISTEN_ADDR":         addr,
+		"METRICS_ADDR":        opsAddr,
 		"SERVER_NAME":         base,
 		"SLACK_API_URL":       fake.URL(),
 		"SLACK_OAUTH_URL":     "https://slack.test/oauth/v2/authorize",
@@ -146,7 +147,15 @@ func TestServe(t *testing.T) {
 
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	client.Jar, _ = cookiejar.New(nil)
-	waitReady(t, client, base)
+	waitReady(t, client, ops)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, _ := get(t, client, base+path); code != http.StatusNotFound {
+			t.Errorf("GET %s on the public listener = %d; want 404: it is served on METRICS_ADDR only", path, code)
+		}
+	}
+	if code, _ := get(t, client, ops+"/healthz"); code != http.StatusOK {
+		t.Errorf("GET /healthz on METRICS_ADDR = %d; want 200", code)
+	}
 
 	if code, page := get(t, client, base+"/"); code != http.StatusOK || !strings.Contains(page, `href="/install"`) {
 		t.Errorf("GET / = %d; want the Add to Slack page:\n%s", code, page)
@@ -173,7 +182,7 @@ func TestServe(t *testing.T) {
 		t.Errorf("welcome (-want +got):\n%s", diff)
 	}
 
-	_, metrics := get(t, client, base+"/metrics")
+	_, metrics := get(t, client, ops+"/metrics")
 	for _, want := range []string{
 		`jackalope_installer_installs_total{outcome="installed"} 1`,
 		`jackalope_installer_oauth_errors_total{code="invalid_code"} 1`,

@@ -25,11 +25,15 @@ const (
 
 // Config is everything Jackalope's services read from the environment.
 type Config struct {
-	Debug           bool
-	SecretKey       string // masked in logs
-	BaseURL         string // public base URL, no trailing slash
-	ListenAddr      string
-	MetricsAddr     string // dispatcher's side port for /healthz, /readyz, /metrics
+	Debug       bool
+	SecretKey   string // masked in logs
+	BaseURL     string // public base URL, no trailing slash
+	ListenAddr  string
+	MetricsAddr string // side port for /healthz, /readyz, /metrics
+	// MetricsAddrSet is true when METRICS_ADDR was given: the all-in-one
+	// then serves /healthz, /readyz and /metrics there instead of on
+	// ListenAddr.
+	MetricsAddrSet  bool
 	DataDir         string
 	ShutdownTimeout time.Duration
 	Slack           Slack
@@ -48,6 +52,9 @@ type Slack struct {
 	OAuthURL     string
 	Scopes       []string
 	Timeout      time.Duration
+	// WebhookHosts are the hosts incoming webhook URLs may point at
+	// (SLACK_WEBHOOK_HOSTS), in lower case; see slack.WebhookPolicy.
+	WebhookHosts []string
 }
 
 // Configured reports whether the OAuth app is set up ("Add to Slack" works).
@@ -99,7 +106,7 @@ var Variables = []Variable{
 	{"SERVER_NAME", "http://localhost:<LISTEN_ADDR port>", "public base URL, or a host name meaning https://host"},
 	{"DEBUG", "(off)", "debug logging when set to anything"},
 	{"LISTEN_ADDR", ":5000", "HTTP address of the installer, ingest and the all-in-one"},
-	{"METRICS_ADDR", ":9090", "dispatcher's address for /healthz, /readyz and /metrics"},
+	{"METRICS_ADDR", ":9090 (all-in-one: LISTEN_ADDR)", "address of /healthz, /readyz and /metrics, apart from the public LISTEN_ADDR"},
 	{"DATA_DIR", "./data", "SQLite file, embedded NATS store and generated secret key"},
 	{"SHUTDOWN_TIMEOUT", "25s", "how long a stopping service waits for work in flight"},
 	{"SLACK_CLIENT_ID", "(none)", "Slack app client ID"},
@@ -108,6 +115,7 @@ var Variables = []Variable{
 	{"SLACK_API_URL", "https://slack.com/api", "Slack Web API base"},
 	{"SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize", "Slack authorize page"},
 	{"SLACK_TIMEOUT", "10s", "timeout of each request to Slack"},
+	{"SLACK_WEBHOOK_HOSTS", "hooks.slack.com", "comma-separated hosts a Slack incoming webhook URL may point at (https only; plain http to loopback hosts listed here)"},
 	{"DATABASE_URL", "(none: SQLite in DATA_DIR)", "PostgreSQL URL or DSN, or host:port with DATABASE_NAME, DATABASE_USER, DATABASE_PASSWD"},
 	{"DATABASE_NAME", "(none)", "database name for the host:port form"},
 	{"DATABASE_USER", "(none)", "user for the host:port form"},
@@ -134,6 +142,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SecretKey:       getenv("SECRET_KEY"),
 		ListenAddr:      p.addr("LISTEN_ADDR", ":5000"),
 		MetricsAddr:     p.addr("METRICS_ADDR", ":9090"),
+		MetricsAddrSet:  strings.TrimSpace(getenv("METRICS_ADDR")) != "",
 		DataDir:         p.str("DATA_DIR", "./data"),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		Slack: Slack{
@@ -143,6 +152,7 @@ func Load(getenv func(string) string) (Config, error) {
 			APIURL:       p.httpURL("SLACK_API_URL", "https://slack.com/api"),
 			OAuthURL:     p.httpURL("SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize"),
 			Timeout:      p.duration("SLACK_TIMEOUT", 10*time.Second),
+			WebhookHosts: p.hosts("SLACK_WEBHOOK_HOSTS", "hooks.slack.com"),
 		},
 		NATS: NATS{
 			URL:         getenv("NATS_URL"),
@@ -212,6 +222,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("slack_api_url", c.Slack.APIURL),
 		slog.String("slack_oauth_url", c.Slack.OAuthURL),
 		slog.String("slack_scopes", strings.Join(c.Slack.Scopes, ",")),
+		slog.String("slack_webhook_hosts", strings.Join(c.Slack.WebhookHosts, ",")),
 		slog.String("database", c.Database.Describe()),
 		slog.String("nats_url", redact.URL(c.NATS.URL)),
 		slog.Int("stream_replicas", c.NATS.Replicas),
@@ -305,13 +316,53 @@ func (p *parser) bytes(name string, def int64) int64 {
 	return n
 }
 
+// httpURL reads an https URL; plain http only to a loopback host (a local
+// fake of Slack), since what is sent there (the client secret) would
+// otherwise cross the network in clear.
 func (p *parser) httpURL(name, def string) string {
 	v := strings.TrimRight(p.str(name, def), "/")
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.fail(name, fmt.Sprintf("%q is not an http(s) URL", v))
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		p.fail(name, fmt.Sprintf("%q is not an http(s) URL", redact.URL(v)))
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		p.fail(name, fmt.Sprintf("%q: plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost); use https", redact.URL(v)))
 	}
 	return v
+}
+
+// isLoopback reports whether host names this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hosts reads a comma-separated list of host names or IP addresses, in
+// lower case, without brackets or a trailing dot.
+func (p *parser) hosts(name, def string) []string {
+	var out []string
+	for _, h := range strings.Split(p.str(name, def), ",") {
+		h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+		if h == "" {
+			continue
+		}
+		if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
+			out = append(out, ip.String())
+			continue
+		}
+		if strings.Trim(h, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "" || strings.HasPrefix(h, ".") || strings.HasPrefix(h, "-") {
+			p.fail(name, fmt.Sprintf("%q is not a host name or IP address (no scheme, port or path)", h))
+			continue
+		}
+		out = append(out, h)
+	}
+	if len(out) == 0 {
+		p.fail(name, "lists no host")
+	}
+	return out
 }
 
 // baseURL reads SERVER_NAME: a host ("jackalope.example.com", meaning
@@ -330,7 +381,7 @@ func (p *parser) baseURL(listen string) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		p.fail("SERVER_NAME", fmt.Sprintf("%q is neither a host name nor an http(s) base URL", p.getenv("SERVER_NAME")))
+		p.fail("SERVER_NAME", fmt.Sprintf("%q is neither a host name nor an http(s) base URL", redact.URL(p.getenv("SERVER_NAME"))))
 		return ""
 	}
 	return strings.TrimRight(u.String(), "/")

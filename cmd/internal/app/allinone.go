@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
-	"github.com/jackalope-app/jackalope/internal/httpserver"
 	"github.com/jackalope-app/jackalope/internal/installer"
 )
 
@@ -58,20 +57,19 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	}
 
 	var reconciled atomic.Bool
-	e := httpserver.New(httpserver.Options{
-		Logger:   logger,
-		Gatherer: reg,
-		Ready: Ready(conn,
-			Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
-			Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
-	})
-	inst.Register(e)
-	ing.Register(e)
-	e.StaticFS("/static", Static())
-
-	ln, err := httpserver.Listen(ctx, cfg.ListenAddr)
+	h, err := ListenHTTP(ctx, cfg, true, logger, reg, Ready(conn,
+		Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
+		Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}))
 	if err != nil {
 		return err
+	}
+	inst.Register(h.Public)
+	ing.Register(h.Public)
+	h.Public.StaticFS("/static", Static())
+	if h.OpsAddr() != "" {
+		logger.Info("health and metrics on METRICS_ADDR, not on the public port", "metrics_addr", h.OpsAddr(), "addr", h.Addr())
+	} else {
+		logger.Info("health and metrics on the public port; set METRICS_ADDR to serve them apart", "addr", h.Addr())
 	}
 
 	var wg sync.WaitGroup
@@ -84,10 +82,10 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 		})
 	}()
 
-	if err := banner(stdout, cfg, key.banner(), ln.Addr().String(), conn.Server(), installations.Len()); err != nil {
+	if err := banner(stdout, cfg, key.banner(), h.Addr(), h.OpsAddr(), conn.Server(), installations.Len()); err != nil {
 		logger.Warn("print start-up notes", "err", err)
 	}
-	serveErr := httpserver.Serve(ctx, ln, e, cfg.ShutdownTimeout)
+	serveErr := h.Serve(ctx, cfg.ShutdownTimeout)
 	logger.Info("stopped accepting requests; settling deliveries in flight")
 	<-consumed
 	stopBG()
@@ -99,6 +97,11 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 var bannerTemplate = template.Must(template.New("banner").Parse(`
 Jackalope is running.
   page and webhooks  {{.BaseURL}}/  (listening on {{.Addr}})
+{{- if .OpsAddr}}
+  health, metrics    /healthz, /readyz, /metrics on {{.OpsAddr}} (METRICS_ADDR), not on the public port
+{{- else}}
+  health, metrics    /healthz, /readyz, /metrics on the public port; set METRICS_ADDR to move them off it
+{{- end}}
   data directory     {{.DataDir}}
   registry           {{.Store}}
   NATS               {{.NATS}}
@@ -119,7 +122,9 @@ Next:
 
 // banner prints where Jackalope listens, where its data lives, what it uses
 // and what to do next.
-func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channels int) error {
+// opsAddr is where /healthz, /readyz and /metrics are served apart, or ""
+// when they are on addr.
+func banner(w io.Writer, cfg config.Config, keySource, addr, opsAddr, nats string, channels int) error {
 	missing := ""
 	switch {
 	case cfg.Slack.ClientID == "" && cfg.Slack.ClientSecret == "":
@@ -132,6 +137,7 @@ func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channe
 	return bannerTemplate.Execute(w, map[string]any{
 		"BaseURL":    cfg.BaseURL,
 		"Addr":       addr,
+		"OpsAddr":    opsAddr,
 		"DataDir":    cfg.DataDir,
 		"Store":      cfg.Database.Describe(),
 		"NATS":       nats,

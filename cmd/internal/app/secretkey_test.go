@@ -39,6 +39,7 @@ func TestBanner(t *testing.T) {
 	tests := []struct {
 		name    string
 		env     map[string]string
+		opsAddr string
 		want    []string
 		notWant []string
 	}{
@@ -46,8 +47,16 @@ func TestBanner(t *testing.T) {
 			name: "no slack app",
 			env:  map[string]string{"DATA_DIR": "/srv/j"},
 			want: []string{"http://localhost:5000/", "/srv/j", "sqlite /srv/j/jackalope.db", "embedded nats://127.0.0.1:4444",
-				"set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET", "channels add --webhook-url"},
+				"set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET", "channels add --webhook-url",
+				"/metrics on the public port; set METRICS_ADDR"},
 			notWant: []string{"Add to Slack\" to install"},
+		},
+		{
+			name:    "ops endpoints apart",
+			env:     map[string]string{"METRICS_ADDR": "127.0.0.1:9191"},
+			opsAddr: "127.0.0.1:9191",
+			want:    []string{"/metrics on 127.0.0.1:9191 (METRICS_ADDR), not on the public port"},
+			notWant: []string{"on the public port;"},
 		},
 		{
 			name:    "slack app configured",
@@ -68,7 +77,7 @@ func TestBanner(t *testing.T) {
 				t.Fatal(err)
 			}
 			var b strings.Builder
-			if err := banner(&b, cfg, "generated in x", "[::]:5000", "embedded nats://127.0.0.1:4444 (store x)", 3); err != nil {
+			if err := banner(&b, cfg, "generated in x", "[::]:5000", tt.opsAddr, "embedded nats://127.0.0.1:4444 (store x)", 3); err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range tt.want {
