@@ -81,13 +81,14 @@ func TestRunDeliversAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, env(map[string]string{
-			"SECRET_KEY":       testSecretKey,
-			"NATS_URL":         nats.URL(),
-			"METRICS_ADDR":     metrics,
-			"SERVER_NAME":      "jackalope.example.com",
-			"DISPATCH_WORKERS": "2",
-			"SHUTDOWN_TIMEOUT": "5s",
-			"DATA_DIR":         t.TempDir(),
+			"SECRET_KEY":          testSecretKey,
+			"NATS_URL":            nats.URL(),
+			"METRICS_ADDR":        metrics,
+			"SLACK_WEBHOOK_HOSTS": fake.WebhookHost(),
+			"SERVER_NAME":         "jackalope.example.com",
+			"DISPATCH_WORKERS":    "2",
+			"SHUTDOWN_TIMEOUT":    "5s",
+			"DATA_DIR":            t.TempDir(),
 		}), io.Discard, &stderr)
 	}()
 

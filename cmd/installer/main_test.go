@@ -108,6 +108,7 @@ func TestServe(t *testing.T) {
 		"SLACK_OAUTH_URL":     "https://slack.test/oauth/v2/authorize",
 		"SLACK_CLIENT_ID":     slacktest.ClientID,
 		"SLACK_CLIENT_SECRET": slacktest.ClientSecret,
+		"SLACK_WEBHOOK_HOSTS": "hooks.slack.com," + fake.WebhookHost(),
 		"SHUTDOWN_TIMEOUT":    "5s",
 	}
 	getenv := environ(vars)

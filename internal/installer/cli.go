@@ -150,7 +150,7 @@ func (in *Installer) cmdAdd(ctx context.Context, args []string, stdout io.Writer
 	var problems []string
 	if strings.TrimSpace(*webhook) == "" {
 		problems = append(problems, "--webhook-url is required")
-	} else if _, err := checkWebhookURL(*webhook); err != nil {
+	} else if _, err := in.checkWebhookURL(*webhook); err != nil {
 		problems = append(problems, err.Error())
 	}
 	if strings.TrimSpace(*channel) == "" {
@@ -159,7 +159,7 @@ func (in *Installer) cmdAdd(ctx context.Context, args []string, stdout io.Writer
 	if len(problems) > 0 {
 		return &UsageError{Msg: strings.Join(problems, "; ")}
 	}
-	hook, _ := checkWebhookURL(*webhook)
+	hook, _ := in.checkWebhookURL(*webhook)
 	done, err := in.addChannel(ctx, hook, *channel, strings.TrimSpace(*team))
 	if err != nil {
 		return err

@@ -60,9 +60,10 @@ func TestSplitProcesses(t *testing.T) {
 
 	fake := slacktest.New(t)
 	common := map[string]string{
-		"NATS_URL":         natsURL,
-		"SECRET_KEY":       randomKey(t),
-		"SHUTDOWN_TIMEOUT": shutdownTimeout.String(),
+		"NATS_URL":            natsURL,
+		"SECRET_KEY":          randomKey(t),
+		"SHUTDOWN_TIMEOUT":    shutdownTimeout.String(),
+		"SLACK_WEBHOOK_HOSTS": fakeWebhookHosts,
 	}
 	with := func(extra map[string]string) map[string]string {
 		env := maps.Clone(common)
