@@ -240,3 +240,27 @@ func TestRunDLQ(t *testing.T) {
 		t.Errorf("dlq help = %q, want the usage", got)
 	}
 }
+
+// TestStartupLogHidesCredentials starts the dispatcher with credentials in
+// NATS_URL and DATABASE_URL, NATS unreachable: neither the start-up log
+// line nor the error shows them.
+func TestStartupLogHidesCredentials(t *testing.T) {
+	var stderr bytes.Buffer
+	vars := map[string]string{
+		"SECRET_KEY":   testSecretKey,
+		"NATS_URL":     "nats://TOKEN-s3cr3t@" + freeAddr(t),
+		"DATABASE_URL": "postgres://u@db/x?password=pw-s3cr3t",
+		"METRICS_ADDR": freeAddr(t),
+	}
+	err := run(t.Context(), nil, env(vars), io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("run succeeded without NATS")
+	}
+	out := stderr.String() + err.Error()
+	if !strings.Contains(out, "dispatcher starting") {
+		t.Fatalf("no start-up line was logged; the check would prove nothing:\n%s", out)
+	}
+	if strings.Contains(out, "s3cr3t") {
+		t.Errorf("the start-up log or error shows a credential:\n%s", out)
+	}
+}

@@ -291,3 +291,27 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestStartupLogHidesCredentials starts ingest with credentials in NATS_URL
+// and DATABASE_URL, NATS unreachable: neither the start-up log line nor
+// the error shows them.
+func TestStartupLogHidesCredentials(t *testing.T) {
+	var stderr bytes.Buffer
+	env := map[string]string{
+		"SECRET_KEY":   testSecret,
+		"NATS_URL":     "nats://TOKEN-s3cr3t@" + freeAddr(t),
+		"DATABASE_URL": "postgres://u@db/x?password=pw-s3cr3t",
+		"LISTEN_ADDR":  freeAddr(t),
+	}
+	err := run(t.Context(), nil, mapEnv(env), io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("run succeeded without NATS")
+	}
+	out := stderr.String() + err.Error()
+	if !strings.Contains(out, "ingest starting") {
+		t.Fatalf("no start-up line was logged; the check would prove nothing:\n%s", out)
+	}
+	if strings.Contains(out, "s3cr3t") {
+		t.Errorf("the start-up log or error shows a credential:\n%s", out)
+	}
+}

@@ -289,3 +289,36 @@ func waitReady(t *testing.T, c *http.Client, base string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestStartupLogHidesCredentials starts the installer with credentials in
+// NATS_URL and DATABASE_URL (a URL, a DSN with a quoted password), the
+// database unreachable: neither the start-up log line nor the error shows
+// them.
+func TestStartupLogHidesCredentials(t *testing.T) {
+	dbAddr := freeAddr(t)
+	host, port, _ := net.SplitHostPort(dbAddr)
+	for _, dbURL := range []string{
+		"postgres://u@" + dbAddr + "/x?password=pw-s3cr3t&connect_timeout=5",
+		"host=" + host + " port=" + port + " user=u password='a b-s3cr3t' dbname=x connect_timeout=5",
+	} {
+		var stderr bytes.Buffer
+		vars := map[string]string{
+			"SECRET_KEY":   testSecretKey,
+			"NATS_URL":     "nats://TOKEN-s3cr3t@" + freeAddr(t),
+			"DATABASE_URL": dbURL,
+			"LISTEN_ADDR":  freeAddr(t),
+			"METRICS_ADDR": freeAddr(t),
+		}
+		err := run(t.Context(), nil, environ(vars), io.Discard, &stderr)
+		if err == nil {
+			t.Fatal("run succeeded without a database")
+		}
+		out := stderr.String() + err.Error()
+		if !strings.Contains(out, "installer starting") {
+			t.Fatalf("no start-up line was logged; the check would prove nothing:\n%s", out)
+		}
+		if strings.Contains(out, "s3cr3t") || strings.Contains(out, "a b") {
+			t.Errorf("the start-up log or error shows a credential:\n%s", out)
+		}
+	}
+}

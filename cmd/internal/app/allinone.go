@@ -295,14 +295,14 @@ type keyNote struct {
 // all the same: every Jamf URL and stored webhook depends on it.
 func (k keyNote) warn(logger *slog.Logger) {
 	if k.weak != nil {
-		logger.Warn("the secret key in DATA_DIR is weak: rotate it (see the README, Security)", "path", k.path, "err", k.weak)
+		logger.Warn("the secret key in DATA_DIR is weak: rotate it (see the README, Upgrading)", "path", k.path, "err", k.weak)
 	}
 }
 
 // banner is what the start-up notes say of the key.
 func (k keyNote) banner() string {
 	if k.weak != nil {
-		return k.source + "; WEAK (" + k.weak.Error() + "): rotate it, see the README"
+		return k.source + "; WEAK (" + k.weak.Error() + "): rotate it, see the README (Upgrading)"
 	}
 	return k.source
 }

@@ -113,3 +113,27 @@ func httpGet(t *testing.T, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestAllInOneStartupLogHidesCredentials starts the all-in-one with
+// credentials in NATS_URL and DATABASE_URL, the database unreachable:
+// neither the start-up log line, the notes nor the error shows them.
+func TestAllInOneStartupLogHidesCredentials(t *testing.T) {
+	env := map[string]string{
+		"NATS_URL":     "nats://TOKEN-s3cr3t@" + loopbackAddr(t),
+		"DATABASE_URL": "postgres://u@" + loopbackAddr(t) + "/x?password=pw-s3cr3t&connect_timeout=5",
+		"LISTEN_ADDR":  loopbackAddr(t),
+		"DATA_DIR":     t.TempDir(),
+	}
+	var stdout, stderr logtest.Buffer
+	err := AllInOne(t.Context(), nil, func(k string) string { return env[k] }, &stdout, &stderr)
+	if err == nil {
+		t.Fatal("AllInOne served without a database")
+	}
+	out := stdout.String() + stderr.String() + err.Error()
+	if !strings.Contains(out, "jackalope starting") {
+		t.Fatalf("no start-up line was logged; the check would prove nothing:\n%s", out)
+	}
+	if strings.Contains(out, "s3cr3t") {
+		t.Errorf("the start-up log, notes or error show a credential:\n%s", out)
+	}
+}
