@@ -1,12 +1,14 @@
 package app
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackalope-app/jackalope/internal/config"
+	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
 func TestDataDirSecretKey(t *testing.T) {
@@ -25,6 +27,17 @@ func TestDataDirSecretKey(t *testing.T) {
 	again, created, weak, err := dataDirSecretKey(dir)
 	if err != nil || created || again != key || weak != nil {
 		t.Errorf("second call = %q, %v, %v, %v; want the same key, not created, strong", again, created, weak, err)
+	}
+
+	// A key of 16 to 31 characters, as an older version accepted, is kept:
+	// every Jamf URL depends on it. It comes back marked weak.
+	const older = "0123456789abcdefghijk"
+	if err := os.WriteFile(filepath.Join(dir, secretKeyFile), []byte(older+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, created, weak, err := dataDirSecretKey(dir)
+	if err != nil || created || got != older || !errors.Is(weak, secret.ErrWeakKey) {
+		t.Errorf("older key on disk = %q, %v, %v, %v; want it kept, not created, weak", got, created, weak, err)
 	}
 
 	if err := os.WriteFile(filepath.Join(dir, secretKeyFile), []byte("short\n"), 0o600); err != nil {
