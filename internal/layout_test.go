@@ -15,7 +15,7 @@ import (
 const module = "github.com/jackalope-app/jackalope/"
 
 var (
-	leaves   = []string{"internal/jamf", "internal/retry", "internal/registry", "internal/secret", "migrations"}
+	leaves   = []string{"internal/jamf", "internal/retry", "internal/registry", "internal/secret", "internal/redact", "migrations"}
 	adapters = []string{"internal/config", "internal/slack", "internal/bus", "internal/postgres", "internal/sqlite", "internal/httpserver"}
 	useCases = []string{"internal/ingest", "internal/dispatch", "internal/installer"}
 	// forbidden for use cases, even through another package.

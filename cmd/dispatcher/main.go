@@ -31,6 +31,8 @@ import (
 const usage = `usage:
   dispatcher                 deliver events to Slack until SIGINT or SIGTERM
   dispatcher dlq ...         inspect, replay or drop dead letters (dispatcher dlq help)
+dlq acts on NATS_URL (or the embedded store in DATA_DIR, which it does not
+create unless given --init).
 Settings come from the environment; see the README.
 `
 
@@ -54,12 +56,19 @@ func main() {
 // and either delivers events until ctx ends or runs the dlq subcommand in
 // args. Logs go to stderr, command output to stdout.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var cmd dispatch.DLQCommand
+	var (
+		cmd  dispatch.DLQCommand
+		init bool
+	)
 	if len(args) > 0 {
 		switch args[0] {
 		case "dlq":
-			var err error
-			if cmd, err = dispatch.ParseDLQCommand(args[1:]); err != nil {
+			var (
+				rest []string
+				err  error
+			)
+			rest, init = app.CommandArgs(args[1:])
+			if cmd, err = dispatch.ParseDLQCommand(rest); err != nil {
 				return err
 			}
 		case "help", "-h", "-help", "--help":
@@ -78,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := app.Logger(stderr, cfg, cmd.Name != "")
 	if cmd.Name != "" {
-		return app.DLQ(ctx, cfg, logger, cmd, stdout)
+		return app.DLQ(ctx, cfg, logger, cmd, init, stdout, stderr)
 	}
 	return serve(ctx, cfg, logger)
 }

@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,13 +81,14 @@ func TestRunDeliversAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, env(map[string]string{
-			"SECRET_KEY":       testSecretKey,
-			"NATS_URL":         nats.URL(),
-			"METRICS_ADDR":     metrics,
-			"SERVER_NAME":      "jackalope.example.com",
-			"DISPATCH_WORKERS": "2",
-			"SHUTDOWN_TIMEOUT": "5s",
-			"DATA_DIR":         t.TempDir(),
+			"SECRET_KEY":          testSecretKey,
+			"NATS_URL":            nats.URL(),
+			"METRICS_ADDR":        metrics,
+			"SLACK_WEBHOOK_HOSTS": fake.WebhookHost(),
+			"SERVER_NAME":         "jackalope.example.com",
+			"DISPATCH_WORKERS":    "2",
+			"SHUTDOWN_TIMEOUT":    "5s",
+			"DATA_DIR":            t.TempDir(),
 		}), io.Discard, &stderr)
 	}()
 
@@ -147,6 +151,7 @@ func TestRunDeliversAndStops(t *testing.T) {
 }
 
 func TestRunRefuses(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "elsewhere", "data")
 	tests := []struct {
 		name  string
 		args  []string
@@ -161,6 +166,8 @@ func TestRunRefuses(t *testing.T) {
 		{"replay without a scope", []string{"dlq", "replay"}, nil, "exactly one of --installation ID and --all", true},
 		{"drop with both scopes", []string{"dlq", "drop", "--all", "--installation", "x"}, nil, "exactly one of", true},
 		{"list with a stray argument", []string{"dlq", "list", "extra"}, nil, `unexpected argument "extra"`, true},
+		{"list without NATS_URL from another directory", []string{"dlq", "list"}, map[string]string{"DATA_DIR": empty},
+			"NATS_URL is not set and DATA_DIR (" + empty + ") holds no embedded NATS store", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +179,9 @@ func TestRunRefuses(t *testing.T) {
 				t.Errorf("errors.Is(err, ErrUsage) = %v, want %v", got, tt.usage)
 			}
 		})
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused dlq command left %s behind (%v); want nothing created", empty, err)
 	}
 }
 
@@ -197,9 +207,12 @@ func TestRunDLQ(t *testing.T) {
 	vars := env(map[string]string{"NATS_URL": nats.URL(), "DATA_DIR": t.TempDir()})
 	dlq := func(args ...string) string {
 		t.Helper()
-		var out bytes.Buffer
-		if err := run(t.Context(), append([]string{"dlq"}, args...), vars, &out, io.Discard); err != nil {
+		var out, stderr bytes.Buffer
+		if err := run(t.Context(), append([]string{"dlq"}, args...), vars, &out, &stderr); err != nil {
 			t.Fatalf("dlq %v: %v", args, err)
+		}
+		if args[0] != "help" && !strings.Contains(stderr.String(), "acting on NATS "+nats.URL()) {
+			t.Errorf("dlq %v does not say which NATS it acts on; stderr:\n%s", args, &stderr)
 		}
 		return out.String()
 	}
@@ -225,5 +238,29 @@ func TestRunDLQ(t *testing.T) {
 	}
 	if got := dlq("help"); !strings.Contains(got, "dlq replay (--installation ID | --all)") {
 		t.Errorf("dlq help = %q, want the usage", got)
+	}
+}
+
+// TestStartupLogHidesCredentials starts the dispatcher with credentials in
+// NATS_URL and DATABASE_URL, NATS unreachable: neither the start-up log
+// line nor the error shows them.
+func TestStartupLogHidesCredentials(t *testing.T) {
+	var stderr bytes.Buffer
+	vars := map[string]string{
+		"SECRET_KEY":   testSecretKey,
+		"NATS_URL":     "nats://TOKEN-s3cr3t@" + freeAddr(t),
+		"DATABASE_URL": "postgres://u@db/x?password=pw-s3cr3t",
+		"METRICS_ADDR": freeAddr(t),
+	}
+	err := run(t.Context(), nil, env(vars), io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("run succeeded without NATS")
+	}
+	out := stderr.String() + err.Error()
+	if !strings.Contains(out, "dispatcher starting") {
+		t.Fatalf("no start-up line was logged; the check would prove nothing:\n%s", out)
+	}
+	if strings.Contains(out, "s3cr3t") {
+		t.Errorf("the start-up log or error shows a credential:\n%s", out)
 	}
 }

@@ -13,7 +13,8 @@
 //
 // /healthz answers once the process serves; /readyz once NATS is connected
 // and the installations are loaded, and again 503 while NATS is away;
-// /metrics serves the ingest series plus the Go runtime's. On SIGINT or
+// /metrics serves the ingest series plus the Go runtime's. The three are
+// served on METRICS_ADDR (:9090), never on the public LISTEN_ADDR. On SIGINT or
 // SIGTERM it stops accepting, lets the requests in flight finish their
 // publish (each is bounded by PUBLISH_TIMEOUT), and only then closes NATS.
 package main
@@ -32,7 +33,6 @@ import (
 
 	"github.com/jackalope-app/jackalope/cmd/internal/app"
 	"github.com/jackalope-app/jackalope/internal/config"
-	"github.com/jackalope-app/jackalope/internal/httpserver"
 )
 
 const usage = `usage: ingest
@@ -121,19 +121,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	if err != nil {
 		return err
 	}
-	e := httpserver.New(httpserver.Options{
-		Logger:   logger,
-		Gatherer: reg,
-		Ready:    app.Ready(conn, app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"}),
-	})
-	h.Register(e)
-
-	ln, err := httpserver.Listen(ctx, cfg.ListenAddr)
+	srv, err := app.ListenHTTP(ctx, cfg, false, logger, reg,
+		app.Ready(conn, app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"}))
 	if err != nil {
 		return err
 	}
-	logger.Info("ingest listening", "addr", ln.Addr().String(), "installations", installations.Len())
-	if err := httpserver.Serve(ctx, ln, e, cfg.ShutdownTimeout); err != nil {
+	h.Register(srv.Public)
+	logger.Info("ingest listening", "addr", srv.Addr(), "metrics_addr", srv.OpsAddr(), "installations", installations.Len())
+	if err := srv.Serve(ctx, cfg.ShutdownTimeout); err != nil {
 		return err
 	}
 	logger.Info("ingest stopped accepting; closing NATS")

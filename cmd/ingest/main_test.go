@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	testSecret = "cmd ingest test secret key"
+	testSecret = "cmd ingest test secret key 0123456789"
 	testToken  = "3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
 	testID     = "33333333-aaaa-4bbb-8ccc-000000000001"
 	checkIn    = `{"webhook":{"id":1,"name":"Slack","webhookEvent":"ComputerCheckIn","eventTimestamp":1732871702117},"event":{"computer":{"serialNumber":"%s"},"trigger":"CLIENT_CHECKIN","username":"jrivera"}}`
@@ -48,9 +48,11 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}
 }
 
-// service is ingest running through run, as main runs it.
+// service is ingest running through run, as main runs it: url is its
+// public listener, ops the side one with /healthz, /readyz and /metrics.
 type service struct {
 	url    string
+	ops    string
 	cancel context.CancelFunc
 	done   chan error
 	logs   *logtest.Buffer
@@ -60,11 +62,12 @@ func start(t *testing.T, env map[string]string) *service {
 	t.Helper()
 	env["SECRET_KEY"] = testSecret
 	env["LISTEN_ADDR"] = freeAddr(t)
+	env["METRICS_ADDR"] = freeAddr(t)
 	if env["DATA_DIR"] == "" {
 		env["DATA_DIR"] = t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{url: "http://" + env["LISTEN_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &logtest.Buffer{}}
+	s := &service{url: "http://" + env["LISTEN_ADDR"], ops: "http://" + env["METRICS_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &logtest.Buffer{}}
 	go func() { s.done <- run(ctx, nil, mapEnv(env), io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		cancel()
@@ -92,9 +95,21 @@ func (s *service) stop(t *testing.T) error {
 	}
 }
 
+// get fetches path from the public listener.
 func (s *service) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url+path, nil)
+	return fetch(t, s.url+path)
+}
+
+// opsGet fetches path from the side listener.
+func (s *service) opsGet(t *testing.T, path string) (int, string) {
+	t.Helper()
+	return fetch(t, s.ops+path)
+}
+
+func fetch(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +122,12 @@ func (s *service) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// waitFor waits until path on the side listener answers code.
 func (s *service) waitFor(t *testing.T, path string, code int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got, body := s.get(t, path)
+		got, body := s.opsGet(t, path)
 		if got == code {
 			return
 		}
@@ -159,10 +175,15 @@ func TestRunWithExternalNATS(t *testing.T) {
 	if code, err := s.post(t.Context(), "00000000-0000-4000-8000-000000000000", "C02RUN000002"); err != nil || code != http.StatusNotFound {
 		t.Errorf("POST with an unknown token = %d, %v; want 404", code, err)
 	}
-	if code, body := s.get(t, "/healthz"); code != http.StatusOK {
+	if code, body := s.opsGet(t, "/healthz"); code != http.StatusOK {
 		t.Errorf("GET /healthz = %d %q", code, body)
 	}
-	_, metrics := s.get(t, "/metrics")
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, _ := s.get(t, path); code != http.StatusNotFound {
+			t.Errorf("GET %s on the public listener = %d, want 404: it is served on METRICS_ADDR only", path, code)
+		}
+	}
+	_, metrics := s.opsGet(t, "/metrics")
 	for _, want := range []string{
 		`jackalope_ingest_requests_total{code="204",event="ComputerCheckIn"} 1`,
 		`jackalope_ingest_requests_total{code="404",event="none"} 1`,
@@ -197,7 +218,7 @@ func TestRunWithExternalNATS(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, m := s.get(t, "/metrics"); strings.Contains(m, "jackalope_ingest_in_flight 1") {
+		if _, m := s.opsGet(t, "/metrics"); strings.Contains(m, "jackalope_ingest_in_flight 1") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -208,8 +229,8 @@ func TestRunWithExternalNATS(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop(t) }()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if code, _ := s.get(t, "/healthz"); code == 0 {
-			break // the listener is closed: the shutdown has begun
+		if code, _ := s.get(t, "/"); code == 0 {
+			break // the public listener is closed: the shutdown has begun
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("ingest still accepts connections after the shutdown began")
@@ -269,4 +290,28 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestStartupLogHidesCredentials starts ingest with credentials in NATS_URL
+// and DATABASE_URL, NATS unreachable: neither the start-up log line nor
+// the error shows them.
+func TestStartupLogHidesCredentials(t *testing.T) {
+	var stderr bytes.Buffer
+	env := map[string]string{
+		"SECRET_KEY":   testSecret,
+		"NATS_URL":     "nats://TOKEN-s3cr3t@" + freeAddr(t),
+		"DATABASE_URL": "postgres://u@db/x?password=pw-s3cr3t",
+		"LISTEN_ADDR":  freeAddr(t),
+	}
+	err := run(t.Context(), nil, mapEnv(env), io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("run succeeded without NATS")
+	}
+	out := stderr.String() + err.Error()
+	if !strings.Contains(out, "ingest starting") {
+		t.Fatalf("no start-up line was logged; the check would prove nothing:\n%s", out)
+	}
+	if strings.Contains(out, "s3cr3t") {
+		t.Errorf("the start-up log or error shows a credential:\n%s", out)
+	}
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/jackalope-app/jackalope/cmd/internal/app"
 	"github.com/jackalope-app/jackalope/internal/config"
-	"github.com/jackalope-app/jackalope/internal/httpserver"
 	"github.com/jackalope-app/jackalope/internal/installer"
 )
 
@@ -29,7 +28,9 @@ const usage = `usage: installer [serve]
        installer channels <command> [arguments]
 
 Without a command (or with serve) the installer serves the "Add to Slack"
-page on LISTEN_ADDR. "installer channels help" lists the channels commands.
+page on LISTEN_ADDR. "installer channels help" lists the channels commands;
+they act on DATABASE_URL and NATS_URL (or an SQLite file and the embedded
+NATS store in DATA_DIR, which they do not create unless given --init).
 Configuration comes from the environment (see the README).
 `
 
@@ -124,25 +125,20 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	var reconciled atomic.Bool
-	e := httpserver.New(httpserver.Options{
-		Logger:   logger,
-		Gatherer: reg,
-		Ready:    app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
-	})
-	inst.Register(e)
-	e.StaticFS("/static", app.Static())
-
-	ln, err := httpserver.Listen(ctx, cfg.ListenAddr)
+	h, err := app.ListenHTTP(ctx, cfg, false, logger, reg,
+		app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}))
 	if err != nil {
 		return err
 	}
-	logger.Info("installer listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL,
+	inst.Register(h.Public)
+	h.Public.StaticFS("/static", app.Static())
+	logger.Info("installer listening", "addr", h.Addr(), "metrics_addr", h.OpsAddr(), "base_url", cfg.BaseURL,
 		"add_to_slack", cfg.Slack.Configured())
 
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { app.RunInstallerBackground(bg, inst, conn, logger, &reconciled) })
-	err = httpserver.Serve(ctx, ln, e, cfg.ShutdownTimeout)
+	err = h.Serve(ctx, cfg.ShutdownTimeout)
 	stop()
 	wg.Wait()
 	logger.Info("installer stopped")

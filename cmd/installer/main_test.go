@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,6 +35,12 @@ func environ(vars map[string]string) func(string) string {
 func TestRunCommandLine(t *testing.T) {
 	dir := t.TempDir()
 	withKey := map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": dir}
+	// An instance in dir: the registry and the embedded NATS store.
+	var initOut, initErr bytes.Buffer
+	if err := run(t.Context(), []string{"channels", "list", "--init"}, environ(withKey), &initOut, &initErr); err != nil {
+		t.Fatalf("channels list --init: %v\n%s", err, &initErr)
+	}
+	empty := filepath.Join(t.TempDir(), "nothing-here")
 	tests := []struct {
 		name       string
 		args       []string
@@ -49,7 +59,17 @@ func TestRunCommandLine(t *testing.T) {
 		{name: "bad variable", args: nil, env: map[string]string{"SECRET_KEY": testSecretKey, "LISTEN_ADDR": "nowhere"}, wantCode: 1, wantStderr: "LISTEN_ADDR"},
 		{name: "unknown channels command", args: []string{"channels", "frobnicate"}, env: withKey, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
 		{name: "channels usage error", args: []string{"channels", "rotate"}, env: withKey, wantCode: 2, wantStderr: "usage: channels rotate ID"},
-		{name: "channels list", args: []string{"channels", "list"}, env: withKey, wantCode: 0, wantStdout: "No installations."},
+		{name: "channels list", args: []string{"channels", "list"}, env: withKey, wantCode: 0, wantStdout: "No installations.",
+			wantStderr: "acting on DATA_DIR " + dir + ": registry sqlite " + filepath.Join(dir, "jackalope.db") + ", NATS embedded"},
+		{name: "channels list without DATABASE_URL", args: []string{"channels", "list"},
+			env:      map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": empty},
+			wantCode: 1, wantStderr: "DATABASE_URL is not set and DATA_DIR (" + empty + ") holds no registry"},
+		{name: "channels list with a missing sqlite file", args: []string{"channels", "list"},
+			env:      map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": dir, "DATABASE_URL": "sqlite:" + filepath.Join(empty, "j.db")},
+			wantCode: 1, wantStderr: "DATABASE_URL names an SQLite registry that does not exist"},
+		{name: "channels list without NATS_URL", args: []string{"channels", "list"},
+			env:      map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": empty, "DATABASE_URL": "sqlite:" + filepath.Join(dir, "jackalope.db")},
+			wantCode: 1, wantStderr: "NATS_URL is not set and DATA_DIR (" + empty + ") holds no embedded NATS store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,24 +86,29 @@ func TestRunCommandLine(t *testing.T) {
 			}
 		})
 	}
+	if _, err := os.Stat(empty); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused command left %s behind (%v); want nothing created", empty, err)
+	}
 }
 
 // TestServe runs the service as main does, installs a channel through it
 // and adds one by hand, then stops it with its context.
 func TestServe(t *testing.T) {
 	fake := slacktest.New(t)
-	addr := freeAddr(t)
-	base := "http://" + addr
+	addr, opsAddr := freeAddr(t), freeAddr(t)
+	base, ops := "http://"+addr, "http://"+opsAddr
 	fake.SetRedirectURI(base + "/install")
 	vars := map[string]string{
 		"SECRET_KEY":          testSecretKey,
 		"DATA_DIR":            t.TempDir(),
 		"LISTEN_ADDR":         addr,
+		"METRICS_ADDR":        opsAddr,
 		"SERVER_NAME":         base,
 		"SLACK_API_URL":       fake.URL(),
 		"SLACK_OAUTH_URL":     "https://slack.test/oauth/v2/authorize",
 		"SLACK_CLIENT_ID":     slacktest.ClientID,
 		"SLACK_CLIENT_SECRET": slacktest.ClientSecret,
+		"SLACK_WEBHOOK_HOSTS": "hooks.slack.com," + fake.WebhookHost(),
 		"SHUTDOWN_TIMEOUT":    "5s",
 	}
 	getenv := environ(vars)
@@ -92,7 +117,7 @@ func TestServe(t *testing.T) {
 	// A channel added by hand before the service runs.
 	const manualHook = "https://hooks.slack.com/services/T0/B0/manualmanualmanual"
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"channels", "add", "--webhook-url", manualHook, "--channel", "ops"}, getenv, &out, &logs); err != nil {
+	if err := run(t.Context(), []string{"channels", "add", "--init", "--webhook-url", manualHook, "--channel", "ops"}, getenv, &out, &logs); err != nil {
 		t.Fatalf("channels add: %v", err)
 	}
 	manualJamfURL := regexp.MustCompile(regexp.QuoteMeta(base+"/jamf/") + `\S+`).FindString(out.String())
@@ -123,7 +148,15 @@ func TestServe(t *testing.T) {
 
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	client.Jar, _ = cookiejar.New(nil)
-	waitReady(t, client, base)
+	waitReady(t, client, ops)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, _ := get(t, client, base+path); code != http.StatusNotFound {
+			t.Errorf("GET %s on the public listener = %d; want 404: it is served on METRICS_ADDR only", path, code)
+		}
+	}
+	if code, _ := get(t, client, ops+"/healthz"); code != http.StatusOK {
+		t.Errorf("GET /healthz on METRICS_ADDR = %d; want 200", code)
+	}
 
 	if code, page := get(t, client, base+"/"); code != http.StatusOK || !strings.Contains(page, `href="/install"`) {
 		t.Errorf("GET / = %d; want the Add to Slack page:\n%s", code, page)
@@ -150,7 +183,7 @@ func TestServe(t *testing.T) {
 		t.Errorf("welcome (-want +got):\n%s", diff)
 	}
 
-	_, metrics := get(t, client, base+"/metrics")
+	_, metrics := get(t, client, ops+"/metrics")
 	for _, want := range []string{
 		`jackalope_installer_installs_total{outcome="installed"} 1`,
 		`jackalope_installer_oauth_errors_total{code="invalid_code"} 1`,
@@ -254,5 +287,38 @@ func waitReady(t *testing.T, c *http.Client, base string) {
 			t.Fatalf("the service was not ready within 30s (last: %v)", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestStartupLogHidesCredentials starts the installer with credentials in
+// NATS_URL and DATABASE_URL (a URL, a DSN with a quoted password), the
+// database unreachable: neither the start-up log line nor the error shows
+// them.
+func TestStartupLogHidesCredentials(t *testing.T) {
+	dbAddr := freeAddr(t)
+	host, port, _ := net.SplitHostPort(dbAddr)
+	for _, dbURL := range []string{
+		"postgres://u@" + dbAddr + "/x?password=pw-s3cr3t&connect_timeout=5",
+		"host=" + host + " port=" + port + " user=u password='a b-s3cr3t' dbname=x connect_timeout=5",
+	} {
+		var stderr bytes.Buffer
+		vars := map[string]string{
+			"SECRET_KEY":   testSecretKey,
+			"NATS_URL":     "nats://TOKEN-s3cr3t@" + freeAddr(t),
+			"DATABASE_URL": dbURL,
+			"LISTEN_ADDR":  freeAddr(t),
+			"METRICS_ADDR": freeAddr(t),
+		}
+		err := run(t.Context(), nil, environ(vars), io.Discard, &stderr)
+		if err == nil {
+			t.Fatal("run succeeded without a database")
+		}
+		out := stderr.String() + err.Error()
+		if !strings.Contains(out, "installer starting") {
+			t.Fatalf("no start-up line was logged; the check would prove nothing:\n%s", out)
+		}
+		if strings.Contains(out, "s3cr3t") || strings.Contains(out, "a b") {
+			t.Errorf("the start-up log or error shows a credential:\n%s", out)
+		}
 	}
 }

@@ -13,15 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jackalope-app/jackalope/internal/redact"
 )
 
 // Names of what Provision creates. They are fixed: every service of one
@@ -194,13 +194,14 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 		c.urlFile = writeURLFile(storeDir, srv, logger)
 		extra = append(extra, nats.InProcessServer(srv))
 	} else {
-		target = redact(cfg.URL)
+		target = redact.URL(cfg.URL)
 	}
 
 	nc, err := nats.Connect(cfg.URL, append(c.options(false), extra...)...)
 	if err != nil {
 		c.shutdownServer()
-		return nil, fmt.Errorf("connect nats %s: %w", target, err)
+		// A URL the client cannot parse comes back quoted in the error.
+		return nil, fmt.Errorf("connect nats %s: %w", target, redact.Error(err, redact.Credentials(cfg.URL)...))
 	}
 	return c.finish(nc, cfg.URL, extra, target)
 }
@@ -251,7 +252,7 @@ func (c *Conn) finish(nc *nats.Conn, url string, extra []nats.Option, target str
 	pub, err := nats.Connect(url, append(c.options(true), extra...)...)
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("connect nats %s: publish connection: %w", target, err)
+		return nil, fmt.Errorf("connect nats %s: publish connection: %w", target, redact.Error(err, redact.Credentials(url)...))
 	}
 	c.pub = pub
 	js, err := jetstream.New(nc)
@@ -276,7 +277,7 @@ func (c *Conn) Server() string {
 	if c.cfg.URL == "" {
 		return "embedded, shared with another process (" + c.nc.ConnectedUrlRedacted() + ")"
 	}
-	return redact(c.cfg.URL)
+	return redact.URL(c.cfg.URL)
 }
 
 // Connected reports whether the connections to NATS are up right now.
@@ -332,19 +333,4 @@ func (c *Conn) shutdownServer() {
 	c.srv.Shutdown()
 	c.srv.WaitForShutdown()
 	c.log.Info("embedded nats server stopped")
-}
-
-// redact returns the server list urls (comma separated) without user
-// information, for logs and errors: a NATS URL may carry credentials.
-func redact(urls string) string {
-	var out []string
-	for _, u := range strings.Split(urls, ",") {
-		p, err := url.Parse(strings.TrimSpace(u))
-		if err != nil || p.Host == "" {
-			out = append(out, "(unparsable url)")
-			continue
-		}
-		out = append(out, p.Scheme+"://"+p.Host)
-	}
-	return strings.Join(out, ",")
 }

@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackalope-app/jackalope/internal/redact"
+	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
 // Database drivers.
@@ -22,11 +25,15 @@ const (
 
 // Config is everything Jackalope's services read from the environment.
 type Config struct {
-	Debug           bool
-	SecretKey       string // masked in logs
-	BaseURL         string // public base URL, no trailing slash
-	ListenAddr      string
-	MetricsAddr     string // dispatcher's side port for /healthz, /readyz, /metrics
+	Debug       bool
+	SecretKey   string // masked in logs
+	BaseURL     string // public base URL, no trailing slash
+	ListenAddr  string
+	MetricsAddr string // side port for /healthz, /readyz, /metrics
+	// MetricsAddrSet is true when METRICS_ADDR was given: the all-in-one
+	// then serves /healthz, /readyz and /metrics there instead of on
+	// ListenAddr.
+	MetricsAddrSet  bool
 	DataDir         string
 	ShutdownTimeout time.Duration
 	Slack           Slack
@@ -45,6 +52,9 @@ type Slack struct {
 	OAuthURL     string
 	Scopes       []string
 	Timeout      time.Duration
+	// WebhookHosts are the hosts incoming webhook URLs may point at
+	// (SLACK_WEBHOOK_HOSTS), in lower case; see slack.WebhookPolicy.
+	WebhookHosts []string
 }
 
 // Configured reports whether the OAuth app is set up ("Add to Slack" works).
@@ -92,11 +102,11 @@ type Variable struct {
 
 // Variables lists every variable Load reads, in the README's order.
 var Variables = []Variable{
-	{"SECRET_KEY", "(none; the all-in-one generates one in DATA_DIR)", "keys for sealing webhook URLs, hashing tokens and signing cookies; at least 16 characters"},
+	{"SECRET_KEY", "(none; the all-in-one generates one in DATA_DIR)", "keys for sealing webhook URLs, hashing tokens and signing cookies; at least 32 random characters, never a placeholder"},
 	{"SERVER_NAME", "http://localhost:<LISTEN_ADDR port>", "public base URL, or a host name meaning https://host"},
 	{"DEBUG", "(off)", "debug logging when set to anything"},
 	{"LISTEN_ADDR", ":5000", "HTTP address of the installer, ingest and the all-in-one"},
-	{"METRICS_ADDR", ":9090", "dispatcher's address for /healthz, /readyz and /metrics"},
+	{"METRICS_ADDR", ":9090 (all-in-one: LISTEN_ADDR)", "address of /healthz, /readyz and /metrics, apart from the public LISTEN_ADDR"},
 	{"DATA_DIR", "./data", "SQLite file, embedded NATS store and generated secret key"},
 	{"SHUTDOWN_TIMEOUT", "25s", "how long a stopping service waits for work in flight"},
 	{"SLACK_CLIENT_ID", "(none)", "Slack app client ID"},
@@ -105,6 +115,7 @@ var Variables = []Variable{
 	{"SLACK_API_URL", "https://slack.com/api", "Slack Web API base"},
 	{"SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize", "Slack authorize page"},
 	{"SLACK_TIMEOUT", "10s", "timeout of each request to Slack"},
+	{"SLACK_WEBHOOK_HOSTS", "hooks.slack.com", "comma-separated hosts a Slack incoming webhook URL may point at (https only; plain http to loopback hosts listed here)"},
 	{"DATABASE_URL", "(none: SQLite in DATA_DIR)", "PostgreSQL URL or DSN, or host:port with DATABASE_NAME, DATABASE_USER, DATABASE_PASSWD"},
 	{"DATABASE_NAME", "(none)", "database name for the host:port form"},
 	{"DATABASE_USER", "(none)", "user for the host:port form"},
@@ -131,6 +142,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SecretKey:       getenv("SECRET_KEY"),
 		ListenAddr:      p.addr("LISTEN_ADDR", ":5000"),
 		MetricsAddr:     p.addr("METRICS_ADDR", ":9090"),
+		MetricsAddrSet:  strings.TrimSpace(getenv("METRICS_ADDR")) != "",
 		DataDir:         p.str("DATA_DIR", "./data"),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		Slack: Slack{
@@ -140,6 +152,7 @@ func Load(getenv func(string) string) (Config, error) {
 			APIURL:       p.httpURL("SLACK_API_URL", "https://slack.com/api"),
 			OAuthURL:     p.httpURL("SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize"),
 			Timeout:      p.duration("SLACK_TIMEOUT", 10*time.Second),
+			WebhookHosts: p.hosts("SLACK_WEBHOOK_HOSTS", "hooks.slack.com"),
 		},
 		NATS: NATS{
 			URL:         getenv("NATS_URL"),
@@ -159,8 +172,10 @@ func Load(getenv func(string) string) (Config, error) {
 			AckWait:     p.duration("ACK_WAIT", 30*time.Second),
 		},
 	}
-	if c.SecretKey != "" && len(c.SecretKey) < 16 {
-		p.fail("SECRET_KEY", "must be at least 16 characters (try: openssl rand -hex 32)")
+	if c.SecretKey != "" {
+		if err := secret.CheckKey(c.SecretKey); err != nil {
+			p.fail("SECRET_KEY", fmt.Sprintf("refused, %v; make one with: openssl rand -hex 32", err))
+		}
 	}
 	if c.Dispatch.AckWait < 5*time.Second {
 		p.fail("ACK_WAIT", "must be at least 5s (dispatchers renew it every third of it while Slack answers)")
@@ -181,7 +196,7 @@ func Load(getenv func(string) string) (Config, error) {
 // SECRET_KEY is unset.
 func (c Config) RequireSecretKey() error {
 	if c.SecretKey == "" {
-		return &Error{Problems: []string{"SECRET_KEY: required (at least 16 characters; try: openssl rand -hex 32)"}}
+		return &Error{Problems: []string{fmt.Sprintf("SECRET_KEY: required (at least %d random characters; try: openssl rand -hex 32)", secret.MinNewKeyLength)}}
 	}
 	return nil
 }
@@ -207,8 +222,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("slack_api_url", c.Slack.APIURL),
 		slog.String("slack_oauth_url", c.Slack.OAuthURL),
 		slog.String("slack_scopes", strings.Join(c.Slack.Scopes, ",")),
+		slog.String("slack_webhook_hosts", strings.Join(c.Slack.WebhookHosts, ",")),
 		slog.String("database", c.Database.Describe()),
-		slog.String("nats_url", redactURLs(c.NATS.URL)),
+		slog.String("nats_url", redact.URL(c.NATS.URL)),
 		slog.Int("stream_replicas", c.NATS.Replicas),
 		slog.Duration("stream_max_age", c.NATS.MaxAge),
 		slog.Int64("stream_max_bytes", c.NATS.MaxBytes),
@@ -219,13 +235,13 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// Describe names the store without its password: "sqlite data/jackalope.db"
-// or "postgres user@host:5432/db".
+// Describe names the store without its credentials: "sqlite
+// data/jackalope.db" or "postgres postgres://user:xxxxx@host:5432/db".
 func (d Database) Describe() string {
 	if d.Driver == DriverSQLite {
 		return "sqlite " + d.Path
 	}
-	return "postgres " + redactURLs(d.URL)
+	return "postgres " + redact.URL(d.URL)
 }
 
 func mask(s string) string {
@@ -233,30 +249,6 @@ func mask(s string) string {
 		return ""
 	}
 	return "********"
-}
-
-// redactURLs replaces the password of each comma-separated URL in s with
-// "xxxxx"; a key=value DSN is shown without its password field.
-func redactURLs(s string) string {
-	if s == "" {
-		return ""
-	}
-	parts := strings.Split(s, ",")
-	for i, part := range parts {
-		part = strings.TrimSpace(part)
-		if u, err := url.Parse(part); err == nil && u.Scheme != "" && u.Host != "" {
-			parts[i] = u.Redacted()
-			continue
-		}
-		fields := strings.Fields(part)
-		for j, f := range fields {
-			if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
-				fields[j] = k + "=xxxxx"
-			}
-		}
-		parts[i] = strings.Join(fields, " ")
-	}
-	return strings.Join(parts, ",")
 }
 
 type parser struct {
@@ -324,13 +316,53 @@ func (p *parser) bytes(name string, def int64) int64 {
 	return n
 }
 
+// httpURL reads an https URL; plain http only to a loopback host (a local
+// fake of Slack), since what is sent there (the client secret) would
+// otherwise cross the network in clear.
 func (p *parser) httpURL(name, def string) string {
 	v := strings.TrimRight(p.str(name, def), "/")
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.fail(name, fmt.Sprintf("%q is not an http(s) URL", v))
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		p.fail(name, fmt.Sprintf("%q is not an http(s) URL", redact.URL(v)))
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		p.fail(name, fmt.Sprintf("%q: plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost); use https", redact.URL(v)))
 	}
 	return v
+}
+
+// isLoopback reports whether host names this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hosts reads a comma-separated list of host names or IP addresses, in
+// lower case, without brackets or a trailing dot.
+func (p *parser) hosts(name, def string) []string {
+	var out []string
+	for _, h := range strings.Split(p.str(name, def), ",") {
+		h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+		if h == "" {
+			continue
+		}
+		if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
+			out = append(out, ip.String())
+			continue
+		}
+		if strings.Trim(h, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "" || strings.HasPrefix(h, ".") || strings.HasPrefix(h, "-") {
+			p.fail(name, fmt.Sprintf("%q is not a host name or IP address (no scheme, port or path)", h))
+			continue
+		}
+		out = append(out, h)
+	}
+	if len(out) == 0 {
+		p.fail(name, "lists no host")
+	}
+	return out
 }
 
 // baseURL reads SERVER_NAME: a host ("jackalope.example.com", meaning
@@ -349,7 +381,7 @@ func (p *parser) baseURL(listen string) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		p.fail("SERVER_NAME", fmt.Sprintf("%q is neither a host name nor an http(s) base URL", p.getenv("SERVER_NAME")))
+		p.fail("SERVER_NAME", fmt.Sprintf("%q is neither a host name nor an http(s) base URL", redact.URL(p.getenv("SERVER_NAME"))))
 		return ""
 	}
 	return strings.TrimRight(u.String(), "/")

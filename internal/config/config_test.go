@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -27,10 +26,11 @@ func TestDefaults(t *testing.T) {
 		DataDir:         "./data",
 		ShutdownTimeout: 25 * time.Second,
 		Slack: Slack{
-			APIURL:   "https://slack.com/api",
-			OAuthURL: "https://slack.com/oauth/v2/authorize",
-			Scopes:   []string{"incoming-webhook"},
-			Timeout:  10 * time.Second,
+			APIURL:       "https://slack.com/api",
+			OAuthURL:     "https://slack.com/oauth/v2/authorize",
+			Scopes:       []string{"incoming-webhook"},
+			Timeout:      10 * time.Second,
+			WebhookHosts: []string{"hooks.slack.com"},
 		},
 		Database: Database{Driver: DriverSQLite, Path: "data/jackalope.db"},
 		NATS: NATS{Replicas: 1, MaxAge: 168 * time.Hour, MaxBytes: 1 << 30,
@@ -50,7 +50,7 @@ func TestDefaults(t *testing.T) {
 // checks that it lands in the Config, so no documented variable is ignored.
 func TestEveryVariable(t *testing.T) {
 	full := map[string]string{
-		"SECRET_KEY":            "0123456789abcdef0123",
+		"SECRET_KEY":            "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
 		"SERVER_NAME":           "jackalope.example.com",
 		"DEBUG":                 "0",
 		"LISTEN_ADDR":           "127.0.0.1:8080",
@@ -63,6 +63,7 @@ func TestEveryVariable(t *testing.T) {
 		"SLACK_API_URL":         "http://127.0.0.1:9999/api/",
 		"SLACK_OAUTH_URL":       "http://127.0.0.1:9999/oauth",
 		"SLACK_TIMEOUT":         "3s",
+		"SLACK_WEBHOOK_HOSTS":   "Hooks.Slack.com., 127.0.0.1,[::1],,localhost",
 		"DATABASE_URL":          "db.internal:6432",
 		"DATABASE_NAME":         "jackalope",
 		"DATABASE_USER":         "jack",
@@ -90,10 +91,11 @@ func TestEveryVariable(t *testing.T) {
 	}
 	want := Config{
 		Debug:           true,
-		SecretKey:       "0123456789abcdef0123",
+		SecretKey:       "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
 		BaseURL:         "https://jackalope.example.com",
 		ListenAddr:      "127.0.0.1:8080",
 		MetricsAddr:     ":9100",
+		MetricsAddrSet:  true,
 		DataDir:         "/var/lib/jackalope",
 		ShutdownTimeout: 40 * time.Second,
 		Slack: Slack{
@@ -104,6 +106,7 @@ func TestEveryVariable(t *testing.T) {
 			OAuthURL:     "http://127.0.0.1:9999/oauth",
 			Scopes:       []string{"incoming-webhook", "chat:write"},
 			Timeout:      3 * time.Second,
+			WebhookHosts: []string{"hooks.slack.com", "127.0.0.1", "::1", "localhost"},
 		},
 		Database: Database{Driver: DriverPostgres, URL: "postgres://jack:p%40ss%3Aw%2Frd@db.internal:6432/jackalope"},
 		NATS: NATS{URL: "nats://n1:4222,nats://n2:4222", Replicas: 3, MaxAge: 24 * time.Hour,
@@ -171,7 +174,10 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"short secret", map[string]string{"SECRET_KEY": "short"}, []string{"SECRET_KEY: must be at least 16"}},
+		{"short secret", map[string]string{"SECRET_KEY": "short"}, []string{"SECRET_KEY: refused", "at least 32"}},
+		{"secret of the old minimum length", map[string]string{"SECRET_KEY": "3f1e9a7c0b5d2e8f4a6c"}, []string{"SECRET_KEY: refused", "at least 32"}},
+		{"kubernetes placeholder", map[string]string{"SECRET_KEY": "change-me-to-openssl-rand-hex-32"}, []string{"SECRET_KEY: refused", "placeholder"}},
+		{"repeated character", map[string]string{"SECRET_KEY": strings.Repeat("x", 40)}, []string{"SECRET_KEY: refused", "repeated"}},
 		{"bad server name", map[string]string{"SERVER_NAME": "ftp://x"}, []string{"SERVER_NAME:"}},
 		{"bad listen", map[string]string{"LISTEN_ADDR": "5000"}, []string{"LISTEN_ADDR:"}},
 		{"bad metrics", map[string]string{"METRICS_ADDR": "localhost"}, []string{"METRICS_ADDR:"}},
@@ -189,6 +195,13 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 		{"ack wait too short", map[string]string{"ACK_WAIT": "1s"}, []string{"ACK_WAIT: must be at least 5s"}},
 		{"bad api url", map[string]string{"SLACK_API_URL": "slack.com/api"}, []string{"SLACK_API_URL:"}},
 		{"bad oauth url", map[string]string{"SLACK_OAUTH_URL": "://"}, []string{"SLACK_OAUTH_URL:"}},
+		{"api url over plain http", map[string]string{"SLACK_API_URL": "http://slack.com/api"}, []string{"SLACK_API_URL:", "plain http"}},
+		{"api url over plain http to a private address", map[string]string{"SLACK_API_URL": "http://10.0.0.5/api"}, []string{"SLACK_API_URL:", "plain http"}},
+		{"oauth url over plain http", map[string]string{"SLACK_OAUTH_URL": "http://slack.com/oauth/v2/authorize"}, []string{"SLACK_OAUTH_URL:", "plain http"}},
+		{"api url credentials not echoed", map[string]string{"SLACK_API_URL": "http://u:pw-secret@slack.com/api"}, []string{"SLACK_API_URL:", "u:xxxxx@"}},
+		{"webhook host with a scheme", map[string]string{"SLACK_WEBHOOK_HOSTS": "https://hooks.slack.com"}, []string{"SLACK_WEBHOOK_HOSTS:", "not a host name"}},
+		{"webhook host with a port", map[string]string{"SLACK_WEBHOOK_HOSTS": "hooks.slack.com:443"}, []string{"SLACK_WEBHOOK_HOSTS:"}},
+		{"no webhook host", map[string]string{"SLACK_WEBHOOK_HOSTS": " , "}, []string{"SLACK_WEBHOOK_HOSTS: lists no host"}},
 		{"bad shareable url", map[string]string{"SLACK_SHAREABLE_URL": "::"}, []string{"SLACK_SHAREABLE_URL:"}},
 		{"host:port without name", map[string]string{"DATABASE_URL": "db:5432"}, []string{"DATABASE_NAME: required"}},
 		{"name without url", map[string]string{"DATABASE_NAME": "j"}, []string{"DATABASE_URL: required"}},
@@ -214,31 +227,81 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 }
 
 func TestSecretsMasked(t *testing.T) {
-	c, err := Load(env(map[string]string{
-		"SECRET_KEY":          "super-secret-key-value",
-		"SLACK_CLIENT_SECRET": "client-secret-value",
-		"DATABASE_URL":        "postgres://jack:db-password-value@db:5432/j",
-		"NATS_URL":            "nats://user:nats-password-value@n1:4222",
-	}))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		secrets []string // never logged
+		shown   []string // logged
+	}{
+		{
+			name: "keys and passwords",
+			env: map[string]string{
+				"SECRET_KEY":          "super-secret-key-value-0123456789",
+				"SLACK_CLIENT_SECRET": "client-secret-value",
+				"DATABASE_URL":        "postgres://jack:db-password-value@db:5432/j",
+				"NATS_URL":            "nats://user:nats-password-value@n1:4222",
+			},
+			secrets: []string{"super-secret-key-value", "client-secret-value", "db-password-value", "nats-password-value"},
+			shown:   []string{"db:5432/j", "n1:4222", "********"},
+		},
+		{
+			name:    "nats token",
+			env:     map[string]string{"NATS_URL": "nats://TOKEN@host:4222"},
+			secrets: []string{"TOKEN"},
+			shown:   []string{"host:4222"},
+		},
+		{
+			name:    "nats tokens in a cluster list",
+			env:     map[string]string{"NATS_URL": "nats://tok-one@a:4222, nats://u:pw-two@b:4222"},
+			secrets: []string{"tok-one", "pw-two"},
+			shown:   []string{"a:4222", "b:4222"},
+		},
+		{
+			name:    "password as a query parameter",
+			env:     map[string]string{"DATABASE_URL": "postgres://u@db/x?password=s3cr3t"},
+			secrets: []string{"s3cr3t"},
+			shown:   []string{"u@db/x"},
+		},
+		{
+			name:    "sslpassword",
+			env:     map[string]string{"DATABASE_URL": "postgres://u@db/x?sslpassword=key-pass&sslmode=require"},
+			secrets: []string{"key-pass"},
+			shown:   []string{"sslmode=require"},
+		},
+		{
+			name:    "quoted dsn password",
+			env:     map[string]string{"DATABASE_URL": "host=db password='a b-secret' dbname=j"},
+			secrets: []string{"a b", "b-secret"},
+			shown:   []string{"host=db", "dbname=j"},
+		},
+		{
+			name:    "original host:port form",
+			env:     map[string]string{"DATABASE_URL": "db:5432", "DATABASE_NAME": "j", "DATABASE_USER": "u", "DATABASE_PASSWD": "p@ss-word"},
+			secrets: []string{"p@ss-word", "p%40ss-word"},
+			shown:   []string{"u:xxxxx@db:5432/j"},
+		},
 	}
-	var b strings.Builder
-	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", c)
-	out := b.String() + fmt.Sprint(c.Database.Describe())
-	for _, s := range []string{"super-secret-key-value", "client-secret-value", "db-password-value", "nats-password-value"} {
-		if strings.Contains(out, s) {
-			t.Errorf("logged config contains secret %q:\n%s", s, out)
-		}
-	}
-	for _, s := range []string{"db:5432/j", "n1:4222", "********"} {
-		if !strings.Contains(out, s) {
-			t.Errorf("logged config lacks %q:\n%s", s, out)
-		}
-	}
-	dsn := Database{Driver: DriverPostgres, URL: "host=h password=hunter2 dbname=d"}.Describe()
-	if strings.Contains(dsn, "hunter2") {
-		t.Errorf("Describe(dsn) = %q shows the password", dsn)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			slog.New(slog.NewJSONHandler(&b, nil)).Info("config", "config", c)
+			slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", c)
+			out := b.String() + c.Database.Describe()
+			for _, s := range tt.secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("logged config contains secret %q:\n%s", s, out)
+				}
+			}
+			for _, s := range tt.shown {
+				if !strings.Contains(out, s) {
+					t.Errorf("logged config lacks %q:\n%s", s, out)
+				}
+			}
+		})
 	}
 }
 
@@ -247,7 +310,7 @@ func TestRequireSecretKey(t *testing.T) {
 	if err := c.RequireSecretKey(); err == nil || !strings.Contains(err.Error(), "SECRET_KEY") {
 		t.Errorf("RequireSecretKey() = %v; want an error naming SECRET_KEY", err)
 	}
-	c.SecretKey = "0123456789abcdef"
+	c.SecretKey = "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c"
 	if err := c.RequireSecretKey(); err != nil {
 		t.Errorf("RequireSecretKey() = %v with a key", err)
 	}

@@ -84,7 +84,7 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 		})
 		b.Run("bare/"+name, func(b *testing.B) {
-			client := slack.New(slack.Config{Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(workers)})
+			client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(workers)})
 			type post struct {
 				url string
 				msg slack.Message
@@ -127,7 +127,7 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 func benchOptions(s *system, workers int) dispatch.Options {
 	return dispatch.Options{
 		Installations: s.model,
-		Poster:        slack.New(slack.Config{Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(workers)}),
+		Poster:        slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(workers)}),
 		DeadLetters:   s.conn,
 		Reporter:      s.conn,
 		Opener:        s.keys,

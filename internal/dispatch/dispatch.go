@@ -257,7 +257,9 @@ func New(opts Options) (*Dispatcher, error) {
 // and no further post to it is made), a disabled installation
 // (channel_disabled), an installation still unknown after UnknownAttempts
 // deliveries (unknown_installation), a webhook URL this process cannot open
-// (unreadable_webhook). An event still undelivered on delivery MaxAttempts
+// (unreadable_webhook) or may not post to (webhook_refused: outside
+// SLACK_WEBHOOK_HOSTS; nothing is sent and the installation stays active).
+// An event still undelivered on delivery MaxAttempts
 // is parked as attempts_spent with Slack's last answer. When the dead letter
 // cannot be written, Handle returns a retryable error, so the event stays
 // on the bus and is never lost.
@@ -299,7 +301,9 @@ func (d *Dispatcher) Handle(ctx context.Context, ev jamf.Received) error {
 	msg := render.Message(env, render.Options{IconBaseURL: d.iconBaseURL, JamfURL: entry.JamfURL})
 	start := time.Now()
 	err = d.poster.Post(ctx, webhookURL, msg)
-	d.metrics.requests.WithLabelValues(slack.Class(err)).Observe(time.Since(start).Seconds())
+	if !errors.Is(err, slack.ErrWebhookRefused) { // nothing was sent
+		d.metrics.requests.WithLabelValues(slack.Class(err)).Observe(time.Since(start).Seconds())
+	}
 	return d.settle(ctx, log, ev, entry, key, err)
 }
 
@@ -320,6 +324,11 @@ func (d *Dispatcher) settle(ctx context.Context, log *slog.Logger, ev jamf.Recei
 	case errors.Is(err, slack.ErrBadMessage):
 		log.Warn("slack refused the message", "err", err)
 		return d.park(ctx, log, ev, failureOf(ReasonBadMessage, err))
+	case errors.Is(err, slack.ErrWebhookRefused):
+		// The installation stays active: the URL or SLACK_WEBHOOK_HOSTS
+		// must change, and then its dead letters can be replayed.
+		log.Error("the installation's webhook url is outside SLACK_WEBHOOK_HOSTS; not posting", "err", err)
+		return d.park(ctx, log, ev, failureOf(ReasonWebhookRefused, err))
 	case hasDelay || errors.Is(err, slack.ErrRateLimited):
 		f := failureOf(ReasonAttemptsSpent, err)
 		wait = d.pause(entry.ID, key, cmp.Or(wait, slack.DefaultRetryAfter), f)

@@ -311,6 +311,21 @@ func TestHandle(t *testing.T) {
 			reports: []string{"channel_is_archived"},
 		},
 		{
+			name: "webhook outside SLACK_WEBHOOK_HOSTS is parked, never posted to, and the channel stays",
+			setup: func(f *fixture) {
+				f.url = "https://hooks.evil.example/services/T0/B0/refusedrefusedrefused"
+				f.urls = append(f.urls, f.url)
+				f.entry.WebhookURLSealed = f.keys.Seal(f.url)
+				f.model.put(f.entry)
+			},
+			steps: []step{
+				{event: "a", attempt: 1, want: "term"},
+				{event: "b", attempt: 1, want: "term"},
+			},
+			requests: 0,
+			parked:   []parkedSummary{{"webhook_refused", 1, 0, ""}, {"webhook_refused", 1, 0, ""}},
+		},
+		{
 			name:  "dead channel posts again after a reinstall",
 			setup: func(f *fixture) { f.slack.Kill(f.url, "no_service") },
 			steps: []step{

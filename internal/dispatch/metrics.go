@@ -26,6 +26,7 @@ const (
 	ReasonUnknownInstallation = "unknown_installation" // no such installation in the read model
 	ReasonUnreadableWebhook   = "unreadable_webhook"   // the sealed webhook URL cannot be opened (wrong SECRET_KEY)
 	ReasonRejected            = "rejected"             // Slack refused it permanently for another reason
+	ReasonWebhookRefused      = "webhook_refused"      // the webhook URL is outside SLACK_WEBHOOK_HOSTS; nothing was sent
 )
 
 // metrics are the dispatcher's Prometheus collectors. Labels never carry an
@@ -65,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.deliveries.WithLabelValues(o)
 	}
 	for _, r := range []string{ReasonAttemptsSpent, ReasonChannelDead, ReasonBadMessage, ReasonChannelDisabled,
-		ReasonUnknownInstallation, ReasonUnreadableWebhook, ReasonRejected} {
+		ReasonUnknownInstallation, ReasonUnreadableWebhook, ReasonRejected, ReasonWebhookRefused} {
 		m.deadLetters.WithLabelValues(r)
 	}
 	if reg == nil {

@@ -26,10 +26,14 @@ type Options struct {
 	// Ready is asked by /readyz; a non-nil error answers 503 with its text.
 	// Nil means ready as soon as the server runs.
 	Ready func() error
+	// NoOps leaves /healthz, /readyz and /metrics out (Gatherer and Ready
+	// are then unused): the service serves them on a side listener of
+	// their own, off the public one, where they answer 404.
+	NoOps bool
 }
 
-// New returns an echo instance with recovery, debug request logging and the
-// health, readiness and metrics routes.
+// New returns an echo instance with recovery, debug request logging and,
+// unless opts.NoOps, the health, readiness and metrics routes.
 func New(opts Options) *echo.Echo {
 	logger := opts.Logger
 	if logger == nil {
@@ -53,6 +57,9 @@ func New(opts Options) *echo.Echo {
 			return nil
 		},
 	}))
+	if opts.NoOps {
+		return e
+	}
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c echo.Context) error {
 		if opts.Ready != nil {

@@ -51,6 +51,18 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
+func TestNoOps(t *testing.T) {
+	e := New(Options{Gatherer: prometheus.NewRegistry(), NoOps: true})
+	e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, "page") })
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s = %d; want 404 on a server without the ops routes", path, rec.Code)
+		}
+	}
+}
+
 func TestServeWaitsForRequestsInFlight(t *testing.T) {
 	ln, err := Listen(t.Context(), "127.0.0.1:0")
 	if err != nil {

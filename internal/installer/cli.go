@@ -65,18 +65,10 @@ var channelCommands = map[string]channelCommand{
 // prints a webhook URL; only add and rotate print the Jamf URL they make.
 // Command-line mistakes are *UsageError; "help" prints ChannelsUsage.
 func (in *Installer) RunChannelsCommand(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return &UsageError{Msg: "channels: a command is required", Usage: ChannelsUsage}
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		_, err := io.WriteString(stdout, ChannelsUsage)
+	if done, err := ChannelsHelp(args, stdout); done || err != nil {
 		return err
 	}
-	cmd, ok := channelCommands[args[0]]
-	if !ok {
-		return &UsageError{Msg: fmt.Sprintf("channels: unknown command %q", args[0]), Usage: ChannelsUsage}
-	}
+	cmd := channelCommands[args[0]]
 	err := cmd.run(in, ctx, args[1:], stdout)
 	var ue *UsageError
 	if errors.As(err, &ue) && ue.Usage == "" {
@@ -87,6 +79,24 @@ func (in *Installer) RunChannelsCommand(ctx context.Context, args []string, stdo
 		_, err = fmt.Fprintf(stdout, "usage: %s\n", cmd.usage)
 	}
 	return err
+}
+
+// ChannelsHelp answers, before anything is opened, the `channels` command
+// lines that need no registry: it prints ChannelsUsage for "help" (done is
+// then true) and returns a *UsageError for a missing or unknown command.
+func ChannelsHelp(args []string, stdout io.Writer) (done bool, err error) {
+	if len(args) == 0 {
+		return false, &UsageError{Msg: "channels: a command is required", Usage: ChannelsUsage}
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		_, err := io.WriteString(stdout, ChannelsUsage)
+		return true, err
+	}
+	if _, ok := channelCommands[args[0]]; !ok {
+		return false, &UsageError{Msg: fmt.Sprintf("channels: unknown command %q", args[0]), Usage: ChannelsUsage}
+	}
+	return false, nil
 }
 
 // parse parses flags and positional arguments in any order and checks
@@ -140,7 +150,7 @@ func (in *Installer) cmdAdd(ctx context.Context, args []string, stdout io.Writer
 	var problems []string
 	if strings.TrimSpace(*webhook) == "" {
 		problems = append(problems, "--webhook-url is required")
-	} else if _, err := checkWebhookURL(*webhook); err != nil {
+	} else if _, err := in.checkWebhookURL(*webhook); err != nil {
 		problems = append(problems, err.Error())
 	}
 	if strings.TrimSpace(*channel) == "" {
@@ -149,7 +159,7 @@ func (in *Installer) cmdAdd(ctx context.Context, args []string, stdout io.Writer
 	if len(problems) > 0 {
 		return &UsageError{Msg: strings.Join(problems, "; ")}
 	}
-	hook, _ := checkWebhookURL(*webhook)
+	hook, _ := in.checkWebhookURL(*webhook)
 	done, err := in.addChannel(ctx, hook, *channel, strings.TrimSpace(*team))
 	if err != nil {
 		return err

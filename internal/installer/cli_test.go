@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/slack"
 )
 
 // run runs a channels command and returns its output.
@@ -175,14 +176,49 @@ func TestChannelsCommands(t *testing.T) {
 	env.checkNoSecrets(t, append(secrets, hookA, hookB)...)
 }
 
-// TestChannelsAddLoopbackHTTP lets a plain-http webhook on this machine in
-// (a local fake of Slack), and no other plain-http one.
-func TestChannelsAddLoopbackHTTP(t *testing.T) {
-	env := newEnv(t)
-	for _, hook := range []string{"http://127.0.0.1:9/services/x", "http://localhost:9/services/y", "http://[::1]:9/services/z"} {
-		if out := env.mustRun(t, "add", "--webhook-url", hook, "--channel", "local"); !strings.Contains(out, "Jamf URL: ") {
-			t.Errorf("add %s printed:\n%s\nwant a Jamf URL", hook, out)
-		}
+// TestChannelsAddWebhookPolicy lets in only the webhook URLs that
+// SLACK_WEBHOOK_HOSTS allows: https to hooks.slack.com by default, plain
+// http to a loopback host (a local fake of Slack) only when it is listed.
+// A refused URL stores nothing and never shows in the error.
+func TestChannelsAddWebhookPolicy(t *testing.T) {
+	tests := []struct {
+		name  string
+		hosts []string // SLACK_WEBHOOK_HOSTS; nil is the default
+		hook  string
+		why   string // in the error; "" means accepted
+	}{
+		{name: "slack", hook: "https://hooks.slack.com/services/T1/B1/policypolicypolicy"},
+		{name: "loopback listed", hosts: []string{"127.0.0.1"}, hook: "http://127.0.0.1:9/services/x"},
+		{name: "localhost listed", hosts: []string{"localhost"}, hook: "http://localhost:9/services/y"},
+		{name: "ipv6 loopback listed", hosts: []string{"::1"}, hook: "http://[::1]:9/services/z"},
+		{name: "loopback by default", hook: "http://127.0.0.1:9/services/x", why: "host 127.0.0.1 is not in SLACK_WEBHOOK_HOSTS"},
+		{name: "private address", hook: "https://192.168.1.20/services/T1/B1/secretsecret", why: "host 192.168.1.20 is not in SLACK_WEBHOOK_HOSTS"},
+		{name: "another host", hook: "https://hooks.example.com/services/T1/B1/secretsecret", why: "not in SLACK_WEBHOOK_HOSTS (hooks.slack.com)"},
+		{name: "plain http to slack", hook: "http://hooks.slack.com/services/T1/B1/secretsecret", why: "plain http"},
+		{name: "odd port", hook: "https://hooks.slack.com:8443/services/T1/B1/secretsecret", why: "port 8443"},
+		{name: "user info", hook: "https://u:p@hooks.slack.com/services/T1/B1/secretsecret", why: "user name or password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEnv(t, func(o *Options) { o.Webhooks = slack.NewWebhookPolicy(tt.hosts...) })
+			out, err := env.run(t, "add", "--webhook-url", tt.hook, "--channel", "local")
+			if tt.why == "" {
+				if err != nil || !strings.Contains(out, "Jamf URL: ") {
+					t.Errorf("add = %v, printed:\n%s\nwant a Jamf URL", err, out)
+				}
+				return
+			}
+			var ue *UsageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.why) {
+				t.Errorf("add = %v; want a usage error saying %q", err, tt.why)
+			}
+			if err != nil && strings.Contains(err.Error(), tt.hook) {
+				t.Errorf("the error %q shows the webhook URL", err)
+			}
+			if n := env.count(t); n != 0 {
+				t.Errorf("store holds %d installations after a refused webhook", n)
+			}
+		})
 	}
 }
 
@@ -202,9 +238,9 @@ func TestChannelsCommandErrors(t *testing.T) {
 		{name: "help", args: []string{"help"}, wantOut: "set-jamf-url ID URL"},
 		{name: "add help", args: []string{"add", "-h"}, wantOut: "usage: channels add --webhook-url URL --channel NAME [--team NAME]"},
 		{name: "add without anything", args: []string{"add"}, wantUsage: true, wantMsg: "--webhook-url is required; --channel is required"},
-		{name: "add http webhook on another host", args: []string{"add", "--webhook-url", "http://hooks.slack.com/services/x", "--channel", "c"}, wantUsage: true, wantMsg: "must be an https URL"},
+		{name: "add http webhook on another host", args: []string{"add", "--webhook-url", "http://hooks.slack.com/services/x", "--channel", "c"}, wantUsage: true, wantMsg: "plain http"},
 		{name: "add not a url", args: []string{"add", "--webhook-url", "hooks.slack.com/services/x", "--channel", "c"}, wantUsage: true, wantMsg: "must be an https URL"},
-		{name: "add with user info", args: []string{"add", "--webhook-url", "https://u:p@hooks.example/x", "--channel", "c"}, wantUsage: true, wantMsg: "must be an https URL"},
+		{name: "add with user info", args: []string{"add", "--webhook-url", "https://u:p@hooks.example/x", "--channel", "c"}, wantUsage: true, wantMsg: "user name or password"},
 		{name: "add unknown flag", args: []string{"add", "--hook", hookA}, wantUsage: true, wantMsg: "flag provided but not defined: -hook"},
 		{name: "add extra argument", args: []string{"add", "--webhook-url", hookA, "--channel", "c", "extra"}, wantUsage: true, wantMsg: `unexpected argument "extra"`},
 		{name: "list extra argument", args: []string{"list", "all"}, wantUsage: true, wantMsg: `channels list: unexpected argument "all"`},

@@ -13,6 +13,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/secret"
+	"github.com/jackalope-app/jackalope/internal/slack"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
 )
 
@@ -602,6 +603,39 @@ func TestWelcomeRefused(t *testing.T) {
 		t.Errorf("welcome_failures_total = %v; want 1", got)
 	}
 	env.checkNoSecrets(t, hook, strings.TrimPrefix(jamfURL, env.srv.URL+"/jamf/"))
+}
+
+// TestInstallWebhookRefused installs with a Slack client whose webhook
+// policy does not list the fake's host, as when Slack (or whatever
+// SLACK_API_URL points at) hands out a webhook elsewhere: nothing is
+// stored, nothing is posted, and neither the page nor the log shows the
+// webhook URL.
+func TestInstallWebhookRefused(t *testing.T) {
+	env := newEnv(t)
+	strict := env.slack.Config()
+	strict.Webhooks = slack.WebhookPolicy{} // hooks.slack.com only
+	env.in.slack = slack.New(strict)
+	hook := env.slack.AddCode("c", slacktest.Install{ChannelName: "jamf"})
+	status, page, jamfURL := env.install(t, "c")
+	if status != http.StatusBadGateway || jamfURL != "" {
+		t.Fatalf("install = %d; want 502 without a Jamf URL:\n%s", status, page)
+	}
+	if !strings.Contains(page, "SLACK_WEBHOOK_HOSTS") {
+		t.Errorf("page does not name SLACK_WEBHOOK_HOSTS:\n%s", page)
+	}
+	if n := env.count(t); n != 0 {
+		t.Errorf("store holds %d installations; want none", n)
+	}
+	if msgs := env.slack.Messages(hook); len(msgs) != 0 {
+		t.Errorf("the refused webhook got %d messages; want none", len(msgs))
+	}
+	if got := testutil.ToFloat64(env.in.metrics.installs.WithLabelValues(outcomeWebhookRefused)); got != 1 {
+		t.Errorf("installs_total{outcome=webhook_refused} = %v; want 1", got)
+	}
+	env.checkNoSecrets(t, hook, hook[strings.LastIndexByte(hook, '/')+1:])
+	if strings.Contains(page, hook) {
+		t.Errorf("the page shows the webhook URL:\n%s", page)
+	}
 }
 
 // TestPublishFailure closes the KV connection before an install: Slack

@@ -239,6 +239,15 @@ func (in *Installer) exchangeFailed(c echo.Context, err error) error {
 	if errors.As(err, &oerr) {
 		return in.oauthFailed(c, oerr)
 	}
+	if errors.Is(err, slack.ErrWebhookRefused) {
+		in.metrics.installs.WithLabelValues(outcomeWebhookRefused).Inc()
+		in.logger.Error("slack granted an incoming webhook outside SLACK_WEBHOOK_HOSTS; nothing installed", "err", err)
+		return in.problem(c, http.StatusBadGateway, problemPage{
+			Heading: "Jackalope may not post to this webhook",
+			Message: "Slack approved the installation, but gave an incoming webhook on a host this Jackalope does not post to, so nothing was installed.",
+			Hint:    "An administrator must check SLACK_WEBHOOK_HOSTS (and SLACK_API_URL), then start again.",
+		})
+	}
 	in.metrics.installs.WithLabelValues(outcomeSlackUnavailable).Inc()
 	if errors.Is(err, slack.ErrNoWebhook) {
 		in.logger.Error("slack granted no incoming webhook; the app must request the incoming-webhook scope")

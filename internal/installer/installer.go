@@ -85,7 +85,11 @@ type Options struct {
 	// Slack is nil in the `channels` commands, which add channels by hand;
 	// the install flow then shows the "not configured" page.
 	Slack Slack
-	Keys  *secret.Keys
+	// Webhooks says where the webhook URLs of channels added by hand may
+	// point (SLACK_WEBHOOK_HOSTS); the zero value allows hooks.slack.com.
+	// Give the Slack client the same: it applies it to installs.
+	Webhooks slack.WebhookPolicy
+	Keys     *secret.Keys
 	// BaseURL is the public base URL without a trailing slash; Jamf URLs
 	// and the OAuth redirect URI are built from it.
 	BaseURL string
@@ -100,17 +104,18 @@ type Options struct {
 // Installer serves the install flow and changes the registry. It is safe
 // for concurrent use.
 type Installer struct {
-	store   Store
-	kv      KV
-	slack   Slack
-	keys    *secret.Keys
-	baseURL string
-	oauth   OAuth
-	logger  *slog.Logger
-	metrics *metrics
-	now     func() time.Time
-	states  *states
-	pages   *pages
+	store    Store
+	kv       KV
+	slack    Slack
+	webhooks slack.WebhookPolicy
+	keys     *secret.Keys
+	baseURL  string
+	oauth    OAuth
+	logger   *slog.Logger
+	metrics  *metrics
+	now      func() time.Time
+	states   *states
+	pages    *pages
 	// basePath is the path of the base URL, "" at the root; the state
 	// cookie's path and the pages' links start with it.
 	basePath string
@@ -166,6 +171,7 @@ func New(opts Options) (*Installer, error) {
 		store:    opts.Store,
 		kv:       opts.KV,
 		slack:    opts.Slack,
+		webhooks: opts.Webhooks,
 		keys:     opts.Keys,
 		baseURL:  base,
 		oauth:    oauth,

@@ -15,11 +15,12 @@ const (
 	outcomeOAuthError       = "oauth_error"       // Slack refused the code exchange
 	outcomeSlackUnavailable = "slack_unavailable" // Slack could not be reached
 	outcomeFailed           = "failed"            // the store or the KV bucket failed
+	outcomeWebhookRefused   = "webhook_refused"   // Slack's webhook URL is outside SLACK_WEBHOOK_HOSTS
 )
 
 var outcomes = []string{
 	outcomeInstalled, outcomeReinstalled, outcomeCancelled, outcomeBadState,
-	outcomeOAuthError, outcomeSlackUnavailable, outcomeFailed,
+	outcomeOAuthError, outcomeSlackUnavailable, outcomeFailed, outcomeWebhookRefused,
 }
 
 // metrics are the installer's Prometheus metrics.

@@ -15,9 +15,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +25,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/jackalope-app/jackalope/internal/redact"
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/migrations"
 )
@@ -68,26 +67,27 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		// The parse error is not wrapped: it carries the unredacted URL in a
-		// field. Its message is redacted by pgx, and again here.
-		return nil, fmt.Errorf("postgres: invalid database url: %s", redactString(err.Error(), urlPassword(databaseURL)))
+		// field. pgx redacts its message, but not a quoted password whole.
+		return nil, fmt.Errorf("postgres: invalid database url: %s", redact.Text(err.Error(), redact.Credentials(databaseURL)...))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	target := describe(cfg.ConnConfig)
-	password := cfg.ConnConfig.Password
+	// The password may also come from PGPASSWORD or a passfile.
+	credentials := append(redact.Credentials(databaseURL), cfg.ConnConfig.Password)
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: connect to %s: %w", target, redact(err, password))
+		return nil, fmt.Errorf("postgres: connect to %s: %w", target, redact.Error(err, credentials...))
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: connect to %s: %w", target, redact(err, password))
+		return nil, fmt.Errorf("postgres: connect to %s: %w", target, redact.Error(err, credentials...))
 	}
 	if err := migrate(ctx, cfg.ConnConfig); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: migrate %s: %w", target, redact(err, password))
+		return nil, fmt.Errorf("postgres: migrate %s: %w", target, redact.Error(err, credentials...))
 	}
 	return &Store{pool: pool}, nil
 }
@@ -337,41 +337,4 @@ func uniqueError(err error) error {
 // without user or password.
 func describe(cc *pgx.ConnConfig) string {
 	return net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database
-}
-
-// urlPassword returns the password in a postgres:// URL, or "" if there is
-// none or the URL does not parse.
-func urlPassword(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return ""
-	}
-	p, _ := u.User.Password()
-	return p
-}
-
-// redactedError hides a password that a wrapped error's message might
-// contain, while errors.Is and errors.As still see the wrapped error.
-type redactedError struct {
-	err      error
-	password string
-}
-
-func (e *redactedError) Error() string { return redactString(e.err.Error(), e.password) }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redact wraps err so that its message never shows password.
-func redact(err error, password string) error {
-	if password == "" {
-		return err
-	}
-	return &redactedError{err: err, password: password}
-}
-
-// redactString replaces every occurrence of password in s.
-func redactString(s, password string) string {
-	if password == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, password, "xxxxx")
 }

@@ -96,6 +96,11 @@ func TestOpenErrors(t *testing.T) {
 			wantText: []string{"invalid database url", "sslmode"},
 		},
 		{
+			name:     "quoted keyword/value password",
+			url:      "host=127.0.0.1 user=jack password='a " + password + "' sslmode=sometimes",
+			wantText: []string{"invalid database url", "sslmode"},
+		},
+		{
 			name:     "unreachable host",
 			url:      "postgres://jack:" + password + "@127.0.0.1:1/test?connect_timeout=5",
 			wantText: []string{"connect to 127.0.0.1:1/test"},

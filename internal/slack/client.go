@@ -39,6 +39,10 @@ type Config struct {
 	// ClientID and ClientSecret are the Slack app's OAuth credentials,
 	// needed by Exchange only.
 	ClientID, ClientSecret string
+	// Webhooks says where incoming webhook URLs may point: Post refuses
+	// to send to, and Exchange to accept, any other. The zero value allows
+	// DefaultWebhookHosts.
+	Webhooks WebhookPolicy
 }
 
 // Client talks to Slack. It is safe for concurrent use.
@@ -48,6 +52,7 @@ type Client struct {
 	timeout      time.Duration
 	clientID     string
 	clientSecret string
+	webhooks     WebhookPolicy
 }
 
 // New returns a Client for cfg.
@@ -75,6 +80,7 @@ func New(cfg Config) *Client {
 		timeout:      timeout,
 		clientID:     cfg.ClientID,
 		clientSecret: cfg.ClientSecret,
+		webhooks:     cfg.Webhooks,
 	}
 }
 

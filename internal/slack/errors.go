@@ -23,6 +23,11 @@ var (
 	// ErrBadMessage means Slack refused this message (invalid_payload,
 	// no_text, ...). No retry will fix it, but the channel is fine.
 	ErrBadMessage = errors.New("slack rejected the message")
+	// ErrWebhookRefused means a webhook URL points where the WebhookPolicy
+	// (SLACK_WEBHOOK_HOSTS) does not allow: another host, plain http, a
+	// user and password in it. Nothing was sent. No retry will fix it, but
+	// the channel may be fine: the URL or the policy must change.
+	ErrWebhookRefused = errors.New("webhook url refused")
 	// ErrNoWebhook means an OAuth exchange succeeded but granted no incoming
 	// webhook, because the app did not ask for the incoming-webhook scope.
 	ErrNoWebhook = errors.New("slack granted no incoming webhook (the app must request the incoming-webhook scope)")
@@ -68,11 +73,14 @@ const (
 	ClassRateLimited = "rate_limited"
 	ClassChannelGone = "channel_gone"
 	ClassBadMessage  = "bad_message"
+	// ClassWebhookRefused is a post the WebhookPolicy stopped: nothing was
+	// sent.
+	ClassWebhookRefused = "webhook_refused"
 )
 
 // Class names the class of an error returned by Post, for metric labels and
-// logs: "ok" for nil, "retry", "rate_limited", "channel_gone" or
-// "bad_message". An error from elsewhere counts as "rate_limited" when it
+// logs: "ok" for nil, "retry", "rate_limited", "channel_gone",
+// "bad_message" or "webhook_refused". An error from elsewhere counts as "rate_limited" when it
 // carries a retry.After delay, "bad_message" when it is retry.Permanent (it
 // is dead-lettered without disabling the channel) and "retry" otherwise.
 func Class(err error) string {
@@ -83,6 +91,8 @@ func Class(err error) string {
 		return ClassChannelGone
 	case errors.Is(err, ErrBadMessage):
 		return ClassBadMessage
+	case errors.Is(err, ErrWebhookRefused):
+		return ClassWebhookRefused
 	case errors.Is(err, ErrRateLimited):
 		return ClassRateLimited
 	}

@@ -148,7 +148,8 @@ type oauthAnswer struct {
 //
 // Slack refusing the code gives an *OAuthError. Slack being unreachable,
 // failing or answering nonsense gives an error wrapping ErrUnavailable. An
-// installation without an incoming webhook gives ErrNoWebhook. No error
+// installation without an incoming webhook gives ErrNoWebhook; one whose
+// webhook URL the Client's WebhookPolicy refuses, ErrWebhookRefused. No error
 // contains the client secret, the code or the webhook URL.
 func (c *Client) Exchange(ctx context.Context, code, redirectURI string) (OAuthResult, error) {
 	if c.clientID == "" || c.clientSecret == "" {
@@ -193,6 +194,9 @@ func (c *Client) Exchange(ctx context.Context, code, redirectURI string) (OAuthR
 	}
 	if u, err := url.Parse(hook.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return OAuthResult{}, fmt.Errorf("slack oauth exchange: %w: the incoming webhook url is not an http(s) url", ErrUnavailable)
+	}
+	if err := c.webhooks.Check(hook.URL); err != nil {
+		return OAuthResult{}, fmt.Errorf("slack oauth exchange: the incoming webhook url: %w", err)
 	}
 	res := OAuthResult{
 		ChannelID:        hook.ChannelID,

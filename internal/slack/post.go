@@ -74,13 +74,18 @@ var badCodes = map[string]bool{
 //
 // Every error except nil is an *Error (find it with errors.As) carrying the
 // status and body. A webhookURL that is not an http(s) URL can never be
-// posted to and counts as a gone channel. No error ever contains the
+// posted to and counts as a gone channel. One that the Client's
+// WebhookPolicy refuses (another host, plain http, ...) is not posted to:
+// retry.Permanent wrapping ErrWebhookRefused. No error ever contains the
 // webhook URL, which is a secret.
 func (c *Client) Post(ctx context.Context, webhookURL string, m Message) error {
 	u, err := url.Parse(webhookURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		// The parse error quotes the URL, so it is dropped.
 		return retry.Permanent(&Error{Err: fmt.Errorf("%w: the webhook url is not an http(s) url", ErrChannelGone)})
+	}
+	if err := c.webhooks.Check(webhookURL); err != nil {
+		return retry.Permanent(&Error{Err: err})
 	}
 	secrets := webhookSecrets(webhookURL, u)
 

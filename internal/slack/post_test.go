@@ -92,7 +92,7 @@ func TestPostClassifies(t *testing.T) {
 				_, _ = io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			c := slack.New(slack.Config{Timeout: 5 * time.Second})
+			c := slack.New(slack.Config{Webhooks: loopbackHooks, Timeout: 5 * time.Second})
 
 			err := c.Post(t.Context(), srv.URL+"/services/T1/B1/secret0123456789", slack.Message{Text: "hi"})
 
@@ -160,7 +160,7 @@ func TestPostTransportFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := slack.New(slack.Config{Timeout: 200 * time.Millisecond})
+			c := slack.New(slack.Config{Webhooks: loopbackHooks, Timeout: 200 * time.Millisecond})
 			err := c.Post(t.Context(), tt.url, slack.Message{Text: "hi"})
 			if got := slack.Class(err); got != tt.class {
 				t.Errorf("Class(%v) = %q, want %q", err, got, tt.class)
@@ -190,7 +190,7 @@ func TestPostLostAnswer(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := slack.New(slack.Config{})
+	c := slack.New(slack.Config{Webhooks: loopbackHooks})
 	if err := c.Post(t.Context(), srv.URL+"/services/T/B/x", slack.Message{Text: "hi"}); err != nil {
 		t.Errorf("Post = %v, want nil", err)
 	}
@@ -206,7 +206,7 @@ func TestPostDoesNotFollowRedirects(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	hc := &http.Client{} // follows redirects by default; New must override it
-	c := slack.New(slack.Config{HTTPClient: hc})
+	c := slack.New(slack.Config{Webhooks: loopbackHooks, HTTPClient: hc})
 	err := c.Post(t.Context(), srv.URL+"/services/T/B/x", slack.Message{Text: "hi"})
 	if followed.Load() {
 		t.Error("the redirect was followed")
@@ -226,7 +226,7 @@ func TestPostBodyCut(t *testing.T) {
 		_, _ = io.WriteString(w, "x"+long)
 	}))
 	defer srv.Close()
-	err := slack.New(slack.Config{}).Post(t.Context(), srv.URL+"/services/T/B/x", slack.Message{Text: "hi"})
+	err := slack.New(slack.Config{Webhooks: loopbackHooks}).Post(t.Context(), srv.URL+"/services/T/B/x", slack.Message{Text: "hi"})
 	var se *slack.Error
 	if !errors.As(err, &se) {
 		t.Fatalf("errors.As(%v, *slack.Error) = false", err)

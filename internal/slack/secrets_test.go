@@ -107,7 +107,7 @@ func TestNoSecretsInErrors(t *testing.T) {
 
 	for _, tt := range posts {
 		t.Run(tt.name, func(t *testing.T) {
-			c := slack.New(slack.Config{Timeout: 200 * time.Millisecond})
+			c := slack.New(slack.Config{Webhooks: loopbackHooks, Timeout: 200 * time.Millisecond})
 			check(t, c.Post(t.Context(), tt.url, slack.Message{Text: "hi"}))
 		})
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
-	"github.com/jackalope-app/jackalope/internal/httpserver"
+	"github.com/jackalope-app/jackalope/internal/installer"
 )
 
 // serve runs the installer, ingest and the dispatcher pool until ctx ends,
@@ -21,9 +21,10 @@ import (
 // finish their publish; stop pulling and let deliveries in flight finish or
 // hand them back; stop the background work; close NATS (the embedded
 // server flushes its store); close the database.
-func serve(ctx context.Context, cfg config.Config, keySource string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr io.Writer) error {
 	logger := Logger(stderr, cfg, false)
 	logger.Info("jackalope starting", "config", cfg)
+	key.warn(logger)
 	keys, err := Keys(cfg)
 	if err != nil {
 		return err
@@ -56,20 +57,19 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 	}
 
 	var reconciled atomic.Bool
-	e := httpserver.New(httpserver.Options{
-		Logger:   logger,
-		Gatherer: reg,
-		Ready: Ready(conn,
-			Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
-			Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
-	})
-	inst.Register(e)
-	ing.Register(e)
-	e.StaticFS("/static", Static())
-
-	ln, err := httpserver.Listen(ctx, cfg.ListenAddr)
+	h, err := ListenHTTP(ctx, cfg, true, logger, reg, Ready(conn,
+		Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
+		Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}))
 	if err != nil {
 		return err
+	}
+	inst.Register(h.Public)
+	ing.Register(h.Public)
+	h.Public.StaticFS("/static", Static())
+	if h.OpsAddr() != "" {
+		logger.Info("health and metrics on METRICS_ADDR, not on the public port", "metrics_addr", h.OpsAddr(), "addr", h.Addr())
+	} else {
+		logger.Info("health and metrics on the public port; set METRICS_ADDR to serve them apart", "addr", h.Addr())
 	}
 
 	var wg sync.WaitGroup
@@ -82,10 +82,10 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 		})
 	}()
 
-	if err := banner(stdout, cfg, keySource, ln.Addr().String(), conn.Server(), installations.Len()); err != nil {
+	if err := banner(stdout, cfg, key.banner(), h.Addr(), h.OpsAddr(), conn.Server(), installations.Len()); err != nil {
 		logger.Warn("print start-up notes", "err", err)
 	}
-	serveErr := httpserver.Serve(ctx, ln, e, cfg.ShutdownTimeout)
+	serveErr := h.Serve(ctx, cfg.ShutdownTimeout)
 	logger.Info("stopped accepting requests; settling deliveries in flight")
 	<-consumed
 	stopBG()
@@ -97,6 +97,11 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 var bannerTemplate = template.Must(template.New("banner").Parse(`
 Jackalope is running.
   page and webhooks  {{.BaseURL}}/  (listening on {{.Addr}})
+{{- if .OpsAddr}}
+  health, metrics    /healthz, /readyz, /metrics on {{.OpsAddr}} (METRICS_ADDR), not on the public port
+{{- else}}
+  health, metrics    /healthz, /readyz, /metrics on the public port; set METRICS_ADDR to move them off it
+{{- end}}
   data directory     {{.DataDir}}
   registry           {{.Store}}
   NATS               {{.NATS}}
@@ -117,7 +122,9 @@ Next:
 
 // banner prints where Jackalope listens, where its data lives, what it uses
 // and what to do next.
-func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channels int) error {
+// opsAddr is where /healthz, /readyz and /metrics are served apart, or ""
+// when they are on addr.
+func banner(w io.Writer, cfg config.Config, keySource, addr, opsAddr, nats string, channels int) error {
 	missing := ""
 	switch {
 	case cfg.Slack.ClientID == "" && cfg.Slack.ClientSecret == "":
@@ -130,6 +137,7 @@ func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channe
 	return bannerTemplate.Execute(w, map[string]any{
 		"BaseURL":    cfg.BaseURL,
 		"Addr":       addr,
+		"OpsAddr":    opsAddr,
 		"DataDir":    cfg.DataDir,
 		"Store":      cfg.Database.Describe(),
 		"NATS":       nats,
@@ -140,13 +148,25 @@ func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channe
 	})
 }
 
-// Channels runs one `channels` command against the store and KV bucket.
+// Channels runs one `channels` command against the store and KV bucket;
+// args are what follows "channels", --init included. It refuses to start a
+// new, empty registry or NATS store unless --init is given (see
+// CheckInstance), and says on stderr what it acts on before it does.
 func Channels(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	args, init := CommandArgs(args)
+	if done, err := installer.ChannelsHelp(args, stdout); done || err != nil {
+		return err
+	}
+	needs := Needs{Store: true, NATS: true}
+	if err := CheckInstance(cfg, needs, init); err != nil {
+		return err
+	}
 	logger := Logger(stderr, cfg, true)
 	keys, err := Keys(cfg)
 	if err != nil {
 		return err
 	}
+	announce(stderr, cfg, needs)
 	store, conn, err := Open(ctx, cfg, "jackalope-channels", logger, CreateMissing)
 	if err != nil {
 		return err
@@ -162,6 +182,7 @@ func Channels(ctx context.Context, cfg config.Config, args []string, stdout, std
 
 // dlq runs one `dlq` command against the dead-letter stream.
 func dlq(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	args, init := CommandArgs(args)
 	cmd, err := dispatch.ParseDLQCommand(args)
 	if err != nil {
 		return err
@@ -169,13 +190,20 @@ func dlq(ctx context.Context, cfg config.Config, args []string, stdout, stderr i
 	if cmd.Name == "help" {
 		return cmd.Run(ctx, nil, stdout)
 	}
-	return DLQ(ctx, cfg, Logger(stderr, cfg, true), cmd, stdout)
+	return DLQ(ctx, cfg, Logger(stderr, cfg, true), cmd, init, stdout, stderr)
 }
 
 // DLQ connects to NATS and runs a parsed dlq command. Like every command
 // it only creates what is missing, so it never changes the services'
-// stream limits.
-func DLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, stdout io.Writer) error {
+// stream limits, and without init it refuses to start a new, empty
+// embedded NATS store (see CheckInstance). It says on stderr which NATS it
+// acts on before it does.
+func DLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, init bool, stdout, stderr io.Writer) error {
+	needs := Needs{NATS: true}
+	if err := CheckInstance(cfg, needs, init); err != nil {
+		return err
+	}
+	announce(stderr, cfg, needs)
 	conn, err := ConnectBus(ctx, cfg, "jackalope-dlq", logger, CreateMissing)
 	if err != nil {
 		return err
@@ -189,6 +217,8 @@ const allInOneUsage = `usage:
   jackalope channels <command>    manage channels by hand (jackalope channels help)
   jackalope dlq <command>         inspect, replay or drop dead letters (jackalope dlq help)
 
+The commands act on the instance in DATA_DIR (or NATS_URL, DATABASE_URL)
+and refuse to start a new, empty one there unless given --init.
 Settings come from the environment; see the README.
 `
 
@@ -220,23 +250,59 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	keySource := "from SECRET_KEY"
-	if cfg.SecretKey == "" {
-		var generated bool
-		if cfg.SecretKey, generated, err = dataDirSecretKey(cfg.DataDir); err != nil {
-			return err
-		}
-		path := filepath.Join(cfg.DataDir, secretKeyFile)
-		keySource = "from " + path
-		if generated {
-			keySource = "generated in " + path + " (keep it: the Jamf URLs depend on it)"
-		}
-	}
-	switch command {
-	case "channels":
-		return Channels(ctx, cfg, args[1:], stdout, stderr)
-	case "dlq":
+	if command == "dlq" {
+		// Dead letters need no key: none is generated for them.
 		return dlq(ctx, cfg, args[1:], stdout, stderr)
 	}
-	return serve(ctx, cfg, keySource, stdout, stderr)
+	if command == "channels" {
+		// Checked before a key is generated into a new directory.
+		rest, init := CommandArgs(args[1:])
+		if done, err := installer.ChannelsHelp(rest, stdout); done || err != nil {
+			return err
+		}
+		if err := CheckInstance(cfg, Needs{Store: true, NATS: true, DataDirKey: true}, init); err != nil {
+			return err
+		}
+	}
+	key := keyNote{source: "from SECRET_KEY"}
+	if cfg.SecretKey == "" {
+		var generated bool
+		if cfg.SecretKey, generated, key.weak, err = dataDirSecretKey(cfg.DataDir); err != nil {
+			return err
+		}
+		key.path = filepath.Join(cfg.DataDir, secretKeyFile)
+		key.source = "from " + key.path
+		if generated {
+			key.source = "generated in " + key.path + " (keep it: the Jamf URLs depend on it)"
+		}
+	}
+	if command == "channels" {
+		key.warn(Logger(stderr, cfg, true))
+		return Channels(ctx, cfg, args[1:], stdout, stderr)
+	}
+	return serve(ctx, cfg, key, stdout, stderr)
+}
+
+// keyNote says where the all-in-one's secret key comes from, and why it
+// should be rotated when it is weak.
+type keyNote struct {
+	source string
+	path   string // the key file in DATA_DIR, if the key comes from there
+	weak   error  // secret.CheckKey's answer for a key file kept from before
+}
+
+// warn logs, loudly, that a key file kept from before is weak. It is used
+// all the same: every Jamf URL and stored webhook depends on it.
+func (k keyNote) warn(logger *slog.Logger) {
+	if k.weak != nil {
+		logger.Warn("the secret key in DATA_DIR is weak: rotate it (see the README, Upgrading)", "path", k.path, "err", k.weak)
+	}
+}
+
+// banner is what the start-up notes say of the key.
+func (k keyNote) banner() string {
+	if k.weak != nil {
+		return k.source + "; WEAK (" + k.weak.Error() + "): rotate it, see the README (Upgrading)"
+	}
+	return k.source
 }

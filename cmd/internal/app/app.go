@@ -188,6 +188,12 @@ func OAuth(s config.Slack) installer.OAuth {
 	}
 }
 
+// Webhooks is where Slack incoming webhook URLs may point
+// (SLACK_WEBHOOK_HOSTS).
+func Webhooks(cfg config.Config) slack.WebhookPolicy {
+	return slack.NewWebhookPolicy(cfg.Slack.WebhookHosts...)
+}
+
 // Installer builds the installer use case; reg may be nil (commands).
 func Installer(cfg config.Config, keys *secret.Keys, store registry.Store, conn *bus.Conn, logger *slog.Logger, reg prometheus.Registerer) (*installer.Installer, error) {
 	return installer.New(installer.Options{
@@ -198,7 +204,9 @@ func Installer(cfg config.Config, keys *secret.Keys, store registry.Store, conn 
 			Timeout:      cfg.Slack.Timeout,
 			ClientID:     cfg.Slack.ClientID,
 			ClientSecret: cfg.Slack.ClientSecret,
+			Webhooks:     Webhooks(cfg),
 		}),
+		Webhooks:   Webhooks(cfg),
 		Keys:       keys,
 		BaseURL:    cfg.BaseURL,
 		OAuth:      OAuth(cfg.Slack),
@@ -309,6 +317,7 @@ func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installati
 			APIURL:     cfg.Slack.APIURL,
 			Timeout:    cfg.Slack.Timeout,
 			HTTPClient: slackHTTPClient(cfg.Dispatch.Workers),
+			Webhooks:   Webhooks(cfg),
 		}),
 		DeadLetters: conn,
 		Reporter:    conn,

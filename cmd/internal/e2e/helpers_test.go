@@ -58,6 +58,11 @@ const (
 	// pollInterval is how often the tests look again at something that
 	// changes by itself.
 	pollInterval = 50 * time.Millisecond
+	// fakeWebhookHosts is SLACK_WEBHOOK_HOSTS of every service the tests
+	// start: the fake Slack (slacktest, httptest) and the outage proxy
+	// in front of it serve their webhooks over plain http on 127.0.0.1,
+	// which the default (hooks.slack.com) refuses.
+	fakeWebhookHosts = "127.0.0.1"
 )
 
 // client is the tests' HTTP client; every request is bounded.
@@ -157,10 +162,11 @@ func allInOneEnv(t *testing.T) (env map[string]string, base string) {
 	t.Helper()
 	addr, base := loopback(t)
 	return map[string]string{
-		"LISTEN_ADDR":      addr,
-		"SERVER_NAME":      base,
-		"DATA_DIR":         t.TempDir(),
-		"SHUTDOWN_TIMEOUT": shutdownTimeout.String(),
+		"LISTEN_ADDR":         addr,
+		"SERVER_NAME":         base,
+		"DATA_DIR":            t.TempDir(),
+		"SHUTDOWN_TIMEOUT":    shutdownTimeout.String(),
+		"SLACK_WEBHOOK_HOSTS": fakeWebhookHosts,
 	}, base
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -59,9 +60,10 @@ func TestSplitProcesses(t *testing.T) {
 
 	fake := slacktest.New(t)
 	common := map[string]string{
-		"NATS_URL":         natsURL,
-		"SECRET_KEY":       randomKey(t),
-		"SHUTDOWN_TIMEOUT": shutdownTimeout.String(),
+		"NATS_URL":            natsURL,
+		"SECRET_KEY":          randomKey(t),
+		"SHUTDOWN_TIMEOUT":    shutdownTimeout.String(),
+		"SLACK_WEBHOOK_HOSTS": fakeWebhookHosts,
 	}
 	with := func(extra map[string]string) map[string]string {
 		env := maps.Clone(common)
@@ -69,13 +71,18 @@ func TestSplitProcesses(t *testing.T) {
 		return env
 	}
 
+	// Each service serves /healthz, /readyz and /metrics on a side port
+	// (METRICS_ADDR) of its own, never on its public listener.
 	installerAddr, installerBase := loopback(t)
-	installerEnv := with(map[string]string{"LISTEN_ADDR": installerAddr, "SERVER_NAME": installerBase, "DATABASE_URL": pgtest.URL(t)})
+	installerOpsAddr, installerOps := loopback(t)
+	installerEnv := with(map[string]string{"LISTEN_ADDR": installerAddr, "METRICS_ADDR": installerOpsAddr,
+		"SERVER_NAME": installerBase, "DATABASE_URL": pgtest.URL(t)})
 	authorizeURL := withSlackApp(installerEnv, fake)
 	installer := startProcess(t, "installer", bins["installer"], installerEnv)
 
 	ingestAddr, ingestBase := loopback(t)
-	ingest := startProcess(t, "ingest", bins["ingest"], with(map[string]string{"LISTEN_ADDR": ingestAddr}))
+	ingestOpsAddr, ingestOps := loopback(t)
+	ingest := startProcess(t, "ingest", bins["ingest"], with(map[string]string{"LISTEN_ADDR": ingestAddr, "METRICS_ADDR": ingestOpsAddr}))
 
 	type dispatcher struct {
 		svc     *service
@@ -96,8 +103,13 @@ func TestSplitProcesses(t *testing.T) {
 			metrics: base + "/metrics",
 		}
 	}
-	waitReady(t, installer, installerBase+"/readyz")
-	waitReady(t, ingest, ingestBase+"/readyz")
+	waitReady(t, installer, installerOps+"/readyz")
+	waitReady(t, ingest, ingestOps+"/readyz")
+	for _, base := range []string{installerBase, ingestBase} {
+		if status, _, _ := get(t, base+"/metrics"); status != http.StatusNotFound {
+			t.Errorf("GET %s/metrics = %d, want 404: the public listener does not serve it", base, status)
+		}
+	}
 	for _, d := range dispatchers {
 		waitReady(t, d.svc, d.base+"/readyz")
 	}

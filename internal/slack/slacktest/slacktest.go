@@ -179,12 +179,25 @@ func New(t testing.TB) *Server {
 // URL returns the Web API base, to use as SLACK_API_URL.
 func (s *Server) URL() string { return s.srv.URL + "/api" }
 
+// WebhookHost is the host of the fake's webhook URLs (a loopback address,
+// reached over plain http), to put in SLACK_WEBHOOK_HOSTS: without it a
+// service refuses them.
+func (s *Server) WebhookHost() string {
+	u, err := url.Parse(s.srv.URL)
+	if err != nil {
+		panic("slacktest: the fake's own URL does not parse: " + err.Error()) // httptest makes it
+	}
+	return u.Hostname()
+}
+
 // Config returns a slack.Config for a client of this fake, with its
-// current client credentials.
+// current client credentials, whose webhook policy allows the fake's
+// webhook URLs.
 func (s *Server) Config() slack.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slack.Config{APIURL: s.URL(), ClientID: s.clientID, ClientSecret: s.clientSecret, Timeout: 5 * time.Second}
+	return slack.Config{APIURL: s.URL(), ClientID: s.clientID, ClientSecret: s.clientSecret, Timeout: 5 * time.Second,
+		Webhooks: slack.NewWebhookPolicy(s.WebhookHost())}
 }
 
 // Close shuts the fake down, so that every later call fails to connect, as
