@@ -62,7 +62,7 @@ func TestRunDeliversAndStops(t *testing.T) {
 	}
 	url := fake.NewWebhook("jamf")
 	entry := registry.Entry{ID: "5f0c8a9e-1d2b-4c3d-8e4f-0a1b2c3d4e5f", Status: registry.StatusActive,
-		TokenHash: keys.HashToken("token"), WebhookURLSealed: keys.Seal(url)}
+		TokenHash: keys.HashToken("token"), WebhookURLSealed: keys.Seal(secret.WebhookURL, "5f0c8a9e-1d2b-4c3d-8e4f-0a1b2c3d4e5f", url)}
 	if err := setup.PutInstallation(t.Context(), entry); err != nil {
 		t.Fatal(err)
 	}

@@ -60,8 +60,9 @@ type Installation struct {
 type Store interface {
 	// Upsert inserts in by (TeamID, ChannelID) or, when that pair exists,
 	// updates names, webhook URL, configuration URL and installing user and
-	// sets it active again, keeping ID, token and JamfURL. It returns the
-	// stored row and whether it was created.
+	// sets it active again, keeping ID, token, JamfURL and inbound auth. A
+	// new row never has inbound auth. It returns the stored row and whether
+	// it was created.
 	Upsert(ctx context.Context, in Installation) (Installation, bool, error)
 	Get(ctx context.Context, id string) (Installation, error)
 	GetByTokenHash(ctx context.Context, tokenHash string) (Installation, error)
