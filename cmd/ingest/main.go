@@ -11,8 +11,9 @@
 // installer and the dispatchers, in any order, and its 204 never depends on
 // another service having run first.
 //
-// /healthz answers once the process serves; /readyz once NATS is connected
-// and the installations are loaded, and again 503 while NATS is away;
+// /healthz answers once the process serves; /readyz once NATS is connected,
+// the installations are loaded and SECRET_KEY matches the installer's
+// (the key fingerprints it publishes), and again 503 while NATS is away;
 // /metrics serves the ingest series plus the Go runtime's. On SIGINT or
 // SIGTERM it stops accepting, lets the requests in flight finish their
 // publish (each is bounded by PUBLISH_TIMEOUT), and only then closes NATS.
@@ -121,10 +122,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	if err != nil {
 		return err
 	}
+	agreement, keysWatched := app.WatchKeys(watchCtx, conn, keys, logger)
+	defer func() { stopWatch(); <-keysWatched }()
 	e := httpserver.New(httpserver.Options{
 		Logger:   logger,
 		Gatherer: reg,
-		Ready:    app.Ready(conn, app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"}),
+		Ready: app.Ready(conn, app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
+			agreement.Condition()),
 	})
 	h.Register(e)
 

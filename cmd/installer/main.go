@@ -27,9 +27,12 @@ import (
 
 const usage = `usage: installer [serve]
        installer channels <command> [arguments]
+       installer keys reseal
 
 Without a command (or with serve) the installer serves the "Add to Slack"
-page on LISTEN_ADDR. "installer channels help" lists the channels commands.
+page on LISTEN_ADDR. "installer channels help" lists the channels commands;
+"installer keys reseal" seals everything again under SECRET_KEY after a key
+rotation ("installer keys help").
 Configuration comes from the environment (see the README).
 `
 
@@ -73,13 +76,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(args) > 1 {
 			return &installer.UsageError{Msg: fmt.Sprintf("serve: unexpected argument %q", args[1]), Usage: usage}
 		}
-	case "channels":
+	case "channels", "keys":
+		groupUsage := installer.ChannelsUsage
+		if command == "keys" {
+			groupUsage = installer.KeysUsage
+		}
 		if len(args) > 1 && isHelp(args[1]) {
-			_, err := io.WriteString(stdout, installer.ChannelsUsage)
+			_, err := io.WriteString(stdout, groupUsage)
 			return err
 		}
 		if len(args) == 1 {
-			return &installer.UsageError{Msg: "channels: a command is required", Usage: installer.ChannelsUsage}
+			return &installer.UsageError{Msg: command + ": a command is required", Usage: groupUsage}
 		}
 	default:
 		return &installer.UsageError{Msg: fmt.Sprintf("unknown command %q", command), Usage: usage}
@@ -92,8 +99,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := cfg.RequireSecretKey(); err != nil {
 		return err
 	}
-	if command == "channels" {
+	switch command {
+	case "channels":
 		return app.Channels(ctx, cfg, args[1:], stdout, stderr)
+	case "keys":
+		return app.KeysCommand(ctx, cfg, args[1:], stdout, stderr)
 	}
 	return serve(ctx, cfg, app.Logger(stderr, cfg, false))
 }
@@ -123,11 +133,18 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := app.PublishKeys(ctx, inst, logger); err != nil {
+		return err
+	}
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	agreement, keysWatched := app.WatchKeys(bg, conn, keys, logger)
 	var reconciled atomic.Bool
 	e := httpserver.New(httpserver.Options{
 		Logger:   logger,
 		Gatherer: reg,
-		Ready:    app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
+		Ready: app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
+			agreement.Condition()),
 	})
 	inst.Register(e)
 	e.StaticFS("/static", app.Static())
@@ -139,12 +156,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	logger.Info("installer listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL,
 		"add_to_slack", cfg.Slack.Configured())
 
-	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { app.RunInstallerBackground(bg, inst, conn, logger, &reconciled) })
 	err = httpserver.Serve(ctx, ln, e, cfg.ShutdownTimeout)
 	stop()
 	wg.Wait()
+	<-keysWatched
 	logger.Info("installer stopped")
 	return err
 }

@@ -22,18 +22,21 @@ const (
 
 // Config is everything Jackalope's services read from the environment.
 type Config struct {
-	Debug           bool
-	SecretKey       string // masked in logs
-	BaseURL         string // public base URL, no trailing slash
-	ListenAddr      string
-	MetricsAddr     string // dispatcher's side port for /healthz, /readyz, /metrics
-	DataDir         string
-	ShutdownTimeout time.Duration
-	Slack           Slack
-	Database        Database
-	NATS            NATS
-	Ingest          Ingest
-	Dispatch        Dispatch
+	Debug     bool
+	SecretKey string // masked in logs
+	// SecretKeyPrevious is the key being rotated away from: it still opens
+	// old seals and checks old token hashes and signatures. Masked in logs.
+	SecretKeyPrevious string
+	BaseURL           string // public base URL, no trailing slash
+	ListenAddr        string
+	MetricsAddr       string // dispatcher's side port for /healthz, /readyz, /metrics
+	DataDir           string
+	ShutdownTimeout   time.Duration
+	Slack             Slack
+	Database          Database
+	NATS              NATS
+	Ingest            Ingest
+	Dispatch          Dispatch
 }
 
 // Slack configures the OAuth app and the Slack endpoints.
@@ -93,6 +96,7 @@ type Variable struct {
 // Variables lists every variable Load reads, in the README's order.
 var Variables = []Variable{
 	{"SECRET_KEY", "(none; the all-in-one generates one in DATA_DIR)", "keys for sealing webhook URLs, hashing tokens and signing cookies; at least 16 characters"},
+	{"SECRET_KEY_PREVIOUS", "(none)", "during a key rotation, the old SECRET_KEY: still opens what it sealed until keys reseal"},
 	{"SERVER_NAME", "http://localhost:<LISTEN_ADDR port>", "public base URL, or a host name meaning https://host"},
 	{"DEBUG", "(off)", "debug logging when set to anything"},
 	{"LISTEN_ADDR", ":5000", "HTTP address of the installer, ingest and the all-in-one"},
@@ -127,12 +131,13 @@ var Variables = []Variable{
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		Debug:           getenv("DEBUG") != "",
-		SecretKey:       getenv("SECRET_KEY"),
-		ListenAddr:      p.addr("LISTEN_ADDR", ":5000"),
-		MetricsAddr:     p.addr("METRICS_ADDR", ":9090"),
-		DataDir:         p.str("DATA_DIR", "./data"),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
+		Debug:             getenv("DEBUG") != "",
+		SecretKey:         getenv("SECRET_KEY"),
+		SecretKeyPrevious: getenv("SECRET_KEY_PREVIOUS"),
+		ListenAddr:        p.addr("LISTEN_ADDR", ":5000"),
+		MetricsAddr:       p.addr("METRICS_ADDR", ":9090"),
+		DataDir:           p.str("DATA_DIR", "./data"),
+		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		Slack: Slack{
 			ClientID:     getenv("SLACK_CLIENT_ID"),
 			ClientSecret: getenv("SLACK_CLIENT_SECRET"),
@@ -161,6 +166,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.SecretKey != "" && len(c.SecretKey) < 16 {
 		p.fail("SECRET_KEY", "must be at least 16 characters (try: openssl rand -hex 32)")
+	}
+	if c.SecretKeyPrevious != "" && len(c.SecretKeyPrevious) < 16 {
+		p.fail("SECRET_KEY_PREVIOUS", "must be at least 16 characters: it is an old SECRET_KEY")
+	}
+	if c.SecretKeyPrevious != "" && c.SecretKeyPrevious == c.SecretKey {
+		p.fail("SECRET_KEY_PREVIOUS", "is the same as SECRET_KEY; set it to the old key, or unset it once keys reseal ran")
 	}
 	if c.Dispatch.AckWait < 5*time.Second {
 		p.fail("ACK_WAIT", "must be at least 5s (dispatchers renew it every third of it while Slack answers)")
@@ -198,6 +209,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Bool("debug", c.Debug),
 		slog.String("secret_key", mask(c.SecretKey)),
+		slog.String("secret_key_previous", mask(c.SecretKeyPrevious)),
 		slog.String("base_url", c.BaseURL),
 		slog.String("listen_addr", c.ListenAddr),
 		slog.String("metrics_addr", c.MetricsAddr),

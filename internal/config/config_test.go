@@ -51,6 +51,7 @@ func TestDefaults(t *testing.T) {
 func TestEveryVariable(t *testing.T) {
 	full := map[string]string{
 		"SECRET_KEY":            "0123456789abcdef0123",
+		"SECRET_KEY_PREVIOUS":   "fedcba9876543210fedc",
 		"SERVER_NAME":           "jackalope.example.com",
 		"DEBUG":                 "0",
 		"LISTEN_ADDR":           "127.0.0.1:8080",
@@ -89,13 +90,14 @@ func TestEveryVariable(t *testing.T) {
 		t.Fatalf("Load = %v", err)
 	}
 	want := Config{
-		Debug:           true,
-		SecretKey:       "0123456789abcdef0123",
-		BaseURL:         "https://jackalope.example.com",
-		ListenAddr:      "127.0.0.1:8080",
-		MetricsAddr:     ":9100",
-		DataDir:         "/var/lib/jackalope",
-		ShutdownTimeout: 40 * time.Second,
+		Debug:             true,
+		SecretKey:         "0123456789abcdef0123",
+		SecretKeyPrevious: "fedcba9876543210fedc",
+		BaseURL:           "https://jackalope.example.com",
+		ListenAddr:        "127.0.0.1:8080",
+		MetricsAddr:       ":9100",
+		DataDir:           "/var/lib/jackalope",
+		ShutdownTimeout:   40 * time.Second,
 		Slack: Slack{
 			ClientID:     "123.456",
 			ClientSecret: "s3cr3t",
@@ -172,6 +174,9 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 		want []string
 	}{
 		{"short secret", map[string]string{"SECRET_KEY": "short"}, []string{"SECRET_KEY: must be at least 16"}},
+		{"short previous secret", map[string]string{"SECRET_KEY_PREVIOUS": "short"}, []string{"SECRET_KEY_PREVIOUS: must be at least 16"}},
+		{"previous secret same as the secret", map[string]string{"SECRET_KEY": "0123456789abcdef0123", "SECRET_KEY_PREVIOUS": "0123456789abcdef0123"},
+			[]string{"SECRET_KEY_PREVIOUS: is the same as SECRET_KEY"}},
 		{"bad server name", map[string]string{"SERVER_NAME": "ftp://x"}, []string{"SERVER_NAME:"}},
 		{"bad listen", map[string]string{"LISTEN_ADDR": "5000"}, []string{"LISTEN_ADDR:"}},
 		{"bad metrics", map[string]string{"METRICS_ADDR": "localhost"}, []string{"METRICS_ADDR:"}},
@@ -216,6 +221,7 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 func TestSecretsMasked(t *testing.T) {
 	c, err := Load(env(map[string]string{
 		"SECRET_KEY":          "super-secret-key-value",
+		"SECRET_KEY_PREVIOUS": "previous-secret-key-value",
 		"SLACK_CLIENT_SECRET": "client-secret-value",
 		"DATABASE_URL":        "postgres://jack:db-password-value@db:5432/j",
 		"NATS_URL":            "nats://user:nats-password-value@n1:4222",
@@ -226,7 +232,7 @@ func TestSecretsMasked(t *testing.T) {
 	var b strings.Builder
 	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", c)
 	out := b.String() + fmt.Sprint(c.Database.Describe())
-	for _, s := range []string{"super-secret-key-value", "client-secret-value", "db-password-value", "nats-password-value"} {
+	for _, s := range []string{"super-secret-key-value", "previous-secret-key-value", "client-secret-value", "db-password-value", "nats-password-value"} {
 		if strings.Contains(out, s) {
 			t.Errorf("logged config contains secret %q:\n%s", s, out)
 		}

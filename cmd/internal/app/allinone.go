@@ -11,9 +11,12 @@ import (
 	"sync/atomic"
 	"text/template"
 
+	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/httpserver"
+	"github.com/jackalope-app/jackalope/internal/installer"
+	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
 // serve runs the installer, ingest and the dispatcher pool until ctx ends,
@@ -54,6 +57,11 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 	if err != nil {
 		return err
 	}
+	if err := PublishKeys(ctx, inst, logger); err != nil {
+		return err
+	}
+	agreement, keysWatched := WatchKeys(bg, conn, keys, logger)
+	defer func() { stopBG(); <-keysWatched }()
 
 	var reconciled atomic.Bool
 	e := httpserver.New(httpserver.Options{
@@ -61,7 +69,8 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 		Gatherer: reg,
 		Ready: Ready(conn,
 			Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
-			Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
+			Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
+			agreement.Condition()),
 	})
 	inst.Register(e)
 	ing.Register(e)
@@ -141,13 +150,57 @@ func banner(w io.Writer, cfg config.Config, keySource, addr, nats string, channe
 }
 
 // Channels runs one `channels` command against the store and KV bucket.
+// Every command but list first checks that SECRET_KEY is the installer's:
+// a channel added with another key would show active and answer 404
+// forever.
 func Channels(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	return withInstaller(ctx, cfg, "jackalope-channels", stderr, func(inst *installer.Installer, conn *bus.Conn, keys *secret.Keys) error {
+		if len(args) > 0 && args[0] != "list" && !isHelp(args[0]) {
+			if err := CheckCommandKeys(ctx, inst, conn, keys); err != nil {
+				return err
+			}
+		}
+		return inst.RunChannelsCommand(ctx, args, stdout)
+	})
+}
+
+// KeysCommand runs one `keys` command (reseal) against the store and KV
+// bucket. Resealing takes the keys the installer publishes: with another
+// SECRET_KEY it would seal everything under a key nobody else holds.
+func KeysCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	switch {
+	case len(args) == 0:
+		return &installer.UsageError{Msg: "keys: a command is required", Usage: installer.KeysUsage}
+	case isHelp(args[0]):
+		_, err := io.WriteString(stdout, installer.KeysUsage)
+		return err
+	}
+	return withInstaller(ctx, cfg, "jackalope-keys", stderr, func(inst *installer.Installer, conn *bus.Conn, keys *secret.Keys) error {
+		if args[0] == "reseal" {
+			pub, ok, err := conn.KeyFingerprints(ctx)
+			if err != nil {
+				return err
+			}
+			if ok && pub.Current != keys.Fingerprint() {
+				return fmt.Errorf("SECRET_KEY is not the key the installer seals with (installer fingerprint %s, this one %s): "+
+					"start the installer (or jackalope) with the new SECRET_KEY and the old one as SECRET_KEY_PREVIOUS first, "+
+					"then run keys reseal with the same two", pub.Current, keys.Fingerprint())
+			}
+		}
+		return inst.RunKeysCommand(ctx, args, stdout)
+	})
+}
+
+// withInstaller opens the store and NATS for a command, builds the
+// installer and runs f with it.
+func withInstaller(ctx context.Context, cfg config.Config, name string, stderr io.Writer,
+	f func(inst *installer.Installer, conn *bus.Conn, keys *secret.Keys) error) error {
 	logger := Logger(stderr, cfg, true)
 	keys, err := Keys(cfg)
 	if err != nil {
 		return err
 	}
-	store, conn, err := Open(ctx, cfg, "jackalope-channels", logger, CreateMissing)
+	store, conn, err := Open(ctx, cfg, name, logger, CreateMissing)
 	if err != nil {
 		return err
 	}
@@ -157,7 +210,12 @@ func Channels(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	return inst.RunChannelsCommand(ctx, args, stdout)
+	return f(inst, conn, keys)
+}
+
+// isHelp reports whether a command-line word asks for help.
+func isHelp(s string) bool {
+	return s == "help" || s == "-h" || s == "-help" || s == "--help"
 }
 
 // dlq runs one `dlq` command against the dead-letter stream.
@@ -188,6 +246,7 @@ const allInOneUsage = `usage:
   jackalope                       serve everything until SIGINT or SIGTERM
   jackalope channels <command>    manage channels by hand (jackalope channels help)
   jackalope dlq <command>         inspect, replay or drop dead letters (jackalope dlq help)
+  jackalope keys reseal           seal everything again under SECRET_KEY after a key rotation (jackalope keys help)
 
 Settings come from the environment; see the README.
 `
@@ -211,7 +270,7 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 		if len(args) > 1 {
 			return fmt.Errorf("%w: serve takes no arguments\n%s", ErrUsage, allInOneUsage)
 		}
-	case "channels", "dlq":
+	case "channels", "dlq", "keys":
 	default:
 		return fmt.Errorf("%w: unknown command %q\n%s", ErrUsage, command, allInOneUsage)
 	}
@@ -237,6 +296,8 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 		return Channels(ctx, cfg, args[1:], stdout, stderr)
 	case "dlq":
 		return dlq(ctx, cfg, args[1:], stdout, stderr)
+	case "keys":
+		return KeysCommand(ctx, cfg, args[1:], stdout, stderr)
 	}
 	return serve(ctx, cfg, keySource, stdout, stderr)
 }
