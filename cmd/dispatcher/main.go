@@ -128,15 +128,23 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	agreement, keysWatched := app.WatchKeys(bg, conn, keys, logger)
+	defer func() { stopBG(); <-keysWatched }()
 	var consuming atomic.Bool
 	e := httpserver.New(httpserver.Options{
 		Logger:   logger,
 		Gatherer: reg,
-		Ready:    app.Ready(conn, app.Condition{OK: consuming.Load, Why: "not consuming yet"}),
+		Ready:    app.Ready(conn, agreement.Condition(), app.Condition{OK: consuming.Load, Why: "not consuming yet"}),
 	})
 	served := make(chan error, 1)
 	go func() { served <- httpserver.Serve(bg, ln, e, httpGrace) }()
 
+	// A dispatcher whose keys do not match the installer's would park
+	// every event it cannot open; it waits, not ready, for the right keys.
+	if err := agreement.Wait(ctx); err != nil {
+		stopBG()
+		return <-served
+	}
 	consuming.Store(true)
 	logger.Info("dispatcher consuming", "workers", cfg.Dispatch.Workers, "max_attempts", cfg.Dispatch.MaxAttempts,
 		"installations", installations.Len(), "metrics_addr", ln.Addr().String())

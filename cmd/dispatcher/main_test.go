@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/jamf"
@@ -63,34 +64,19 @@ func TestRunDeliversAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := fake.NewWebhook("jamf")
-	entry := registry.Entry{ID: "5f0c8a9e-1d2b-4c3d-8e4f-0a1b2c3d4e5f", Status: registry.StatusActive,
-		TokenHash: keys.HashToken("token"), WebhookURLSealed: keys.Seal(url)}
-	if err := setup.PutInstallation(t.Context(), entry); err != nil {
-		t.Fatal(err)
-	}
-	body := []byte(`{"webhook": {"webhookEvent": "JSSStartup", "eventTimestamp": 1732870801234}, "event": {"hostAddress": "jamf.example.com", "jssUrl": "https://jamf.example.com/", "isClusterMaster": true}}`)
-	if err := setup.Publish(t.Context(), jamf.Received{InstallationID: entry.ID, Event: "JSSStartup", ReceivedAt: time.Now(), Body: body}); err != nil {
-		t.Fatal(err)
-	}
+	url := oneEvent(t, setup, fake, keys, "5f0c8a9e-1d2b-4c3d-8e4f-0a1b2c3d4e5f")
 
 	metrics := freeAddr(t)
-	var stderr logtest.Buffer
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, env(map[string]string{
-			"SECRET_KEY":          testSecretKey,
-			"NATS_URL":            nats.URL(),
-			"METRICS_ADDR":        metrics,
-			"SLACK_WEBHOOK_HOSTS": fake.WebhookHost(),
-			"SERVER_NAME":         "jackalope.example.com",
-			"DISPATCH_WORKERS":    "2",
-			"SHUTDOWN_TIMEOUT":    "5s",
-			"DATA_DIR":            t.TempDir(),
-		}), io.Discard, &stderr)
-	}()
+	cancel, done, stderr := runInBackground(t, map[string]string{
+		"SECRET_KEY":          testSecretKey,
+		"NATS_URL":            nats.URL(),
+		"METRICS_ADDR":        metrics,
+		"SLACK_WEBHOOK_HOSTS": fake.WebhookHost(),
+		"SERVER_NAME":         "jackalope.example.com",
+		"DISPATCH_WORKERS":    "2",
+		"SHUTDOWN_TIMEOUT":    "5s",
+		"DATA_DIR":            t.TempDir(),
+	})
 
 	msgs := fake.WaitFor(t, url, 1, 15*time.Second)
 	if a := msgs[0].Attachments; len(a) != 1 || !strings.HasPrefix(a[0].ThumbURL, "https://jackalope.example.com/static/images/") || a[0].Title != "Jamf Pro Startup" {
@@ -130,15 +116,7 @@ func TestRunDeliversAndStops(t *testing.T) {
 		t.Errorf("/metrics lacks %q", missing)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v after the signal, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return after the signal")
-	}
+	stopRun(t, cancel, done)
 	logs := stderr.String()
 	for _, secretText := range []string{url, url[strings.LastIndexByte(url, '/')+1:], testSecretKey} {
 		if strings.Contains(logs, secretText) {
@@ -262,5 +240,124 @@ func TestStartupLogHidesCredentials(t *testing.T) {
 	}
 	if strings.Contains(out, "s3cr3t") {
 		t.Errorf("the start-up log or error shows a credential:\n%s", out)
+	}
+}
+
+// TestNotReadyWithAnotherKey pins finding 5 for dispatchers: with a
+// SECRET_KEY other than the one the installer published, a dispatcher is
+// not ready, says why in /readyz, logs an ERROR naming SECRET_KEY and
+// SECRET_KEY_PREVIOUS (never a key), and parks nothing: it delivers only
+// once the published key is one it holds.
+func TestNotReadyWithAnotherKey(t *testing.T) {
+	nats := bustest.Server(t)
+	setup := nats.Connect(t)
+	fake := slacktest.New(t)
+	const installerKey = "the installer's own secret key 0000"
+	other, err := secret.New(installerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secret.New(testSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setup.PublishKeys(t.Context(), other.Fingerprint(), ""); err != nil {
+		t.Fatal(err)
+	}
+	url := oneEvent(t, setup, fake, keys, "6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+
+	metrics := freeAddr(t)
+	cancel, done, stderr := runInBackground(t, map[string]string{
+		"SECRET_KEY":          testSecretKey,
+		"NATS_URL":            nats.URL(),
+		"METRICS_ADDR":        metrics,
+		"SLACK_WEBHOOK_HOSTS": fake.WebhookHost(),
+		"SHUTDOWN_TIMEOUT":    "5s",
+		"DATA_DIR":            t.TempDir(),
+	})
+	var body503 string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, text := get("http://" + metrics + "/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(text, "SECRET_KEY") {
+			body503 = text
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %q; want 503 saying why", code, text)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned %v before it answered /readyz", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(body503, "SECRET_KEY does not match the installer's key") || !strings.Contains(body503, other.Fingerprint()) {
+		t.Errorf("/readyz says %q; want why, with the installer's fingerprint", body503)
+	}
+	logs := stderr.String()
+	if !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, "SECRET_KEY_PREVIOUS") {
+		t.Errorf("no ERROR naming SECRET_KEY and SECRET_KEY_PREVIOUS in the logs:\n%s", logs)
+	}
+	for _, key := range []string{testSecretKey, installerKey} {
+		if strings.Contains(logs, key) {
+			t.Errorf("the logs show a key (%q)", key)
+		}
+	}
+	if dead, err := setup.ListDead(t.Context(), ""); err != nil || len(dead) != 0 {
+		t.Errorf("dead letters while the keys disagree: %d (%v); want none", len(dead), err)
+	}
+	if n := fake.Count(url); n != 0 {
+		t.Errorf("posts while the keys disagree: %d; want none", n)
+	}
+
+	if err := setup.PublishKeys(t.Context(), keys.Fingerprint(), ""); err != nil {
+		t.Fatal(err)
+	}
+	fake.WaitFor(t, url, 1, 20*time.Second)
+	stopRun(t, cancel, done)
+}
+
+// oneEvent stores installation id, whose webhook is a new one on fake
+// sealed with keys, and one JSSStartup event for it; it returns the
+// webhook URL.
+func oneEvent(t *testing.T, setup *bus.Conn, fake *slacktest.Server, keys *secret.Keys, id string) string {
+	t.Helper()
+	url := fake.NewWebhook("jamf")
+	entry := registry.Entry{ID: id, Status: registry.StatusActive,
+		TokenHash: keys.HashToken("token"), WebhookURLSealed: keys.Seal(secret.WebhookURL, id, url)}
+	if err := setup.PutInstallation(t.Context(), entry); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"webhook": {"webhookEvent": "JSSStartup", "eventTimestamp": 1732870801234}, "event": {"hostAddress": "jamf.example.com", "jssUrl": "https://jamf.example.com/", "isClusterMaster": true}}`)
+	if err := setup.Publish(t.Context(), jamf.Received{InstallationID: id, Event: "JSSStartup", ReceivedAt: time.Now(), Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// runInBackground runs the dispatcher with vars until cancel; done gets
+// what run returned, stderr its logs.
+func runInBackground(t *testing.T, vars map[string]string) (cancel context.CancelFunc, done chan error, stderr *logtest.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	done = make(chan error, 1)
+	stderr = &logtest.Buffer{}
+	go func() { done <- run(ctx, nil, env(vars), io.Discard, stderr) }()
+	return cancel, done, stderr
+}
+
+// stopRun cancels run's context, as the signal does, and fails the test
+// unless run returns nil in time.
+func stopRun(t *testing.T, cancel context.CancelFunc, done chan error) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after the signal, want nil", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after the signal")
 	}
 }

@@ -11,8 +11,9 @@
 // installer and the dispatchers, in any order, and its 204 never depends on
 // another service having run first.
 //
-// /healthz answers once the process serves; /readyz once NATS is connected
-// and the installations are loaded, and again 503 while NATS is away;
+// /healthz answers once the process serves; /readyz once NATS is connected,
+// the installations are loaded and SECRET_KEY matches the installer's
+// (the key fingerprints it publishes), and again 503 while NATS is away;
 // /metrics serves the ingest series plus the Go runtime's. The three are
 // served on METRICS_ADDR (:9090), never on the public LISTEN_ADDR. On SIGINT or
 // SIGTERM it stops accepting, lets the requests in flight finish their
@@ -121,8 +122,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	if err != nil {
 		return err
 	}
+	agreement, keysWatched := app.WatchKeys(watchCtx, conn, keys, logger)
+	defer func() { stopWatch(); <-keysWatched }()
 	srv, err := app.ListenHTTP(ctx, cfg, false, logger, reg,
-		app.Ready(conn, app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"}))
+		app.Ready(conn, app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
+			agreement.Condition()))
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,14 @@ type service struct {
 
 func start(t *testing.T, env map[string]string) *service {
 	t.Helper()
+	s := launch(t, env)
+	s.waitFor(t, "/readyz", http.StatusOK)
+	return s
+}
+
+// launch runs ingest without waiting for it to be ready.
+func launch(t *testing.T, env map[string]string) *service {
+	t.Helper()
 	env["SECRET_KEY"] = testSecret
 	env["LISTEN_ADDR"] = freeAddr(t)
 	env["METRICS_ADDR"] = freeAddr(t)
@@ -77,7 +85,6 @@ func start(t *testing.T, env map[string]string) *service {
 			t.Error("ingest did not stop within 30s")
 		}
 	})
-	s.waitFor(t, "/readyz", http.StatusOK)
 	return s
 }
 
@@ -314,4 +321,44 @@ func TestStartupLogHidesCredentials(t *testing.T) {
 	if strings.Contains(out, "s3cr3t") {
 		t.Errorf("the start-up log or error shows a credential:\n%s", out)
 	}
+}
+
+// TestNotReadyWithAnotherKey pins finding 5 for ingest: with a SECRET_KEY
+// other than the one the installer published, ingest is not ready, says why
+// in /readyz and logs an ERROR naming SECRET_KEY and SECRET_KEY_PREVIOUS
+// (never a key); once the published key is its own, it becomes ready.
+func TestNotReadyWithAnotherKey(t *testing.T) {
+	n := bustest.Server(t)
+	admin := n.Connect(t)
+	const installerKey = "the installer's own secret key 0000"
+	other, err := secret.New(installerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := secret.New(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.PublishKeys(t.Context(), other.Fingerprint(), ""); err != nil {
+		t.Fatal(err)
+	}
+	s := launch(t, map[string]string{"NATS_URL": n.URL()})
+	s.waitFor(t, "/readyz", http.StatusServiceUnavailable)
+	if _, body := s.opsGet(t, "/readyz"); !strings.Contains(body, "SECRET_KEY does not match the installer's key") || !strings.Contains(body, other.Fingerprint()) {
+		t.Errorf("/readyz says %q; want why, with the installer's fingerprint", body)
+	}
+	logs := s.logs.String()
+	if !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, "SECRET_KEY_PREVIOUS") {
+		t.Errorf("no ERROR naming SECRET_KEY and SECRET_KEY_PREVIOUS in the logs:\n%s", logs)
+	}
+	for _, key := range []string{testSecret, installerKey} {
+		if strings.Contains(logs, key) {
+			t.Errorf("the logs show a key (%q)", key)
+		}
+	}
+
+	if err := admin.PublishKeys(t.Context(), mine.Fingerprint(), ""); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor(t, "/readyz", http.StatusOK)
 }

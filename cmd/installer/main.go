@@ -26,11 +26,14 @@ import (
 
 const usage = `usage: installer [serve]
        installer channels <command> [arguments]
+       installer keys reseal
 
 Without a command (or with serve) the installer serves the "Add to Slack"
 page on LISTEN_ADDR. "installer channels help" lists the channels commands;
 they act on DATABASE_URL and NATS_URL (or an SQLite file and the embedded
 NATS store in DATA_DIR, which they do not create unless given --init).
+"installer keys reseal" seals everything again under SECRET_KEY after a key
+rotation ("installer keys help").
 Configuration comes from the environment (see the README).
 `
 
@@ -74,13 +77,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(args) > 1 {
 			return &installer.UsageError{Msg: fmt.Sprintf("serve: unexpected argument %q", args[1]), Usage: usage}
 		}
-	case "channels":
-		if len(args) > 1 && isHelp(args[1]) {
-			_, err := io.WriteString(stdout, installer.ChannelsUsage)
-			return err
+	case "channels", "keys":
+		// Answered before the configuration is read, so that help needs
+		// no SECRET_KEY.
+		help := installer.ChannelsHelp
+		if command == "keys" {
+			help = installer.KeysHelp
 		}
-		if len(args) == 1 {
-			return &installer.UsageError{Msg: "channels: a command is required", Usage: installer.ChannelsUsage}
+		rest, _ := app.CommandArgs(args[1:])
+		if done, err := help(rest, stdout); done || err != nil {
+			return err
 		}
 	default:
 		return &installer.UsageError{Msg: fmt.Sprintf("unknown command %q", command), Usage: usage}
@@ -93,14 +99,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := cfg.RequireSecretKey(); err != nil {
 		return err
 	}
-	if command == "channels" {
+	switch command {
+	case "channels":
 		return app.Channels(ctx, cfg, args[1:], stdout, stderr)
+	case "keys":
+		return app.KeysCommand(ctx, cfg, args[1:], stdout, stderr)
 	}
 	return serve(ctx, cfg, app.Logger(stderr, cfg, false))
-}
-
-func isHelp(s string) bool {
-	return s == "help" || s == "-h" || s == "-help" || s == "--help"
 }
 
 // serve runs the installer service until ctx ends, then shuts down in
@@ -124,9 +129,16 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := app.PublishKeys(ctx, inst, logger); err != nil {
+		return err
+	}
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	agreement, keysWatched := app.WatchKeys(bg, conn, keys, logger)
 	var reconciled atomic.Bool
 	h, err := app.ListenHTTP(ctx, cfg, false, logger, reg,
-		app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}))
+		app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
+			agreement.Condition()))
 	if err != nil {
 		return err
 	}
@@ -135,12 +147,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	logger.Info("installer listening", "addr", h.Addr(), "metrics_addr", h.OpsAddr(), "base_url", cfg.BaseURL,
 		"add_to_slack", cfg.Slack.Configured())
 
-	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { app.RunInstallerBackground(bg, inst, conn, logger, &reconciled) })
 	err = h.Serve(ctx, cfg.ShutdownTimeout)
 	stop()
 	wg.Wait()
+	<-keysWatched
 	logger.Info("installer stopped")
 	return err
 }

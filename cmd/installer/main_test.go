@@ -70,6 +70,14 @@ func TestRunCommandLine(t *testing.T) {
 		{name: "channels list without NATS_URL", args: []string{"channels", "list"},
 			env:      map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": empty, "DATABASE_URL": "sqlite:" + filepath.Join(dir, "jackalope.db")},
 			wantCode: 1, wantStderr: "NATS_URL is not set and DATA_DIR (" + empty + ") holds no embedded NATS store"},
+		{name: "keys help", args: []string{"keys", "help"}, wantCode: 0, wantStdout: "reseal"},
+		{name: "keys without a command", args: []string{"keys"}, wantCode: 2, wantStderr: "usage: keys <command>"},
+		{name: "unknown keys command", args: []string{"keys", "rotate"}, env: withKey, wantCode: 2, wantStderr: `unknown command "rotate"`},
+		{name: "keys reseal of an empty registry", args: []string{"keys", "reseal"}, env: withKey, wantCode: 0,
+			wantStdout: "Sealed again under SECRET_KEY: 0 of 0 installations"},
+		{name: "keys reseal without DATABASE_URL", args: []string{"keys", "reseal"},
+			env:      map[string]string{"SECRET_KEY": testSecretKey, "DATA_DIR": empty},
+			wantCode: 1, wantStderr: "DATABASE_URL is not set and DATA_DIR (" + empty + ") holds no registry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -321,4 +329,51 @@ func TestStartupLogHidesCredentials(t *testing.T) {
 			t.Errorf("the start-up log or error shows a credential:\n%s", out)
 		}
 	}
+}
+
+// TestCommandsRefuseAnotherKey pins finding 5 for the commands: a channels
+// command that writes, or keys reseal, run with a SECRET_KEY that is not
+// the installer's fails loudly instead of making a channel that answers 404
+// forever, whether the registry or the published fingerprint tells.
+func TestCommandsRefuseAnotherKey(t *testing.T) {
+	const otherKey = "cmd-installer-another-secret-key-99"
+	run1 := func(t *testing.T, key, dir string, args ...string) (int, string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		code := exitCode(run(t.Context(), args, environ(map[string]string{"SECRET_KEY": key, "DATA_DIR": dir}), &stdout, &stderr), &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	hook := "https://hooks.slack.com/services/T0/B0/cmdtestcmdtestcmdtest"
+	other := "https://hooks.slack.com/services/T0/B1/cmdtestcmdtestcmdtest"
+
+	t.Run("registry sealed under another key", func(t *testing.T) {
+		dir := t.TempDir()
+		if code, out, errOut := run1(t, testSecretKey, dir, "channels", "add", "--init", "--webhook-url", hook, "--channel", "jamf"); code != 0 {
+			t.Fatalf("channels add = %d:\n%s%s", code, out, errOut)
+		}
+		code, _, errOut := run1(t, otherKey, dir, "channels", "add", "--webhook-url", other, "--channel", "other")
+		if code != 1 || !strings.Contains(errOut, "SECRET_KEY opens none of the stored installations") {
+			t.Errorf("channels add with another key = %d, %q; want 1 saying the key is not the installer's", code, errOut)
+		}
+		if code, out, _ := run1(t, otherKey, dir, "channels", "list"); code != 0 || strings.Contains(out, "#other") {
+			t.Errorf("channels list = %d:\n%s\nwant only the first channel", code, out)
+		}
+	})
+	t.Run("published fingerprint of another key", func(t *testing.T) {
+		dir := t.TempDir()
+		if code, out, errOut := run1(t, testSecretKey, dir, "keys", "reseal", "--init"); code != 0 {
+			t.Fatalf("keys reseal = %d:\n%s%s", code, out, errOut)
+		}
+		code, _, errOut := run1(t, otherKey, dir, "channels", "add", "--webhook-url", other, "--channel", "other")
+		if code != 1 || !strings.Contains(errOut, "SECRET_KEY does not match the installer's key") {
+			t.Errorf("channels add with another key = %d, %q; want 1 saying the key does not match", code, errOut)
+		}
+		code, _, errOut = run1(t, otherKey, dir, "keys", "reseal")
+		if code != 1 || !strings.Contains(errOut, "SECRET_KEY is not the key the installer seals with") {
+			t.Errorf("keys reseal with another key = %d, %q; want 1", code, errOut)
+		}
+		if code, out, _ := run1(t, otherKey, dir, "channels", "list"); code != 0 || !strings.Contains(out, "No installations.") {
+			t.Errorf("channels list = %d:\n%s\nwant nothing added", code, out)
+		}
+	})
 }

@@ -6,8 +6,9 @@
 // in DATA_DIR.
 //
 //	jackalope                      serve until SIGINT or SIGTERM
-//	jackalope channels <command>   add, list, rotate, disable, enable, remove channels
+//	jackalope channels <command>   add, list, rotate, disable, enable, remove, set channels
 //	jackalope dlq <command>        list, replay or drop dead letters
+//	jackalope keys reseal          seal everything again under SECRET_KEY after a rotation
 package main
 
 import (

@@ -161,6 +161,8 @@ type Conn struct {
 
 	kvMu sync.Mutex
 	kv   jetstream.KeyValue // the bucket "installations", once looked up
+
+	secBuckets buckets // "keyring" and "oauth_states", once looked up
 }
 
 // Connect connects to cfg.URL or, when it is empty, starts an embedded NATS

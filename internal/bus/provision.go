@@ -30,6 +30,11 @@ func (c *Conn) Provision(ctx context.Context) error {
 	if _, err := c.js.CreateOrUpdateKeyValue(ctx, c.bucketConfig()); err != nil {
 		return fmt.Errorf("provision kv bucket %s: %w", BucketInstallations, err)
 	}
+	for _, kc := range c.securityBuckets() {
+		if _, err := c.js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("provision kv bucket %s: %w", kc.Bucket, err)
+		}
+	}
 	for stream, cc := range c.consumerConfigs() {
 		if _, err := c.js.CreateOrUpdateConsumer(ctx, stream, cc); err != nil {
 			return fmt.Errorf("provision consumer %s on %s: %w", cc.Durable, stream, err)
@@ -51,6 +56,11 @@ func (c *Conn) ProvisionMissing(ctx context.Context) error {
 	}
 	if _, err := c.js.CreateKeyValue(ctx, c.bucketConfig()); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
 		return fmt.Errorf("provision kv bucket %s: %w", BucketInstallations, err)
+	}
+	for _, kc := range c.securityBuckets() {
+		if _, err := c.js.CreateKeyValue(ctx, kc); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return fmt.Errorf("provision kv bucket %s: %w", kc.Bucket, err)
+		}
 	}
 	for stream, cc := range c.consumerConfigs() {
 		if _, err := c.js.CreateConsumer(ctx, stream, cc); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {

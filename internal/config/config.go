@@ -25,11 +25,14 @@ const (
 
 // Config is everything Jackalope's services read from the environment.
 type Config struct {
-	Debug       bool
-	SecretKey   string // masked in logs
-	BaseURL     string // public base URL, no trailing slash
-	ListenAddr  string
-	MetricsAddr string // side port for /healthz, /readyz, /metrics
+	Debug     bool
+	SecretKey string // masked in logs
+	// SecretKeyPrevious is the key being rotated away from: it still opens
+	// old seals and checks old token hashes and signatures. Masked in logs.
+	SecretKeyPrevious string
+	BaseURL           string // public base URL, no trailing slash
+	ListenAddr        string
+	MetricsAddr       string // side port for /healthz, /readyz, /metrics
 	// MetricsAddrSet is true when METRICS_ADDR was given: the all-in-one
 	// then serves /healthz, /readyz and /metrics there instead of on
 	// ListenAddr.
@@ -103,6 +106,7 @@ type Variable struct {
 // Variables lists every variable Load reads, in the README's order.
 var Variables = []Variable{
 	{"SECRET_KEY", "(none; the all-in-one generates one in DATA_DIR)", "keys for sealing webhook URLs, hashing tokens and signing cookies; at least 32 random characters, never a placeholder"},
+	{"SECRET_KEY_PREVIOUS", "(none)", "during a key rotation, the old SECRET_KEY: still opens what it sealed until keys reseal"},
 	{"SERVER_NAME", "http://localhost:<LISTEN_ADDR port>", "public base URL, or a host name meaning https://host"},
 	{"DEBUG", "(off)", "debug logging when set to anything"},
 	{"LISTEN_ADDR", ":5000", "HTTP address of the installer, ingest and the all-in-one"},
@@ -138,13 +142,14 @@ var Variables = []Variable{
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		Debug:           getenv("DEBUG") != "",
-		SecretKey:       getenv("SECRET_KEY"),
-		ListenAddr:      p.addr("LISTEN_ADDR", ":5000"),
-		MetricsAddr:     p.addr("METRICS_ADDR", ":9090"),
-		MetricsAddrSet:  strings.TrimSpace(getenv("METRICS_ADDR")) != "",
-		DataDir:         p.str("DATA_DIR", "./data"),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
+		Debug:             getenv("DEBUG") != "",
+		SecretKey:         getenv("SECRET_KEY"),
+		SecretKeyPrevious: getenv("SECRET_KEY_PREVIOUS"),
+		ListenAddr:        p.addr("LISTEN_ADDR", ":5000"),
+		MetricsAddr:       p.addr("METRICS_ADDR", ":9090"),
+		MetricsAddrSet:    strings.TrimSpace(getenv("METRICS_ADDR")) != "",
+		DataDir:           p.str("DATA_DIR", "./data"),
+		ShutdownTimeout:   p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		Slack: Slack{
 			ClientID:     getenv("SLACK_CLIENT_ID"),
 			ClientSecret: getenv("SLACK_CLIENT_SECRET"),
@@ -176,6 +181,15 @@ func Load(getenv func(string) string) (Config, error) {
 		if err := secret.CheckKey(c.SecretKey); err != nil {
 			p.fail("SECRET_KEY", fmt.Sprintf("refused, %v; make one with: openssl rand -hex 32", err))
 		}
+	}
+	// SECRET_KEY_PREVIOUS is a key already in use, perhaps one from before
+	// keys had to pass secret.CheckKey: it only has to be long enough to
+	// derive keys from.
+	if c.SecretKeyPrevious != "" && len(c.SecretKeyPrevious) < secret.MinKeyLength {
+		p.fail("SECRET_KEY_PREVIOUS", fmt.Sprintf("must be at least %d characters: it is an old SECRET_KEY", secret.MinKeyLength))
+	}
+	if c.SecretKeyPrevious != "" && c.SecretKeyPrevious == c.SecretKey {
+		p.fail("SECRET_KEY_PREVIOUS", "is the same as SECRET_KEY; set it to the old key, or unset it once keys reseal ran")
 	}
 	if c.Dispatch.AckWait < 5*time.Second {
 		p.fail("ACK_WAIT", "must be at least 5s (dispatchers renew it every third of it while Slack answers)")
@@ -213,6 +227,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Bool("debug", c.Debug),
 		slog.String("secret_key", mask(c.SecretKey)),
+		slog.String("secret_key_previous", mask(c.SecretKeyPrevious)),
 		slog.String("base_url", c.BaseURL),
 		slog.String("listen_addr", c.ListenAddr),
 		slog.String("metrics_addr", c.MetricsAddr),

@@ -50,7 +50,9 @@ func TestDefaults(t *testing.T) {
 // checks that it lands in the Config, so no documented variable is ignored.
 func TestEveryVariable(t *testing.T) {
 	full := map[string]string{
-		"SECRET_KEY":            "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
+		"SECRET_KEY": "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
+		// An old key only has to be long enough: it may predate CheckKey.
+		"SECRET_KEY_PREVIOUS":   "fedcba9876543210fedc",
 		"SERVER_NAME":           "jackalope.example.com",
 		"DEBUG":                 "0",
 		"LISTEN_ADDR":           "127.0.0.1:8080",
@@ -90,14 +92,15 @@ func TestEveryVariable(t *testing.T) {
 		t.Fatalf("Load = %v", err)
 	}
 	want := Config{
-		Debug:           true,
-		SecretKey:       "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
-		BaseURL:         "https://jackalope.example.com",
-		ListenAddr:      "127.0.0.1:8080",
-		MetricsAddr:     ":9100",
-		MetricsAddrSet:  true,
-		DataDir:         "/var/lib/jackalope",
-		ShutdownTimeout: 40 * time.Second,
+		Debug:             true,
+		SecretKey:         "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
+		SecretKeyPrevious: "fedcba9876543210fedc",
+		BaseURL:           "https://jackalope.example.com",
+		ListenAddr:        "127.0.0.1:8080",
+		MetricsAddr:       ":9100",
+		MetricsAddrSet:    true,
+		DataDir:           "/var/lib/jackalope",
+		ShutdownTimeout:   40 * time.Second,
 		Slack: Slack{
 			ClientID:     "123.456",
 			ClientSecret: "s3cr3t",
@@ -178,6 +181,9 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 		{"secret of the old minimum length", map[string]string{"SECRET_KEY": "3f1e9a7c0b5d2e8f4a6c"}, []string{"SECRET_KEY: refused", "at least 32"}},
 		{"kubernetes placeholder", map[string]string{"SECRET_KEY": "change-me-to-openssl-rand-hex-32"}, []string{"SECRET_KEY: refused", "placeholder"}},
 		{"repeated character", map[string]string{"SECRET_KEY": strings.Repeat("x", 40)}, []string{"SECRET_KEY: refused", "repeated"}},
+		{"short previous secret", map[string]string{"SECRET_KEY_PREVIOUS": "short"}, []string{"SECRET_KEY_PREVIOUS: must be at least 16"}},
+		{"previous secret same as the secret", map[string]string{"SECRET_KEY": "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c", "SECRET_KEY_PREVIOUS": "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c"},
+			[]string{"SECRET_KEY_PREVIOUS: is the same as SECRET_KEY"}},
 		{"bad server name", map[string]string{"SERVER_NAME": "ftp://x"}, []string{"SERVER_NAME:"}},
 		{"bad listen", map[string]string{"LISTEN_ADDR": "5000"}, []string{"LISTEN_ADDR:"}},
 		{"bad metrics", map[string]string{"METRICS_ADDR": "localhost"}, []string{"METRICS_ADDR:"}},
@@ -237,11 +243,12 @@ func TestSecretsMasked(t *testing.T) {
 			name: "keys and passwords",
 			env: map[string]string{
 				"SECRET_KEY":          "super-secret-key-value-0123456789",
+				"SECRET_KEY_PREVIOUS": "previous-secret-key-value",
 				"SLACK_CLIENT_SECRET": "client-secret-value",
 				"DATABASE_URL":        "postgres://jack:db-password-value@db:5432/j",
 				"NATS_URL":            "nats://user:nats-password-value@n1:4222",
 			},
-			secrets: []string{"super-secret-key-value", "client-secret-value", "db-password-value", "nats-password-value"},
+			secrets: []string{"super-secret-key-value", "previous-secret-key-value", "client-secret-value", "db-password-value", "nats-password-value"},
 			shown:   []string{"db:5432/j", "n1:4222", "********"},
 		},
 		{

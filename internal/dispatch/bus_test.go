@@ -94,11 +94,12 @@ func (s *system) addChannel(name string) (registry.Entry, string) {
 	s.mu.Lock()
 	s.urls = append(s.urls, url)
 	s.mu.Unlock()
+	id := uuid.NewString()
 	e := registry.Entry{
-		ID:               uuid.NewString(),
+		ID:               id,
 		Status:           registry.StatusActive,
 		TokenHash:        s.keys.HashToken(name),
-		WebhookURLSealed: s.keys.Seal(url),
+		WebhookURLSealed: s.keys.Seal(secret.WebhookURL, id, url),
 		ChannelName:      name,
 		JamfURL:          "https://jamf.example.com",
 	}
@@ -407,7 +408,7 @@ func TestDeadChannel(t *testing.T) {
 	s.mu.Lock()
 	s.urls = append(s.urls, newURL)
 	s.mu.Unlock()
-	e.WebhookURLSealed = s.keys.Seal(newURL)
+	e.WebhookURLSealed = s.keys.Seal(secret.WebhookURL, e.ID, newURL)
 	s.put(e)
 	s.publish(e.ID)
 	s.slack.WaitFor(t, newURL, 1, 10*time.Second)
@@ -418,6 +419,35 @@ func TestDeadChannel(t *testing.T) {
 
 // TestBadMessageKeepsTheChannel parks a message Slack refuses and a body
 // that cannot be parsed, and delivers the channel's next event.
+// TestCopiedSealIsRefused pins finding 2: an installation's KV entry
+// pointed at another channel's sealed webhook URL does not send its events
+// to that channel; they are parked as unreadable_webhook, replayable once
+// the entry is repaired.
+func TestCopiedSealIsRefused(t *testing.T) {
+	s := newSystem(t, nil)
+	victim, victimURL := s.addChannel("victim")
+	forged, forgedURL := s.addChannel("forged")
+	forged.WebhookURLSealed = victim.WebhookURLSealed
+	s.put(forged)
+	d := s.start(s.conn, "d1", 2, nil, nil)
+
+	s.publish(forged.ID)
+	dead := s.waitDead(forged.ID, 1)
+	if dead[0].Reason != dispatch.ReasonUnreadableWebhook {
+		t.Errorf("dead letter reason = %q, want %q", dead[0].Reason, dispatch.ReasonUnreadableWebhook)
+	}
+	// The victim's channel still gets its own events, and only those.
+	s.publish(victim.ID)
+	s.slack.WaitFor(t, victimURL, 1, 10*time.Second)
+	d.stop(t)
+	if got := s.slack.Count(victimURL); got != 1 {
+		t.Errorf("posts to the victim's webhook = %d, want only its own event", got)
+	}
+	if got := s.slack.Count(forgedURL); got != 0 {
+		t.Errorf("posts to the forged channel's own webhook = %d, want 0", got)
+	}
+}
+
 func TestBadMessageKeepsTheChannel(t *testing.T) {
 	s := newSystem(t, nil)
 	s.start(s.conn, "d1", 2, nil, nil)

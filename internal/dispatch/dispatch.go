@@ -53,9 +53,12 @@ type Reporter interface {
 	ReportDeadChannel(ctx context.Context, installationID, reason string) error
 }
 
-// Opener opens a sealed webhook URL (see secret.Keys.Open).
+// Opener opens the sealed webhook URL of an installation (see
+// secret.Keys.OpenWebhook). A URL sealed for another installation must not
+// open, so a read model entry pointed at another channel's webhook is
+// refused.
 type Opener interface {
-	Open(sealed string) (string, error)
+	OpenWebhook(installationID, sealed string) (string, error)
 }
 
 // Defaults of Options.
@@ -293,9 +296,10 @@ func (d *Dispatcher) Handle(ctx context.Context, ev jamf.Received) error {
 	if wait, p, ok := d.waitTurn(entry.ID, key); ok {
 		return d.retryLater(ctx, log, ev, OutcomePaused, wait, errPaused, failure{reason: ReasonAttemptsSpent, status: p.status, body: p.body})
 	}
-	webhookURL, err := d.opener.Open(entry.WebhookURLSealed)
+	webhookURL, err := d.opener.OpenWebhook(entry.ID, entry.WebhookURLSealed)
 	if err != nil {
-		log.Error("cannot open the installation's sealed webhook url: this process's SECRET_KEY differs from the installer's", "err", err)
+		log.Error("cannot open the installation's sealed webhook url: this process's SECRET_KEY (and SECRET_KEY_PREVIOUS) "+
+			"differ from the installer's, or the entry holds another installation's webhook", "err", err)
 		return d.park(ctx, log, ev, failure{reason: ReasonUnreadableWebhook})
 	}
 	msg := render.Message(env, render.Options{IconBaseURL: d.iconBaseURL, JamfURL: entry.JamfURL})

@@ -127,11 +127,12 @@ func newFixture(t *testing.T, configure func(*dispatch.Options)) *fixture {
 	t.Cleanup(func() { checkNoLeaks(t, f.logs, func() []string { return f.urls }) })
 	f.url = f.slack.NewWebhook("jamf")
 	f.urls = append(f.urls, f.url)
+	const id = "0b8f6a52-3c1d-4e0f-9a7b-2d4c6e8f0a11"
 	f.entry = registry.Entry{
-		ID:               "0b8f6a52-3c1d-4e0f-9a7b-2d4c6e8f0a11",
+		ID:               id,
 		Status:           registry.StatusActive,
 		TokenHash:        keys.HashToken("token"),
-		WebhookURLSealed: keys.Seal(f.url),
+		WebhookURLSealed: keys.Seal(secret.WebhookURL, id, f.url),
 		ChannelName:      "jamf",
 		JamfURL:          "https://jamf.example.com",
 	}
@@ -164,7 +165,7 @@ func newFixture(t *testing.T, configure func(*dispatch.Options)) *fixture {
 func (f *fixture) reinstall() {
 	f.url = f.slack.NewWebhook("jamf")
 	f.urls = append(f.urls, f.url)
-	f.entry.WebhookURLSealed = f.keys.Seal(f.url)
+	f.entry.WebhookURLSealed = f.keys.Seal(secret.WebhookURL, f.entry.ID, f.url)
 	f.model.put(f.entry)
 }
 
@@ -315,7 +316,7 @@ func TestHandle(t *testing.T) {
 			setup: func(f *fixture) {
 				f.url = "https://hooks.evil.example/services/T0/B0/refusedrefusedrefused"
 				f.urls = append(f.urls, f.url)
-				f.entry.WebhookURLSealed = f.keys.Seal(f.url)
+				f.entry.WebhookURLSealed = f.keys.Seal(secret.WebhookURL, f.entry.ID, f.url)
 				f.model.put(f.entry)
 			},
 			steps: []step{
@@ -416,12 +417,51 @@ func TestHandle(t *testing.T) {
 				if err != nil {
 					panic(err)
 				}
-				f.entry.WebhookURLSealed = other.Seal(f.url)
+				f.entry.WebhookURLSealed = other.Seal(secret.WebhookURL, f.entry.ID, f.url)
 				f.model.put(f.entry)
 			},
 			steps:    []step{{event: "a", attempt: 1, want: "term"}},
 			requests: 0,
 			parked:   []parkedSummary{{"unreadable_webhook", 1, 0, ""}},
+		},
+		{
+			name: "webhook sealed for another installation is parked without a post",
+			setup: func(f *fixture) {
+				f.entry.WebhookURLSealed = f.keys.Seal(secret.WebhookURL, "7a1d9b0f-2e3c-4d4e-9f50-1b2c3d4e5f60", f.url)
+				f.model.put(f.entry)
+			},
+			steps:    []step{{event: "a", attempt: 1, want: "term"}},
+			requests: 0,
+			parked:   []parkedSummary{{"unreadable_webhook", 1, 0, ""}},
+		},
+		{
+			name: "webhook sealed before seals were bound is delivered",
+			setup: func(f *fixture) {
+				f.entry.WebhookURLSealed = f.keys.SealLegacy(f.url)
+				f.model.put(f.entry)
+			},
+			steps:    []step{{event: "a", attempt: 1, want: "ack"}},
+			requests: 1,
+		},
+		{
+			name: "webhook sealed under SECRET_KEY_PREVIOUS is delivered while rotating",
+			setup: func(f *fixture) {
+				other, err := secret.New("another-secret-key-0123456789")
+				if err != nil {
+					panic(err)
+				}
+				f.entry.WebhookURLSealed = other.Seal(secret.WebhookURL, f.entry.ID, f.url)
+				f.model.put(f.entry)
+			},
+			configure: func(o *dispatch.Options) {
+				rotating, err := secret.NewWithPrevious(testSecretKey+"-rotated", "another-secret-key-0123456789")
+				if err != nil {
+					panic(err)
+				}
+				o.Opener = rotating
+			},
+			steps:    []step{{event: "a", attempt: 1, want: "ack"}},
+			requests: 1,
 		},
 		{
 			name: "a failing dead letter is neither acked nor terminated, and the event is delivered later",

@@ -112,6 +112,11 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// WriteTimeout bounds the time from reading a request's headers to the end
+// of writing its answer. A handler that may take longer (the install
+// callback) pushes its own write deadline.
+const WriteTimeout = 30 * time.Second
+
 // Serve serves h on ln until ctx ends, then stops accepting and waits up to
 // grace for requests in flight to finish before it returns.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration) error {
@@ -119,7 +124,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}

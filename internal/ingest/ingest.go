@@ -1,6 +1,8 @@
 // Package ingest is Jamf Pro's way in: POST /jamf/{token} finds the
 // installation by the hash of its URL token in an in-memory read model,
-// checks the body, publishes it and answers 204 only once the bus has
+// checks the credentials the installation may require besides the token
+// (HTTP Basic or headers, answering 401 before the body is read), checks
+// the body, publishes it and answers 204 only once the bus has
 // acknowledged it. It never calls a database or Slack, and the token never
 // leaves the request: logs, metrics and published messages carry the
 // installation ID instead.
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +67,16 @@ type Options struct {
 	// Hasher turns a URL token into the hash Lookup indexes by (see
 	// secret.Keys.HashToken).
 	Hasher func(token string) string
+	// PreviousHasher hashes with SECRET_KEY_PREVIOUS during a key rotation,
+	// for the installations whose token hash was not made again yet. It is
+	// tried only when Hasher's hash finds nothing. Nil outside a rotation.
+	PreviousHasher func(token string) string
+	// CheckInboundAuth reports whether credential (registry.BasicCredential
+	// or registry.HeaderCredential of what the request carries) hashes to
+	// an installation's InboundAuth.Hash, in constant time (see
+	// secret.Keys.CheckInboundAuth). Without it, installations that
+	// require inbound auth refuse every request.
+	CheckInboundAuth func(credential, hash string) bool
 	// MaxBodyBytes is the largest body taken (413 above it), after XML is
 	// converted too. DefaultMaxBodyBytes when zero; callers clamp it to
 	// what the bus accepts with MaxBody.
@@ -82,6 +95,8 @@ type Handler struct {
 	lookup         Lookup
 	publisher      Publisher
 	hash           func(string) string
+	previousHash   func(string) string
+	checkAuth      func(credential, hash string) bool
 	hashes         hashCache
 	maxBody        int64
 	publishTimeout time.Duration
@@ -107,6 +122,8 @@ func New(opts Options) (*Handler, error) {
 		lookup:         opts.Lookup,
 		publisher:      opts.Publisher,
 		hash:           opts.Hasher,
+		previousHash:   opts.PreviousHasher,
+		checkAuth:      opts.CheckInboundAuth,
 		maxBody:        opts.MaxBodyBytes,
 		publishTimeout: opts.PublishTimeout,
 		logger:         opts.Logger,
@@ -154,16 +171,19 @@ func (h *Handler) Register(e *echo.Echo) {
 
 // The fixed answers, as bytes so that writing them allocates nothing.
 var (
-	msgNotFound   = []byte("Unknown Jamf URL: no Jackalope installation has this token. Check the URL in Jamf Pro against the one Jackalope gave when it was installed.")
-	msgNotJSON    = []byte("No JSON found with request")
-	msgMediaType  = []byte("Unsupported content type: send application/json, text/xml or application/xml")
-	msgBusy       = []byte("Jackalope could not store the event in time, so it may not reach Slack. Retry later.")
+	msgNotFound     = []byte("Unknown Jamf URL: no Jackalope installation has this token. Check the URL in Jamf Pro against the one Jackalope gave when it was installed.")
+	msgNotJSON      = []byte("No JSON found with request")
+	msgMediaType    = []byte("Unsupported content type: send application/json, text/xml or application/xml")
+	msgBusy         = []byte("Jackalope could not store the event in time, so it may not reach Slack. Retry later.")
+	msgUnauthorized = []byte("This Jamf URL requires the credentials set with channels set: " +
+		"check the webhook's Authentication Type in Jamf Pro (Basic Authentication or Header Authentication).")
 	acceptedTypes = "application/json, text/xml, application/xml"
 )
 
 const (
-	textPlain = "text/plain; charset=utf-8"
-	msgNotXML = "No valid XML found with request: "
+	textPlain      = "text/plain; charset=utf-8"
+	basicChallenge = `Basic realm="jackalope"`
+	msgNotXML      = "No valid XML found with request: "
 )
 
 // serve runs one request through the steps in the order the package
@@ -176,16 +196,16 @@ func (h *Handler) serve(c echo.Context) error {
 	if !validToken(token) {
 		return h.answer(c, http.StatusNotFound, labelNone, msgNotFound)
 	}
-	hash, cached := h.hashes.get(token)
-	if !cached {
-		hash = h.hash(token)
-	}
-	entry, ok := h.lookup.ByTokenHash(hash)
+	entry, ok := h.find(token)
 	if !ok {
 		return h.answer(c, http.StatusNotFound, labelNone, msgNotFound)
 	}
-	if !cached {
-		h.hashes.put(token, hash)
+	if entry.InboundAuth.Enabled() && !h.authenticated(c.Request(), entry.InboundAuth) {
+		h.logger.Debug("webhook without the installation's inbound credentials refused", "installation", entry.ID)
+		if entry.InboundAuth.Scheme == registry.AuthBasic {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, basicChallenge)
+		}
+		return h.answer(c, http.StatusUnauthorized, labelNone, msgUnauthorized)
 	}
 	if entry.Status != registry.StatusActive {
 		h.logger.Debug("webhook for a disabled installation refused", "installation", entry.ID, "reason", entry.StatusReason)
@@ -263,6 +283,62 @@ func (h *Handler) serve(c echo.Context) error {
 	putBuffer(buf)
 	h.metrics.request(http.StatusNoContent, label)
 	return c.NoContent(http.StatusNoContent)
+}
+
+// find looks the installation of token up: by the cached hash of a token
+// seen before, else by its hash under SECRET_KEY, else (during a key
+// rotation) under SECRET_KEY_PREVIOUS. A cached hash that no longer finds
+// anything (the installation was hashed again under a new key) is
+// replaced, so a rotation never turns a known token into a 404.
+func (h *Handler) find(token string) (registry.Entry, bool) {
+	if hash, ok := h.hashes.get(token); ok {
+		if entry, ok := h.lookup.ByTokenHash(hash); ok {
+			return entry, true
+		}
+	}
+	for _, hasher := range [2]func(string) string{h.hash, h.previousHash} {
+		if hasher == nil {
+			continue
+		}
+		hash := hasher(token)
+		if entry, ok := h.lookup.ByTokenHash(hash); ok {
+			h.hashes.put(token, hash)
+			return entry, true
+		}
+	}
+	return registry.Entry{}, false
+}
+
+// authenticated reports whether r carries the credentials auth requires:
+// HTTP Basic, or each of the headers with its value. The comparison is of
+// keyed hashes, in constant time, before the body is read.
+func (h *Handler) authenticated(r *http.Request, auth registry.InboundAuth) bool {
+	if h.checkAuth == nil {
+		return false
+	}
+	var credential string
+	switch auth.Scheme {
+	case registry.AuthBasic:
+		user, password, ok := r.BasicAuth()
+		if !ok {
+			return false
+		}
+		credential = registry.BasicCredential(user, password)
+	case registry.AuthHeader:
+		names := strings.Split(auth.Headers, ",")
+		values := make([]string, len(names))
+		for i, name := range names {
+			v := r.Header.Values(name)
+			if len(v) != 1 {
+				return false
+			}
+			values[i] = v[0]
+		}
+		credential = registry.HeaderCredential(names, values)
+	default:
+		return false
+	}
+	return h.checkAuth(credential, auth.Hash)
 }
 
 // answer writes a plain-text answer and counts it.

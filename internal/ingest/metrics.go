@@ -66,6 +66,8 @@ func codeLabel(code int) string {
 		return "204"
 	case 400:
 		return "400"
+	case 401:
+		return "401"
 	case 404:
 		return "404"
 	case 410:

@@ -8,7 +8,10 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
 const (
@@ -31,18 +34,38 @@ type saved struct {
 	token   string
 }
 
-// save upserts inst by (team, channel) and publishes it. A new installation
-// gets a new token; an existing one keeps its token, ID and Jamf Pro URL
-// while its webhook URL and names are updated. inst's token fields are
-// filled here.
-func (in *Installer) save(ctx context.Context, inst registry.Installation) (saved, error) {
-	token, hash, sealed := in.newToken()
-	inst.TokenHash, inst.TokenSealed = hash, sealed
+// save upserts inst by (team, channel) with webhookURL and publishes it. A
+// new installation gets a new token; an existing one keeps its token, ID
+// and Jamf Pro URL while its webhook URL and names are updated. Secrets are
+// sealed for the installation's ID, so it is chosen first: the existing
+// one's, or a new one.
+func (in *Installer) save(ctx context.Context, inst registry.Installation, webhookURL string) (saved, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	existing, err := in.store.GetByChannel(ctx, inst.TeamID, inst.ChannelID)
+	switch {
+	case err == nil:
+		inst.ID = existing.ID
+	case errors.Is(err, registry.ErrNotFound):
+		inst.ID = uuid.NewString()
+	default:
+		return saved{}, fmt.Errorf("save installation: %w", err)
+	}
+	token, hash, sealed := in.newToken(inst.ID)
+	inst.TokenHash, inst.TokenSealed = hash, sealed
+	inst.WebhookURLSealed = in.keys.Seal(secret.WebhookURL, inst.ID, webhookURL)
 	stored, created, err := in.store.Upsert(ctx, inst)
 	if err != nil {
 		return saved{}, fmt.Errorf("save installation: %w", err)
+	}
+	if stored.ID != inst.ID {
+		// Another installer created the channel between the look-up and
+		// the upsert: the webhook URL is sealed again for the ID it kept.
+		next := stored.Keyed()
+		next.WebhookURLSealed = in.keys.Seal(secret.WebhookURL, stored.ID, webhookURL)
+		if stored, err = in.store.Rekey(ctx, stored.ID, stored.Keyed(), next); err != nil {
+			return saved{}, fmt.Errorf("save installation: seal the webhook url for %s: %w", inst.ID, err)
+		}
 	}
 	if !created {
 		if token, stored, err = in.token(ctx, stored); err != nil {
@@ -58,20 +81,29 @@ func (in *Installer) save(ctx context.Context, inst registry.Installation) (save
 // addChannel adds (or, for a webhook added before, updates) a channel
 // whose incoming webhook was made by hand in Slack. Its channel key is
 // derived from the webhook URL, so adding the same webhook again keeps its
-// Jamf URL.
+// Jamf URL, also during a key rotation, when the key may still be the one
+// SECRET_KEY_PREVIOUS made.
 func (in *Installer) addChannel(ctx context.Context, webhookURL, channel, team string) (saved, error) {
+	channelID := manualChannelID(in.keys, webhookURL)
+	if prev := in.keys.Previous(); prev != nil {
+		old := manualChannelID(prev, webhookURL)
+		if _, err := in.store.GetByChannel(ctx, "", old); err == nil {
+			channelID = old
+		} else if !errors.Is(err, registry.ErrNotFound) {
+			return saved{}, fmt.Errorf("add channel: %w", err)
+		}
+	}
 	return in.save(ctx, registry.Installation{
-		ChannelID:        in.manualChannelID(webhookURL),
-		ChannelName:      channelName(channel),
-		TeamName:         team,
-		WebhookURLSealed: in.keys.Seal(webhookURL),
-	})
+		ChannelID:   channelID,
+		ChannelName: channelName(channel),
+		TeamName:    team,
+	}, webhookURL)
 }
 
 // manualChannelID is the stable channel key of a webhook added by hand: a
 // keyed hash, so the key reveals nothing of the webhook URL.
-func (in *Installer) manualChannelID(webhookURL string) string {
-	mac := in.keys.Sign([]byte(manualChannelLabel + webhookURL))
+func manualChannelID(keys *secret.Keys, webhookURL string) string {
+	mac := keys.Sign([]byte(manualChannelLabel + webhookURL))
 	return manualChannelPrefix + hex.EncodeToString(mac[:16])
 }
 
@@ -87,10 +119,14 @@ func channelName(name string) string {
 // rotate gives an installation a new token. The old Jamf URL stops working
 // as soon as KV has the new hash.
 func (in *Installer) rotate(ctx context.Context, id string) (saved, error) {
-	token, hash, sealed := in.newToken()
+	key, ok := registry.CanonicalID(id)
+	if !ok {
+		return saved{}, fmt.Errorf("rotate token: %w", registry.ErrNotFound)
+	}
+	token, hash, sealed := in.newToken(key)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	inst, err := in.store.RotateToken(ctx, id, hash, sealed)
+	inst, err := in.store.RotateToken(ctx, key, hash, sealed)
 	if err != nil {
 		return saved{}, fmt.Errorf("rotate token: %w", err)
 	}

@@ -22,7 +22,8 @@ Commands:
         add a Slack incoming webhook made by hand and print its Jamf URL;
         adding the same webhook again keeps its Jamf URL and replaces the names
   list
-        list installations: id, team, channel, status, reason, created
+        list installations: id, team, channel, status, reason, created,
+        and the inbound auth Jamf Pro must send (never its secret)
   rotate ID
         give an installation a new Jamf URL; the old one stops working
   disable ID [--reason TEXT]
@@ -33,6 +34,10 @@ Commands:
         delete an installation; its Jamf URL stops working
   set-jamf-url ID URL
         set the Jamf Pro address that notifications link to ("" clears it)
+  set ID [--basic-auth USER:PASSWORD | --header-auth 'NAME: VALUE' ... | --no-inbound-auth]
+        require credentials from Jamf Pro besides the token in the Jamf URL:
+        HTTP Basic, or headers (--header-auth again for each header);
+        --no-inbound-auth goes back to the token alone
 `
 
 // UsageError is a mistake on the command line. Mains print it with the
@@ -44,7 +49,7 @@ type UsageError struct {
 
 func (e *UsageError) Error() string { return e.Msg }
 
-// channelCommand is one `channels` command.
+// channelCommand is one `channels` (or `keys`) command.
 type channelCommand struct {
 	usage string
 	run   func(in *Installer, ctx context.Context, args []string, stdout io.Writer) error
@@ -58,6 +63,7 @@ var channelCommands = map[string]channelCommand{
 	"enable":       {"channels enable ID", (*Installer).cmdEnable},
 	"remove":       {"channels remove ID", (*Installer).cmdRemove},
 	"set-jamf-url": {"channels set-jamf-url ID URL", (*Installer).cmdSetJamfURL},
+	"set":          {setUsage, (*Installer).cmdSet},
 }
 
 // RunChannelsCommand runs one `channels` command; args are what follows
@@ -65,14 +71,31 @@ var channelCommands = map[string]channelCommand{
 // prints a webhook URL; only add and rotate print the Jamf URL they make.
 // Command-line mistakes are *UsageError; "help" prints ChannelsUsage.
 func (in *Installer) RunChannelsCommand(ctx context.Context, args []string, stdout io.Writer) error {
-	if done, err := ChannelsHelp(args, stdout); done || err != nil {
+	return in.runCommand(ctx, channelsGroup, args, stdout)
+}
+
+// commandGroup is a word of the command line (channels, keys) and the
+// commands that follow it.
+type commandGroup struct {
+	name     string
+	usage    string
+	commands map[string]channelCommand
+}
+
+var channelsGroup = commandGroup{"channels", ChannelsUsage, channelCommands}
+
+// runCommand runs the command args[0] of g with the rest of args, prints
+// usage for "help", and completes the *UsageError a command returns with
+// its name and usage.
+func (in *Installer) runCommand(ctx context.Context, g commandGroup, args []string, stdout io.Writer) error {
+	if done, err := g.help(args, stdout); done || err != nil {
 		return err
 	}
-	cmd := channelCommands[args[0]]
+	cmd := g.commands[args[0]]
 	err := cmd.run(in, ctx, args[1:], stdout)
 	var ue *UsageError
 	if errors.As(err, &ue) && ue.Usage == "" {
-		ue.Msg = "channels " + args[0] + ": " + ue.Msg
+		ue.Msg = g.name + " " + args[0] + ": " + ue.Msg
 		ue.Usage = "usage: " + cmd.usage + "\n"
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -81,22 +104,37 @@ func (in *Installer) RunChannelsCommand(ctx context.Context, args []string, stdo
 	return err
 }
 
+// help answers, before anything is opened, the command lines of g that
+// need no registry: it prints g's usage for "help" (done is then true) and
+// returns a *UsageError for a missing or unknown command.
+func (g commandGroup) help(args []string, stdout io.Writer) (done bool, err error) {
+	if len(args) == 0 {
+		return false, &UsageError{Msg: g.name + ": a command is required", Usage: g.usage}
+	}
+	if IsHelp(args[0]) {
+		_, err := io.WriteString(stdout, g.usage)
+		return true, err
+	}
+	if _, ok := g.commands[args[0]]; !ok {
+		return false, &UsageError{Msg: fmt.Sprintf("%s: unknown command %q", g.name, args[0]), Usage: g.usage}
+	}
+	return false, nil
+}
+
+// IsHelp reports whether a command-line word asks for help.
+func IsHelp(word string) bool {
+	switch word {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
 // ChannelsHelp answers, before anything is opened, the `channels` command
 // lines that need no registry: it prints ChannelsUsage for "help" (done is
 // then true) and returns a *UsageError for a missing or unknown command.
 func ChannelsHelp(args []string, stdout io.Writer) (done bool, err error) {
-	if len(args) == 0 {
-		return false, &UsageError{Msg: "channels: a command is required", Usage: ChannelsUsage}
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		_, err := io.WriteString(stdout, ChannelsUsage)
-		return true, err
-	}
-	if _, ok := channelCommands[args[0]]; !ok {
-		return false, &UsageError{Msg: fmt.Sprintf("channels: unknown command %q", args[0]), Usage: ChannelsUsage}
-	}
-	return false, nil
+	return channelsGroup.help(args, stdout)
 }
 
 // parse parses flags and positional arguments in any order and checks
@@ -191,10 +229,10 @@ func (in *Installer) cmdList(ctx context.Context, args []string, stdout io.Write
 	// the last one.
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "ID\tTEAM\tCHANNEL\tSTATUS\tREASON\tCREATED")
+	_, _ = fmt.Fprintln(tw, "ID\tTEAM\tCHANNEL\tSTATUS\tREASON\tCREATED\tAUTH")
 	for _, inst := range all {
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", inst.ID, cell(inst.TeamName), cell(inst.ChannelName),
-			inst.Status, cell(inst.StatusReason), inst.CreatedAt.UTC().Format(time.RFC3339))
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst.ID, cell(inst.TeamName), cell(inst.ChannelName),
+			inst.Status, cell(inst.StatusReason), inst.CreatedAt.UTC().Format(time.RFC3339), cell(describeInboundAuth(inst.InboundAuth)))
 	}
 	_ = tw.Flush()
 	_, err = stdout.Write(buf.Bytes())

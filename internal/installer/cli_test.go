@@ -64,7 +64,7 @@ func TestChannelsCommands(t *testing.T) {
 		inst.TeamName != "Acme" || inst.ChannelName != "#jamf" || inst.TokenHash != env.keys.HashToken(tokenA) {
 		t.Errorf("added installation %+v", inst)
 	}
-	if h, _ := env.keys.Open(inst.WebhookURLSealed); h != hookA {
+	if h, _ := env.keys.OpenWebhook(inst.ID, inst.WebhookURLSealed); h != hookA {
 		t.Error("webhook URL not stored sealed")
 	}
 	secrets = append(secrets, tokenA, inst.TokenHash)
@@ -125,15 +125,15 @@ func TestChannelsCommands(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("list printed %d lines; want a header and 2 rows:\n%s", len(lines), out)
 	}
-	if got := strings.Fields(lines[0]); !cmp.Equal(got, []string{"ID", "TEAM", "CHANNEL", "STATUS", "REASON", "CREATED"}) {
+	if got := strings.Fields(lines[0]); !cmp.Equal(got, []string{"ID", "TEAM", "CHANNEL", "STATUS", "REASON", "CREATED", "AUTH"}) {
 		t.Errorf("list header = %v", got)
 	}
-	rowA := regexp.MustCompile(`^` + idA + `\s+Acme Corp\s+#jamf-alerts\s+disabled\s+Slack workspace under review\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
-	rowB := regexp.MustCompile(`^` + idB + `\s+-\s+@someone\s+disabled\s+disabled by an operator\s+\S+Z$`)
+	rowA := regexp.MustCompile(`^` + idA + `\s+Acme Corp\s+#jamf-alerts\s+disabled\s+Slack workspace under review\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-$`)
+	rowB := regexp.MustCompile(`^` + idB + `\s+-\s+@someone\s+disabled\s+disabled by an operator\s+\S+Z\s+-$`)
 	if !rowA.MatchString(lines[1]) || !rowB.MatchString(lines[2]) {
 		t.Errorf("list rows:\n%s\n%s\nwant %s and %s", lines[1], lines[2], rowA, rowB)
 	}
-	for _, s := range append(secrets, hookA, hookB, "hooks.slack.com", "v1.", env.srv.URL) {
+	for _, s := range append(secrets, hookA, hookB, "hooks.slack.com", "v1.", "v2.", env.srv.URL) {
 		if strings.Contains(out, s) {
 			t.Errorf("list shows the secret %q:\n%s", s, out)
 		}

@@ -49,6 +49,13 @@ type testEnv struct {
 // before it is built.
 func newEnv(t *testing.T, opts ...func(*Options)) *testEnv {
 	t.Helper()
+	return newEnvWithServer(t, nil, opts...)
+}
+
+// newEnvWithServer is newEnv with server adjusting the HTTP server (its
+// timeouts, say) before it starts.
+func newEnvWithServer(t *testing.T, server func(*http.Server), opts ...func(*Options)) *testEnv {
+	t.Helper()
 	ctx := t.Context()
 	keys, err := secret.New(testSecretKey)
 	if err != nil {
@@ -64,7 +71,11 @@ func newEnv(t *testing.T, opts ...func(*Options)) *testEnv {
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	e := httpserver.New(httpserver.Options{Logger: logger, Gatherer: reg})
-	srv := httptest.NewServer(e)
+	srv := httptest.NewUnstartedServer(e)
+	if server != nil {
+		server(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	fake.SetRedirectURI(srv.URL + "/install")
 
@@ -93,6 +104,8 @@ func newEnv(t *testing.T, opts ...func(*Options)) *testEnv {
 		Logger:     logger,
 		Registerer: reg,
 		Now:        env.clock.Now,
+		Keyring:    env.kv,
+		UsedStates: env.kv,
 	}
 	for _, f := range opts {
 		f(&o)

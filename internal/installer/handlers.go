@@ -19,11 +19,17 @@ import (
 )
 
 const (
-	// callbackTimeout bounds the work after Slack's redirect: exchange,
-	// store, publish and welcome. It runs detached from the request, since
-	// a code is single use: once it is sent to Slack, the install is
-	// finished even if the browser goes away.
-	callbackTimeout = 45 * time.Second
+	// DefaultCallbackTimeout bounds the work after Slack's redirect:
+	// exchange, store, publish and welcome. It runs detached from the
+	// request, since a code is single use: once it is sent to Slack, the
+	// install is finished even if the browser goes away. It is shorter than
+	// the HTTP server's write timeout (30 s), and the callback also pushes
+	// its own write deadline past it, so the page that shows the Jamf URL
+	// is written however slow Slack is.
+	DefaultCallbackTimeout = 20 * time.Second
+	// pageWriteMargin is the time left after the callback's work to render
+	// and write its page.
+	pageWriteMargin = 5 * time.Second
 	// maxCodeLength bounds the code passed on to Slack; real ones are
 	// far shorter.
 	maxCodeLength = 1024
@@ -125,7 +131,7 @@ func (in *Installer) stateCookie(value string, expires time.Time) *http.Cookie {
 		Value:    value,
 		Path:     in.basePath + "/install",
 		Expires:  expires,
-		MaxAge:   int(stateTTL / time.Second),
+		MaxAge:   int(StateTTL / time.Second),
 		HttpOnly: true,
 		Secure:   strings.HasPrefix(in.baseURL, "https://"),
 		SameSite: http.SameSiteLaxMode,
@@ -137,22 +143,23 @@ func (in *Installer) stateCookie(value string, expires time.Time) *http.Cookie {
 	return ck
 }
 
-// consumeState accepts the callback's state once, and clears the cookie
-// whatever the outcome.
-func (in *Installer) consumeState(c echo.Context) error {
+// checkState checks the callback's state against its signed cookie, and
+// clears the cookie whatever the outcome. The state is used up only once
+// the install succeeds (states.claim).
+func (in *Installer) checkState(c echo.Context) error {
 	var cookie string
 	if ck, err := c.Cookie(stateCookie); err == nil {
 		cookie = ck.Value
 	}
 	c.SetCookie(in.stateCookie("", time.Time{}))
-	return in.states.consume(c.QueryParam("state"), cookie)
+	return in.states.check(c.QueryParam("state"), cookie)
 }
 
 // handleDenied answers Slack's redirect after the admin cancelled (or
 // Slack refused before any code was issued). It changes nothing, so the
-// state is used up when valid but not required.
+// state is not required, and its cookie is cleared.
 func (in *Installer) handleDenied(c echo.Context) error {
-	_ = in.consumeState(c)
+	_ = in.checkState(c)
 	code := cleanCode(c.QueryParam("error"))
 	if code == "access_denied" {
 		in.metrics.installs.WithLabelValues(outcomeCancelled).Inc()
@@ -168,9 +175,10 @@ func (in *Installer) handleDenied(c echo.Context) error {
 }
 
 // handleCallback finishes an install: state, code exchange, store,
-// publish, welcome message, result page.
+// publish, welcome message, result page. The state is used up only after
+// Slack accepted the code, so callbacks with made-up codes use up nothing.
 func (in *Installer) handleCallback(c echo.Context) error {
-	if err := in.consumeState(c); err != nil {
+	if err := in.checkState(c); err != nil {
 		in.metrics.installs.WithLabelValues(outcomeBadState).Inc()
 		in.logger.Warn("install callback refused", "reason", err)
 		return in.problem(c, http.StatusBadRequest, stateProblem(err))
@@ -183,30 +191,31 @@ func (in *Installer) handleCallback(c echo.Context) error {
 		return in.oauthFailed(c, &slack.OAuthError{Code: "invalid_code"})
 	}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), callbackTimeout)
+	in.extendWriteDeadline(c)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), in.callbackTimeout)
 	defer cancel()
 	res, err := in.slack.Exchange(ctx, code, in.redirectURI())
 	if err != nil {
 		return in.exchangeFailed(c, err)
+	}
+	if err := in.states.claim(ctx, c.QueryParam("state")); err != nil {
+		if errors.Is(err, errStateReplayed) || errors.Is(err, errStateBusy) {
+			in.metrics.installs.WithLabelValues(outcomeBadState).Inc()
+			in.logger.Warn("install callback refused", "reason", err)
+			return in.problem(c, http.StatusBadRequest, stateProblem(err))
+		}
+		return in.notSaved(c, res, err)
 	}
 	done, err := in.save(ctx, registry.Installation{
 		TeamID:           res.TeamID,
 		TeamName:         res.TeamName,
 		ChannelID:        res.ChannelID,
 		ChannelName:      res.ChannelName,
-		WebhookURLSealed: in.keys.Seal(res.WebhookURL),
 		ConfigurationURL: res.ConfigurationURL,
 		InstallingUser:   res.AuthedUserID,
-	})
+	}, res.WebhookURL)
 	if err != nil {
-		in.metrics.installs.WithLabelValues(outcomeFailed).Inc()
-		in.logger.Error("install not saved", "team_id", res.TeamID, "channel_id", res.ChannelID, "err", err)
-		return in.problem(c, http.StatusServiceUnavailable, problemPage{
-			Heading: "Installation not finished",
-			Message: "Slack approved the installation, but Jackalope could not save or activate it.",
-			Hint: "Wait a minute and start again: installing into the same channel again is safe and keeps its Jamf URL. " +
-				"If it keeps failing, an administrator should check the Jackalope logs.",
-		})
+		return in.notSaved(c, res, err)
 	}
 
 	outcome := outcomeInstalled
@@ -231,6 +240,29 @@ func (in *Installer) handleCallback(c echo.Context) error {
 		page.WelcomeProblem = welcomeProblem(err)
 	}
 	return in.render(c, http.StatusOK, pageResult, page)
+}
+
+// extendWriteDeadline lets the callback's answer be written up to
+// pageWriteMargin after its work's timeout, whatever the server's write
+// timeout: the result page is the one place that shows the Jamf URL.
+func (in *Installer) extendWriteDeadline(c echo.Context) {
+	rc := http.NewResponseController(c.Response().Writer)
+	if err := rc.SetWriteDeadline(time.Now().Add(in.callbackTimeout + pageWriteMargin)); err != nil {
+		// A writer without deadlines (a test recorder) has none to miss.
+		in.logger.Debug("callback write deadline not extended", "err", err)
+	}
+}
+
+// notSaved answers an install Slack approved that could not be stored.
+func (in *Installer) notSaved(c echo.Context, res slack.OAuthResult, err error) error {
+	in.metrics.installs.WithLabelValues(outcomeFailed).Inc()
+	in.logger.Error("install not saved", "team_id", res.TeamID, "channel_id", res.ChannelID, "err", err)
+	return in.problem(c, http.StatusServiceUnavailable, problemPage{
+		Heading: "Installation not finished",
+		Message: "Slack approved the installation, but Jackalope could not save or activate it.",
+		Hint: "Wait a minute and start again: installing into the same channel again is safe and keeps its Jamf URL. " +
+			"If it keeps failing, an administrator should check the Jackalope logs.",
+	})
 }
 
 // exchangeFailed answers a failed code exchange.

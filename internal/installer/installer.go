@@ -36,6 +36,9 @@ type Store interface {
 	RotateToken(ctx context.Context, id, tokenHash, tokenSealed string) (registry.Installation, error)
 	SetJamfURL(ctx context.Context, id, jamfURL string) (registry.Installation, error)
 	Delete(ctx context.Context, id string) error
+	GetByChannel(ctx context.Context, teamID, channelID string) (registry.Installation, error)
+	Rekey(ctx context.Context, id string, prev, next registry.Keyed) (registry.Installation, error)
+	SetInboundAuth(ctx context.Context, id string, auth registry.InboundAuth, sealed string) (registry.Installation, error)
 }
 
 // KV is the read model the installer publishes: the KV bucket
@@ -45,6 +48,22 @@ type KV interface {
 	DeleteInstallation(ctx context.Context, id string) error
 	InstallationKeys(ctx context.Context) ([]string, error)
 	GetInstallation(ctx context.Context, id string) (registry.Entry, error)
+}
+
+// Keyring is where the installer publishes the fingerprints of the keys
+// that open what the registry holds (the KV bucket "keyring"), so that
+// every service can check that it holds them. *bus.Conn satisfies it.
+type Keyring interface {
+	PublishKeys(ctx context.Context, current, previous string) error
+}
+
+// UsedStates remembers the OAuth states of finished installs for as long as
+// a state lives, so that each is used once across installer replicas (the
+// KV bucket "oauth_states"). *bus.Conn satisfies it.
+type UsedStates interface {
+	// ClaimState records state as used and reports false when it already
+	// was.
+	ClaimState(ctx context.Context, state string) (bool, error)
 }
 
 // Slack exchanges OAuth codes and posts the welcome message.
@@ -99,6 +118,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Keyring receives the key fingerprints (PublishKeys, Reseal); nil
+	// publishes none.
+	Keyring Keyring
+	// UsedStates makes OAuth states single use across replicas; nil
+	// remembers them in this process only.
+	UsedStates UsedStates
+	// CallbackTimeout bounds the work after Slack's redirect;
+	// DefaultCallbackTimeout when zero.
+	CallbackTimeout time.Duration
 }
 
 // Installer serves the install flow and changes the registry. It is safe
@@ -115,7 +143,10 @@ type Installer struct {
 	metrics  *metrics
 	now      func() time.Time
 	states   *states
+	keyring  Keyring
 	pages    *pages
+	// callbackTimeout bounds the work after Slack's redirect.
+	callbackTimeout time.Duration
 	// basePath is the path of the base URL, "" at the root; the state
 	// cookie's path and the pages' links start with it.
 	basePath string
@@ -167,20 +198,30 @@ func New(opts Options) (*Installer, error) {
 	if len(oauth.Scopes) == 0 {
 		oauth.Scopes = []string{"incoming-webhook"}
 	}
+	used := opts.UsedStates
+	if used == nil {
+		used = newMemStates(now, maxPendingStates)
+	}
+	callbackTimeout := opts.CallbackTimeout
+	if callbackTimeout <= 0 {
+		callbackTimeout = DefaultCallbackTimeout
+	}
 	return &Installer{
-		store:    opts.Store,
-		kv:       opts.KV,
-		slack:    opts.Slack,
-		webhooks: opts.Webhooks,
-		keys:     opts.Keys,
-		baseURL:  base,
-		oauth:    oauth,
-		logger:   logger,
-		metrics:  m,
-		now:      now,
-		states:   newStates(opts.Keys, now, maxPendingStates),
-		pages:    p,
-		basePath: u.Path,
+		store:           opts.Store,
+		kv:              opts.KV,
+		slack:           opts.Slack,
+		webhooks:        opts.Webhooks,
+		keys:            opts.Keys,
+		baseURL:         base,
+		oauth:           oauth,
+		logger:          logger,
+		metrics:         m,
+		now:             now,
+		states:          newStates(opts.Keys, now, used),
+		keyring:         opts.Keyring,
+		pages:           p,
+		basePath:        u.Path,
+		callbackTimeout: callbackTimeout,
 	}, nil
 }
 
@@ -196,26 +237,27 @@ func (in *Installer) redirectURI() string { return in.baseURL + "/install" }
 func (in *Installer) jamfURL(token string) string { return in.baseURL + "/jamf/" + token }
 
 // newToken returns a fresh Jamf URL token (a random UUID, as the original)
-// with its hash and sealed form.
-func (in *Installer) newToken() (token, hash, sealed string) {
+// with its hash and its form sealed for installation id.
+func (in *Installer) newToken(id string) (token, hash, sealed string) {
 	token = uuid.NewString()
-	return token, in.keys.HashToken(token), in.keys.Seal(token)
+	return token, in.keys.HashToken(token), in.keys.Seal(secret.JamfToken, id, token)
 }
 
 // token returns the Jamf URL token of inst. A token that cannot be opened
-// was sealed under another SECRET_KEY; its hash was made with the old key
-// too, so the old Jamf URL no longer works anyway, and the installation
-// gets a new token. It must be called with mu held.
+// was sealed under another SECRET_KEY, or for another installation (a
+// record copied from elsewhere); either way it is not shown, and the
+// installation gets a new token: a hash made with another key would not
+// find the old Jamf URL anyway. It must be called with mu held.
 func (in *Installer) token(ctx context.Context, inst registry.Installation) (string, registry.Installation, error) {
-	token, err := in.keys.Open(inst.TokenSealed)
+	token, _, err := in.keys.Open(secret.JamfToken, inst.ID, inst.TokenSealed)
 	if err == nil {
 		return token, inst, nil
 	}
 	if !errors.Is(err, secret.ErrOpen) {
 		return "", inst, fmt.Errorf("open token of installation %s: %w", inst.ID, err)
 	}
-	in.logger.Warn("installation token sealed under another SECRET_KEY; issuing a new Jamf URL", "installation", inst.ID)
-	token, hash, sealed := in.newToken()
+	in.logger.Warn("installation token does not open under SECRET_KEY or SECRET_KEY_PREVIOUS; issuing a new Jamf URL", "installation", inst.ID)
+	token, hash, sealed := in.newToken(inst.ID)
 	rotated, err := in.store.RotateToken(ctx, inst.ID, hash, sealed)
 	if err != nil {
 		return "", inst, fmt.Errorf("replace unreadable token: %w", err)
@@ -223,9 +265,12 @@ func (in *Installer) token(ctx context.Context, inst registry.Installation) (str
 	return token, rotated, nil
 }
 
-// publish writes inst's read model to KV. It must be called with mu held,
-// after the SQL write it reflects.
+// publish writes inst's read model to KV, sealing its secrets again first
+// when they are stale (sealed before seals were bound, or under
+// SECRET_KEY_PREVIOUS). It must be called with mu held, after the SQL
+// write it reflects.
 func (in *Installer) publish(ctx context.Context, inst registry.Installation) error {
+	inst = in.refresh(ctx, inst)
 	if err := in.kv.PutInstallation(ctx, inst.Entry()); err != nil {
 		return fmt.Errorf("publish installation %s: %w", inst.ID, err)
 	}

@@ -1,10 +1,12 @@
 package installer
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,11 +19,15 @@ const (
 	// stateCookie carries the signed OAuth state between /install and
 	// Slack's redirect back to /install.
 	stateCookie = "jackalope_oauth_state"
-	// stateTTL is how long an install started on /install may take.
-	stateTTL = 10 * time.Minute
-	// maxPendingStates bounds the memory that remembers used states. When
-	// it is full of unexpired states, callbacks are refused until some
-	// expire, rather than forgetting one and allowing its replay.
+	// StateTTL is how long an install started on /install may take, and so
+	// how long a used state must be remembered (the TTL of the KV bucket
+	// "oauth_states").
+	StateTTL = 10 * time.Minute
+	// maxPendingStates bounds the memory that remembers used states in a
+	// process without UsedStates. Only states of finished installs are
+	// remembered, so only real installs fill it; when it is full of
+	// unexpired states, callbacks are refused until some expire, rather
+	// than forgetting one and allowing its replay.
 	maxPendingStates = 100_000
 	// stateSignLabel separates the state's signatures from other uses of
 	// the signing key.
@@ -37,27 +43,24 @@ var (
 	errStateBusy     = errors.New("too many installs in progress")
 )
 
-// states issues OAuth states bound to a signed cookie and accepts each
-// once. Used states are remembered in this process until they expire, so
-// single use holds per installer process.
+// states issues OAuth states bound to a signed cookie, checks them without
+// remembering anything, and claims each once an install finished, so that
+// a callback with a made-up or refused code uses nothing up.
 type states struct {
 	keys *secret.Keys
 	now  func() time.Time
-	max  int
-
-	mu   sync.Mutex
-	used map[string]time.Time // state -> expiry
+	used UsedStates
 }
 
-func newStates(keys *secret.Keys, now func() time.Time, max int) *states {
-	return &states{keys: keys, now: now, max: max, used: make(map[string]time.Time)}
+func newStates(keys *secret.Keys, now func() time.Time, used UsedStates) *states {
+	return &states{keys: keys, now: now, used: used}
 }
 
 // issue returns a new random state, the cookie value that binds it
 // ("state.expiry.mac") and when it expires.
 func (s *states) issue() (state, cookie string, expires time.Time) {
 	state = rand.Text()
-	expires = s.now().Add(stateTTL)
+	expires = s.now().Add(StateTTL)
 	payload := state + "." + strconv.FormatInt(expires.Unix(), 10)
 	return state, payload + "." + s.sign(payload), expires
 }
@@ -66,8 +69,9 @@ func (s *states) sign(payload string) string {
 	return base64.RawURLEncoding.EncodeToString(s.keys.Sign([]byte(stateSignLabel + payload)))
 }
 
-// consume accepts state once if cookie is its unexpired signed cookie.
-func (s *states) consume(state, cookie string) error {
+// check reports whether cookie is state's unexpired signed cookie. It
+// remembers nothing: claim does, once the install succeeded.
+func (s *states) check(state, cookie string) error {
 	if state == "" || cookie == "" {
 		return errStateMissing
 	}
@@ -86,27 +90,58 @@ func (s *states) consume(state, cookie string) error {
 	if err != nil {
 		return errStateForged
 	}
-	expires := time.Unix(unix, 0)
-	now := s.now()
-	if !now.Before(expires) {
+	if !s.now().Before(time.Unix(unix, 0)) {
 		return errStateExpired
 	}
+	return nil
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.used[state]; ok {
+// claim uses state up, once check accepted it and Slack accepted the code:
+// the second claim of a state, in any replica, gets errStateReplayed.
+func (s *states) claim(ctx context.Context, state string) error {
+	ok, err := s.used.ClaimState(ctx, state)
+	if err != nil {
+		return fmt.Errorf("claim oauth state: %w", err)
+	}
+	if !ok {
 		return errStateReplayed
 	}
-	if len(s.used) >= s.max {
-		for k, exp := range s.used {
+	return nil
+}
+
+// memStates remembers used states in this process until they expire: single
+// use per process, for an installer without a KV bucket.
+type memStates struct {
+	now func() time.Time
+	max int
+
+	mu   sync.Mutex
+	used map[string]time.Time // state -> when it may be forgotten
+}
+
+func newMemStates(now func() time.Time, max int) *memStates {
+	return &memStates{now: now, max: max, used: make(map[string]time.Time)}
+}
+
+// ClaimState implements UsedStates. When the memory is full of unexpired
+// states it refuses with errStateBusy.
+func (m *memStates) ClaimState(_ context.Context, state string) (bool, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.used[state]; ok {
+		return false, nil
+	}
+	if len(m.used) >= m.max {
+		for k, exp := range m.used {
 			if !now.Before(exp) {
-				delete(s.used, k)
+				delete(m.used, k)
 			}
 		}
-		if len(s.used) >= s.max {
-			return errStateBusy
+		if len(m.used) >= m.max {
+			return false, errStateBusy
 		}
 	}
-	s.used[state] = expires
-	return nil
+	m.used[state] = now.Add(StateTTL)
+	return true, nil
 }

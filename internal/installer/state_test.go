@@ -4,49 +4,34 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
-// TestStatesBounded fills the memory of used states: further callbacks are
-// refused (never a state forgotten early and replayable) until the oldest
-// expire.
-func TestStatesBounded(t *testing.T) {
-	keys, err := secret.New(testSecretKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestMemStatesBounded fills the memory of used states of an installer
+// without a KV bucket: further claims are refused (never a state forgotten
+// early and replayable) until the oldest expire.
+func TestMemStatesBounded(t *testing.T) {
 	c := &clock{now: time.Unix(1_700_000_000, 0)}
-	s := newStates(keys, c.Now, 2)
-
-	type issued struct{ state, cookie string }
-	issue := func() issued {
-		state, cookie, _ := s.issue()
-		return issued{state, cookie}
-	}
-	a, b := issue(), issue()
-	c.Advance(time.Minute)
-	late, later := issue(), issue()
-
+	m := newMemStates(c.Now, 2)
 	steps := []struct {
 		name    string
 		advance time.Duration
-		use     issued
-		want    error
+		state   string
+		want    bool
+		wantErr error
 	}{
-		{name: "first", use: a},
-		{name: "second", use: b},
-		{name: "replay of the first", use: a, want: errStateReplayed},
-		{name: "full", use: late, want: errStateBusy},
-		{name: "room once the first two expired", advance: stateTTL - time.Minute, use: late},
-		{name: "the expired first is now refused as expired", use: a, want: errStateExpired},
-		{name: "another", use: later},
-		{name: "full again", use: issue(), want: errStateBusy},
+		{name: "first", state: "A", want: true},
+		{name: "second", advance: time.Minute, state: "B", want: true},
+		{name: "replay of the first", state: "A"},
+		{name: "full", state: "C", wantErr: errStateBusy},
+		{name: "room once the first expired", advance: StateTTL - time.Minute, state: "C", want: true},
+		{name: "full again", state: "E", wantErr: errStateBusy},
+		{name: "room once the second expired", advance: time.Minute, state: "D", want: true},
 	}
 	for _, st := range steps {
 		c.Advance(st.advance)
-		if err := s.consume(st.use.state, st.use.cookie); !errors.Is(err, st.want) {
-			t.Errorf("%s: consume = %v; want %v", st.name, err, st.want)
+		got, err := m.ClaimState(t.Context(), st.state)
+		if got != st.want || !errors.Is(err, st.wantErr) {
+			t.Errorf("%s: ClaimState = %v, %v; want %v, %v", st.name, got, err, st.want, st.wantErr)
 		}
 	}
 }

@@ -42,6 +42,7 @@ const versionTable = "jackalope_db_version"
 const (
 	constraintPrimaryKey = "installations_pkey"
 	constraintTokenHash  = "installations_token_hash_key"
+	constraintChannel    = "installations_team_channel_key"
 )
 
 // uniqueViolation is the SQLSTATE of a unique constraint failure.
@@ -50,7 +51,8 @@ const uniqueViolation = "23505"
 // columns lists the installation columns in the order scanRow reads them.
 const columns = `id::text, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
 	configuration_url, installing_user, token_hash, token_sealed, status, status_reason,
-	jamf_url, created_at, updated_at`
+	jamf_url, created_at, updated_at, inbound_auth_scheme, inbound_auth_headers,
+	inbound_auth_hash, inbound_auth_sealed`
 
 // Store is the PostgreSQL registry store. It is safe for concurrent use.
 type Store struct {
@@ -254,6 +256,59 @@ func (s *Store) SetJamfURL(ctx context.Context, id, jamfURL string) (registry.In
 	return s.update(ctx, "set installation jamf url", id, `jamf_url = $3`, jamfURL)
 }
 
+// GetByChannel implements registry.Store.
+func (s *Store) GetByChannel(ctx context.Context, teamID, channelID string) (registry.Installation, error) {
+	in, err := scanRow(s.pool.QueryRow(ctx,
+		`SELECT `+columns+` FROM installations WHERE team_id = $1 AND channel_id = $2`, teamID, channelID))
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("get installation by channel: %w", err)
+	}
+	return in, nil
+}
+
+// Rekey implements registry.Store in one statement: the update only
+// matches while the row still holds prev; when it does not, a second look
+// tells a changed row from a missing one.
+func (s *Store) Rekey(ctx context.Context, id string, prev, next registry.Keyed) (registry.Installation, error) {
+	if err := registry.CheckKeyed(next); err != nil {
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", err)
+	}
+	key, ok := registry.CanonicalID(id)
+	if !ok {
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", registry.ErrNotFound)
+	}
+	in, err := scanRow(s.pool.QueryRow(ctx, `UPDATE installations SET
+			channel_id = $2, webhook_url_sealed = $3, token_hash = $4, token_sealed = $5,
+			inbound_auth_hash = $6, inbound_auth_sealed = $7, updated_at = $8
+		WHERE id = $1 AND channel_id = $9 AND webhook_url_sealed = $10 AND token_hash = $11
+			AND token_sealed = $12 AND inbound_auth_hash = $13 AND inbound_auth_sealed = $14
+		RETURNING `+columns,
+		key, next.ChannelID, next.WebhookURLSealed, next.TokenHash, next.TokenSealed,
+		next.InboundAuthHash, next.InboundAuthSealed, timestamp(),
+		prev.ChannelID, prev.WebhookURLSealed, prev.TokenHash, prev.TokenSealed,
+		prev.InboundAuthHash, prev.InboundAuthSealed))
+	if errors.Is(err, registry.ErrNotFound) {
+		if _, err := s.Get(ctx, key); err != nil {
+			return registry.Installation{}, fmt.Errorf("rekey installation: %w", err)
+		}
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", registry.ErrChanged)
+	}
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", uniqueError(err))
+	}
+	return in, nil
+}
+
+// SetInboundAuth implements registry.Store.
+func (s *Store) SetInboundAuth(ctx context.Context, id string, auth registry.InboundAuth, sealed string) (registry.Installation, error) {
+	if err := registry.CheckInboundAuth(auth, sealed); err != nil {
+		return registry.Installation{}, fmt.Errorf("set inbound auth: %w", err)
+	}
+	return s.update(ctx, "set inbound auth", id,
+		`inbound_auth_scheme = $3, inbound_auth_headers = $4, inbound_auth_hash = $5, inbound_auth_sealed = $6`,
+		auth.Scheme, auth.Headers, auth.Hash, sealed)
+}
+
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key, ok := registry.CanonicalID(id)
@@ -296,7 +351,8 @@ func scanRow(row pgx.Row, extra ...any) (registry.Installation, error) {
 	)
 	dest := append([]any{&in.ID, &in.TeamID, &in.TeamName, &in.ChannelID, &in.ChannelName,
 		&in.WebhookURLSealed, &in.ConfigurationURL, &in.InstallingUser, &in.TokenHash,
-		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &in.CreatedAt, &in.UpdatedAt}, extra...)
+		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &in.CreatedAt, &in.UpdatedAt,
+		&in.InboundAuth.Scheme, &in.InboundAuth.Headers, &in.InboundAuth.Hash, &in.InboundAuthSealed}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return registry.Installation{}, registry.ErrNotFound
@@ -318,7 +374,7 @@ func timestamp() time.Time {
 
 // uniqueError turns a unique-constraint failure into an error that says
 // which value is taken; any other error is returned as is. The
-// (team_id, channel_id) constraint never fails: Upsert resolves it.
+// (team_id, channel_id) constraint fails only in Rekey: Upsert resolves it.
 func uniqueError(err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != uniqueViolation {
@@ -329,6 +385,8 @@ func uniqueError(err error) error {
 		return registry.ErrTokenInUse
 	case constraintPrimaryKey:
 		return registry.ErrIDInUse
+	case constraintChannel:
+		return registry.ErrChannelInUse
 	}
 	return err
 }

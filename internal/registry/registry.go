@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,12 @@ type Installation struct {
 	JamfURL          string // Jamf Pro base URL for deep links; optional
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// InboundAuth is what Jamf Pro must send besides the token; zero when
+	// the token alone is enough.
+	InboundAuth InboundAuth
+	// InboundAuthSealed holds the inbound credentials sealed, so that a
+	// key rotation can hash them again; empty without inbound auth.
+	InboundAuthSealed string
 }
 
 // Store is the behaviour every registry store (PostgreSQL, SQLite) shares.
@@ -53,8 +60,9 @@ type Installation struct {
 type Store interface {
 	// Upsert inserts in by (TeamID, ChannelID) or, when that pair exists,
 	// updates names, webhook URL, configuration URL and installing user and
-	// sets it active again, keeping ID, token and JamfURL. It returns the
-	// stored row and whether it was created.
+	// sets it active again, keeping ID, token, JamfURL and inbound auth. A
+	// new row never has inbound auth. It returns the stored row and whether
+	// it was created.
 	Upsert(ctx context.Context, in Installation) (Installation, bool, error)
 	Get(ctx context.Context, id string) (Installation, error)
 	GetByTokenHash(ctx context.Context, tokenHash string) (Installation, error)
@@ -65,7 +73,99 @@ type Store interface {
 	SetJamfURL(ctx context.Context, id, jamfURL string) (Installation, error)
 	Delete(ctx context.Context, id string) error
 	Close() error
+
+	// GetByChannel returns the installation of (teamID, channelID).
+	GetByChannel(ctx context.Context, teamID, channelID string) (Installation, error)
+	// Rekey replaces the values derived from SECRET_KEY (see Keyed) of
+	// installation id with next, only if they are still prev: it fails with
+	// ErrChanged when another write got there first, ErrNotFound when the
+	// installation is gone, ErrTokenInUse or a channel conflict when next
+	// takes a value another installation has.
+	Rekey(ctx context.Context, id string, prev, next Keyed) (Installation, error)
+	// SetInboundAuth sets the credentials Jamf Pro must send (auth, and
+	// sealed, the same credentials sealed); the zero InboundAuth and ""
+	// clear them. Upsert never changes them.
+	SetInboundAuth(ctx context.Context, id string, auth InboundAuth, sealed string) (Installation, error)
 }
+
+// ErrChanged is returned by Store.Rekey when the installation no longer
+// holds the values the caller read.
+var ErrChanged = errors.New("installation changed since it was read")
+
+// Keyed holds an installation's values that depend on SECRET_KEY: its
+// seals, its keyed hashes, and the channel key of a channel added by hand
+// (a keyed hash of its webhook URL). A key rotation makes them again.
+type Keyed struct {
+	ChannelID         string
+	WebhookURLSealed  string
+	TokenHash         string
+	TokenSealed       string
+	InboundAuthHash   string
+	InboundAuthSealed string
+}
+
+// Keyed returns i's values that depend on SECRET_KEY.
+func (i Installation) Keyed() Keyed {
+	return Keyed{
+		ChannelID:         i.ChannelID,
+		WebhookURLSealed:  i.WebhookURLSealed,
+		TokenHash:         i.TokenHash,
+		TokenSealed:       i.TokenSealed,
+		InboundAuthHash:   i.InboundAuth.Hash,
+		InboundAuthSealed: i.InboundAuthSealed,
+	}
+}
+
+// Inbound authentication schemes: what Jamf Pro's webhook "Authentication
+// Type" sends.
+const (
+	// AuthBasic is HTTP Basic authentication (Authorization: Basic).
+	AuthBasic = "basic"
+	// AuthHeader is Jamf Pro's "Header Authentication": headers of the
+	// admin's choosing with secret values.
+	AuthHeader = "header"
+)
+
+// InboundAuth is what Jamf Pro must send with each webhook of an
+// installation besides the token in the URL. It holds no secret: only the
+// scheme, the names of the headers and a keyed hash of the credentials.
+// The zero value means none.
+type InboundAuth struct {
+	// Scheme is AuthBasic or AuthHeader; empty means no inbound auth.
+	Scheme string `json:"scheme"`
+	// Headers are the header names of AuthHeader, canonical, sorted and
+	// joined by ",".
+	Headers string `json:"headers,omitempty"`
+	// Hash is the keyed hash (secret.Keys.HashInboundAuth) of the
+	// credentials in the form of BasicCredential or HeaderCredential.
+	Hash string `json:"hash"`
+}
+
+// Enabled reports whether Jamf Pro must send credentials.
+func (a InboundAuth) Enabled() bool { return a.Scheme != "" }
+
+// BasicCredential is the canonical form of HTTP Basic credentials that is
+// hashed. Lengths come first, so no two pairs share a form.
+func BasicCredential(user, password string) string {
+	return AuthBasic + ":" + lengthPrefixed(user) + lengthPrefixed(password)
+}
+
+// HeaderCredential is the canonical form of header credentials that is
+// hashed: names (canonical, in the order of InboundAuth.Headers) with
+// their values.
+func HeaderCredential(names, values []string) string {
+	var b strings.Builder
+	b.WriteString(AuthHeader + ":")
+	for i, name := range names {
+		b.WriteString(lengthPrefixed(name))
+		if i < len(values) {
+			b.WriteString(lengthPrefixed(values[i]))
+		}
+	}
+	return b.String()
+}
+
+func lengthPrefixed(s string) string { return strconv.Itoa(len(s)) + ":" + s }
 
 // Entry is the read model of an installation that the installer publishes
 // to the KV bucket "installations" (key: ID) and that ingest and dispatchers
@@ -79,6 +179,8 @@ type Entry struct {
 	TeamName         string `json:"team_name,omitempty"`
 	ChannelName      string `json:"channel_name,omitempty"`
 	JamfURL          string `json:"jamf_url,omitempty"`
+	// InboundAuth is checked by ingest before it reads the body.
+	InboundAuth InboundAuth `json:"inbound_auth,omitzero"`
 }
 
 // Entry returns the read model of i.
@@ -92,6 +194,7 @@ func (i Installation) Entry() Entry {
 		TeamName:         i.TeamName,
 		ChannelName:      i.ChannelName,
 		JamfURL:          i.JamfURL,
+		InboundAuth:      i.InboundAuth,
 	}
 }
 
@@ -99,6 +202,9 @@ func (i Installation) Entry() Entry {
 var (
 	ErrTokenInUse = errors.New("token hash already belongs to another installation")
 	ErrIDInUse    = errors.New("installation id already in use by another channel")
+	// ErrChannelInUse is returned by Store.Rekey when the new channel key
+	// belongs to another installation of the team.
+	ErrChannelInUse = errors.New("channel already belongs to another installation")
 )
 
 // CanonicalID returns id in canonical UUID form, or false if it is not a
@@ -139,4 +245,57 @@ func CheckUpsert(in Installation) (string, error) {
 		return "", errors.New("invalid installation: " + strings.Join(problems, "; "))
 	}
 	return id, nil
+}
+
+// CheckKeyed validates the values Store.Rekey writes, reporting every
+// problem at once.
+func CheckKeyed(k Keyed) error {
+	var problems []string
+	for _, f := range []struct{ name, value string }{
+		{"channel id", k.ChannelID}, {"sealed webhook url", k.WebhookURLSealed},
+		{"token hash", k.TokenHash}, {"sealed token", k.TokenSealed},
+	} {
+		if f.value == "" {
+			problems = append(problems, f.name+" is empty")
+		}
+	}
+	if (k.InboundAuthHash == "") != (k.InboundAuthSealed == "") {
+		problems = append(problems, "inbound auth hash and sealed credentials must be set together")
+	}
+	if len(problems) > 0 {
+		return errors.New("invalid keyed values: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// CheckInboundAuth validates what Store.SetInboundAuth writes: the zero
+// InboundAuth with no sealed credentials, or a known scheme with its hash,
+// its sealed credentials and, for AuthHeader only, header names.
+func CheckInboundAuth(a InboundAuth, sealed string) error {
+	if a == (InboundAuth{}) && sealed == "" {
+		return nil
+	}
+	var problems []string
+	switch a.Scheme {
+	case AuthBasic:
+		if a.Headers != "" {
+			problems = append(problems, "basic auth takes no header names")
+		}
+	case AuthHeader:
+		if a.Headers == "" {
+			problems = append(problems, "header auth needs header names")
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("unknown scheme %q", a.Scheme))
+	}
+	if a.Hash == "" {
+		problems = append(problems, "hash is empty")
+	}
+	if sealed == "" {
+		problems = append(problems, "sealed credentials are empty")
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return errors.New("invalid inbound auth: " + strings.Join(problems, "; "))
 }

@@ -45,7 +45,8 @@ const busyTimeout = 5 * time.Second
 // columns lists the installation columns in the order scanRow reads them.
 const columns = `id, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
 	configuration_url, installing_user, token_hash, token_sealed, status, status_reason,
-	jamf_url, created_at, updated_at`
+	jamf_url, created_at, updated_at, inbound_auth_scheme, inbound_auth_headers,
+	inbound_auth_hash, inbound_auth_sealed`
 
 // Store is the SQLite registry store. It is safe for concurrent use.
 type Store struct {
@@ -173,7 +174,7 @@ func (s *Store) Upsert(ctx context.Context, in registry.Installation) (_ registr
 	case errors.Is(err, sql.ErrNoRows):
 		created = true
 		row = tx.QueryRowContext(ctx, `INSERT INTO installations (`+columns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, '', '', '', '')
 			RETURNING `+columns,
 			id, in.TeamID, in.TeamName, in.ChannelID, in.ChannelName, in.WebhookURLSealed,
 			in.ConfigurationURL, in.InstallingUser, in.TokenHash, in.TokenSealed,
@@ -275,6 +276,82 @@ func (s *Store) SetJamfURL(ctx context.Context, id, jamfURL string) (registry.In
 	return s.update(ctx, "set installation jamf url", id, `jamf_url = ?`, jamfURL)
 }
 
+// GetByChannel implements registry.Store.
+func (s *Store) GetByChannel(ctx context.Context, teamID, channelID string) (registry.Installation, error) {
+	in, err := scanRow(s.reader.QueryRowContext(ctx,
+		`SELECT `+columns+` FROM installations WHERE team_id = ? AND channel_id = ?`, teamID, channelID))
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("get installation by channel: %w", err)
+	}
+	return in, nil
+}
+
+// Rekey implements registry.Store in one IMMEDIATE transaction: the
+// update only matches while the row still holds prev; when it does not, a
+// second look tells a changed row from a missing one.
+func (s *Store) Rekey(ctx context.Context, id string, prev, next registry.Keyed) (_ registry.Installation, err error) {
+	if err := registry.CheckKeyed(next); err != nil {
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", err)
+	}
+	key, ok := registry.CanonicalID(id)
+	if !ok {
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", registry.ErrNotFound)
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("rekey installation: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the error that led here is the one to report
+		}
+	}()
+	cur, err := scanRow(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM installations WHERE id = ?`, key))
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", err)
+	}
+	if cur.Keyed() != prev {
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", registry.ErrChanged)
+	}
+	// SQLite names no constraint in its error, so a channel key taken by
+	// another installation is told from a token hash in use here.
+	if next.ChannelID != cur.ChannelID {
+		var other string
+		err = tx.QueryRowContext(ctx, `SELECT id FROM installations WHERE team_id = ? AND channel_id = ?`,
+			cur.TeamID, next.ChannelID).Scan(&other)
+		if err == nil {
+			return registry.Installation{}, fmt.Errorf("rekey installation: %w", registry.ErrChannelInUse)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return registry.Installation{}, fmt.Errorf("rekey installation: find channel: %w", err)
+		}
+	}
+	out, err := scanRow(tx.QueryRowContext(ctx, `UPDATE installations SET
+			channel_id = ?, webhook_url_sealed = ?, token_hash = ?, token_sealed = ?,
+			inbound_auth_hash = ?, inbound_auth_sealed = ?, updated_at = ?
+		WHERE id = ?
+		RETURNING `+columns,
+		next.ChannelID, next.WebhookURLSealed, next.TokenHash, next.TokenSealed,
+		next.InboundAuthHash, next.InboundAuthSealed, formatTime(time.Now()), key))
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("rekey installation: %w", uniqueError(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return registry.Installation{}, fmt.Errorf("rekey installation: commit: %w", err)
+	}
+	return out, nil
+}
+
+// SetInboundAuth implements registry.Store.
+func (s *Store) SetInboundAuth(ctx context.Context, id string, auth registry.InboundAuth, sealed string) (registry.Installation, error) {
+	if err := registry.CheckInboundAuth(auth, sealed); err != nil {
+		return registry.Installation{}, fmt.Errorf("set inbound auth: %w", err)
+	}
+	return s.update(ctx, "set inbound auth", id,
+		`inbound_auth_scheme = ?, inbound_auth_headers = ?, inbound_auth_hash = ?, inbound_auth_sealed = ?`,
+		auth.Scheme, auth.Headers, auth.Hash, sealed)
+}
+
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key, ok := registry.CanonicalID(id)
@@ -326,7 +403,8 @@ func scanRow(row scanner) (registry.Installation, error) {
 	)
 	err := row.Scan(&in.ID, &in.TeamID, &in.TeamName, &in.ChannelID, &in.ChannelName,
 		&in.WebhookURLSealed, &in.ConfigurationURL, &in.InstallingUser, &in.TokenHash,
-		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &created, &updated)
+		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &created, &updated,
+		&in.InboundAuth.Scheme, &in.InboundAuth.Headers, &in.InboundAuth.Hash, &in.InboundAuthSealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return registry.Installation{}, registry.ErrNotFound
 	}

@@ -11,9 +11,11 @@ import (
 	"sync/atomic"
 	"text/template"
 
+	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/installer"
+	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
 // serve runs the installer, ingest and the dispatcher pool until ctx ends,
@@ -55,11 +57,17 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	if err := PublishKeys(ctx, inst, logger); err != nil {
+		return err
+	}
+	agreement, keysWatched := WatchKeys(bg, conn, keys, logger)
+	defer func() { stopBG(); <-keysWatched }()
 
 	var reconciled atomic.Bool
 	h, err := ListenHTTP(ctx, cfg, true, logger, reg, Ready(conn,
 		Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
-		Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}))
+		Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
+		agreement.Condition()))
 	if err != nil {
 		return err
 	}
@@ -151,12 +159,56 @@ func banner(w io.Writer, cfg config.Config, keySource, addr, opsAddr, nats strin
 // Channels runs one `channels` command against the store and KV bucket;
 // args are what follows "channels", --init included. It refuses to start a
 // new, empty registry or NATS store unless --init is given (see
-// CheckInstance), and says on stderr what it acts on before it does.
+// CheckInstance), and says on stderr what it acts on before it does. Every
+// command but list first checks that SECRET_KEY is the installer's: a
+// channel added with another key would show active and answer 404
+// forever.
 func Channels(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	args, init := CommandArgs(args)
 	if done, err := installer.ChannelsHelp(args, stdout); done || err != nil {
 		return err
 	}
+	return withInstaller(ctx, cfg, "jackalope-channels", init, stderr, func(inst *installer.Installer, conn *bus.Conn, keys *secret.Keys) error {
+		if args[0] != "list" {
+			if err := CheckCommandKeys(ctx, inst, conn, keys); err != nil {
+				return err
+			}
+		}
+		return inst.RunChannelsCommand(ctx, args, stdout)
+	})
+}
+
+// KeysCommand runs one `keys` command (reseal) against the store and KV
+// bucket, as Channels does. Resealing takes the keys the installer
+// publishes: with another SECRET_KEY it would seal everything under a key
+// nobody else holds.
+func KeysCommand(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	args, init := CommandArgs(args)
+	if done, err := installer.KeysHelp(args, stdout); done || err != nil {
+		return err
+	}
+	return withInstaller(ctx, cfg, "jackalope-keys", init, stderr, func(inst *installer.Installer, conn *bus.Conn, keys *secret.Keys) error {
+		if args[0] == "reseal" {
+			pub, ok, err := conn.KeyFingerprints(ctx)
+			if err != nil {
+				return err
+			}
+			if ok && pub.Current != keys.Fingerprint() {
+				return fmt.Errorf("SECRET_KEY is not the key the installer seals with (installer fingerprint %s, this one %s): "+
+					"start the installer (or jackalope) with the new SECRET_KEY and the old one as SECRET_KEY_PREVIOUS first, "+
+					"then run keys reseal with the same two", pub.Current, keys.Fingerprint())
+			}
+		}
+		return inst.RunKeysCommand(ctx, args, stdout)
+	})
+}
+
+// withInstaller opens the store and NATS for a command, builds the
+// installer and runs f with it. Unless init, it refuses to start a new,
+// empty registry or NATS store (see CheckInstance), and it says on stderr
+// what it acts on before it does.
+func withInstaller(ctx context.Context, cfg config.Config, name string, init bool, stderr io.Writer,
+	f func(inst *installer.Installer, conn *bus.Conn, keys *secret.Keys) error) error {
 	needs := Needs{Store: true, NATS: true}
 	if err := CheckInstance(cfg, needs, init); err != nil {
 		return err
@@ -167,7 +219,7 @@ func Channels(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return err
 	}
 	announce(stderr, cfg, needs)
-	store, conn, err := Open(ctx, cfg, "jackalope-channels", logger, CreateMissing)
+	store, conn, err := Open(ctx, cfg, name, logger, CreateMissing)
 	if err != nil {
 		return err
 	}
@@ -177,7 +229,7 @@ func Channels(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	return inst.RunChannelsCommand(ctx, args, stdout)
+	return f(inst, conn, keys)
 }
 
 // dlq runs one `dlq` command against the dead-letter stream.
@@ -216,6 +268,7 @@ const allInOneUsage = `usage:
   jackalope                       serve everything until SIGINT or SIGTERM
   jackalope channels <command>    manage channels by hand (jackalope channels help)
   jackalope dlq <command>         inspect, replay or drop dead letters (jackalope dlq help)
+  jackalope keys reseal           seal everything again under SECRET_KEY after a key rotation (jackalope keys help)
 
 The commands act on the instance in DATA_DIR (or NATS_URL, DATABASE_URL)
 and refuse to start a new, empty one there unless given --init.
@@ -241,7 +294,7 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 		if len(args) > 1 {
 			return fmt.Errorf("%w: serve takes no arguments\n%s", ErrUsage, allInOneUsage)
 		}
-	case "channels", "dlq":
+	case "channels", "dlq", "keys":
 	default:
 		return fmt.Errorf("%w: unknown command %q\n%s", ErrUsage, command, allInOneUsage)
 	}
@@ -254,10 +307,15 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 		// Dead letters need no key: none is generated for them.
 		return dlq(ctx, cfg, args[1:], stdout, stderr)
 	}
-	if command == "channels" {
-		// Checked before a key is generated into a new directory.
+	if command != "serve" {
+		// channels and keys: checked before a key is generated into a new
+		// directory.
+		help := installer.ChannelsHelp
+		if command == "keys" {
+			help = installer.KeysHelp
+		}
 		rest, init := CommandArgs(args[1:])
-		if done, err := installer.ChannelsHelp(rest, stdout); done || err != nil {
+		if done, err := help(rest, stdout); done || err != nil {
 			return err
 		}
 		if err := CheckInstance(cfg, Needs{Store: true, NATS: true, DataDirKey: true}, init); err != nil {
@@ -276,9 +334,13 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 			key.source = "generated in " + key.path + " (keep it: the Jamf URLs depend on it)"
 		}
 	}
-	if command == "channels" {
+	switch command {
+	case "channels":
 		key.warn(Logger(stderr, cfg, true))
 		return Channels(ctx, cfg, args[1:], stdout, stderr)
+	case "keys":
+		key.warn(Logger(stderr, cfg, true))
+		return KeysCommand(ctx, cfg, args[1:], stdout, stderr)
 	}
 	return serve(ctx, cfg, key, stdout, stderr)
 }
@@ -295,14 +357,14 @@ type keyNote struct {
 // all the same: every Jamf URL and stored webhook depends on it.
 func (k keyNote) warn(logger *slog.Logger) {
 	if k.weak != nil {
-		logger.Warn("the secret key in DATA_DIR is weak: rotate it (see the README, Upgrading)", "path", k.path, "err", k.weak)
+		logger.Warn("the secret key in DATA_DIR is weak: rotate it (see the README, Rotating SECRET_KEY)", "path", k.path, "err", k.weak)
 	}
 }
 
 // banner is what the start-up notes say of the key.
 func (k keyNote) banner() string {
 	if k.weak != nil {
-		return k.source + "; WEAK (" + k.weak.Error() + "): rotate it, see the README (Upgrading)"
+		return k.source + "; WEAK (" + k.weak.Error() + "): rotate it, see the README (Rotating SECRET_KEY)"
 	}
 	return k.source
 }

@@ -159,11 +159,15 @@ func CloseStore(store registry.Store, logger *slog.Logger) {
 	}
 }
 
-// Keys derives the secret keys, naming SECRET_KEY when it is unusable.
+// Keys derives the secret keys from SECRET_KEY and, during a rotation,
+// SECRET_KEY_PREVIOUS, naming the variable that is unusable.
 func Keys(cfg config.Config) (*secret.Keys, error) {
-	keys, err := secret.New(cfg.SecretKey)
-	if err != nil {
+	if _, err := secret.New(cfg.SecretKey); err != nil {
 		return nil, fmt.Errorf("SECRET_KEY: %w", err)
+	}
+	keys, err := secret.NewWithPrevious(cfg.SecretKey, cfg.SecretKeyPrevious)
+	if err != nil {
+		return nil, fmt.Errorf("SECRET_KEY_PREVIOUS: %w", err)
 	}
 	return keys, nil
 }
@@ -212,6 +216,8 @@ func Installer(cfg config.Config, keys *secret.Keys, store registry.Store, conn 
 		OAuth:      OAuth(cfg.Slack),
 		Logger:     logger,
 		Registerer: reg,
+		Keyring:    conn,
+		UsedStates: conn,
 	})
 }
 
@@ -298,15 +304,20 @@ func Ingest(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installations 
 	if maxBody < cfg.Ingest.MaxBodyBytes {
 		logger.Info("MAX_BODY_BYTES lowered to what NATS accepts", "max_body_bytes", maxBody, "nats_max_payload", conn.MaxPayload())
 	}
-	return ingest.New(ingest.Options{
-		Lookup:         installations,
-		Publisher:      conn,
-		Hasher:         keys.HashToken,
-		MaxBodyBytes:   maxBody,
-		PublishTimeout: cfg.Ingest.PublishTimeout,
-		Logger:         logger,
-		Registerer:     reg,
-	})
+	opts := ingest.Options{
+		Lookup:           installations,
+		Publisher:        conn,
+		Hasher:           keys.HashToken,
+		CheckInboundAuth: keys.CheckInboundAuth,
+		MaxBodyBytes:     maxBody,
+		PublishTimeout:   cfg.Ingest.PublishTimeout,
+		Logger:           logger,
+		Registerer:       reg,
+	}
+	if p := keys.Previous(); p != nil {
+		opts.PreviousHasher = p.HashToken
+	}
+	return ingest.New(opts)
 }
 
 // Dispatcher builds the delivery use case.
@@ -348,6 +359,9 @@ func Ready(conn *bus.Conn, conditions ...Condition) func() error {
 		}
 		for _, c := range conditions {
 			if !c.OK() {
+				if c.Reason != nil {
+					return errors.New(c.Reason())
+				}
 				return errors.New(c.Why)
 			}
 		}
@@ -355,8 +369,10 @@ func Ready(conn *bus.Conn, conditions ...Condition) func() error {
 	}
 }
 
-// Condition is one readiness condition and what to say while it is false.
+// Condition is one readiness condition and what to say while it is false:
+// Why, or what Reason returns when it is set.
 type Condition struct {
-	OK  func() bool
-	Why string
+	OK     func() bool
+	Why    string
+	Reason func() string
 }

@@ -379,8 +379,9 @@ func get(t *testing.T, url string) (status int, contentType string, body []byte)
 // postEvent posts a Jamf webhook body to jamfURL, as Jamf Pro does, and
 // fails the test unless it is accepted (204). A 404 is tried again for up
 // to knownTimeout: ingest's read model learns a new channel from the KV
-// bucket a moment after the installer stored it.
-func postEvent(t *testing.T, jamfURL, contentType string, body []byte) {
+// bucket a moment after the installer stored it. Each of opts adjusts the
+// request (credentials, say).
+func postEvent(t *testing.T, jamfURL, contentType string, body []byte, opts ...func(*http.Request)) {
 	t.Helper()
 	deadline := time.Now().Add(knownTimeout)
 	for {
@@ -389,6 +390,9 @@ func postEvent(t *testing.T, jamfURL, contentType string, body []byte) {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", contentType)
+		for _, o := range opts {
+			o(req)
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("POST %s: %v", jamfURL, err)

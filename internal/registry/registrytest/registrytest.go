@@ -47,6 +47,11 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"ConcurrentUpserts", testConcurrentUpserts},
 		{"TimesRoundTrip", testTimesRoundTrip},
 		{"CanceledContext", testCanceledContext},
+		{"GetByChannel", testGetByChannel},
+		{"Rekey", testRekey},
+		{"RekeyConflicts", testRekeyConflicts},
+		{"SetInboundAuth", testSetInboundAuth},
+		{"SetInboundAuthRejectsInvalid", testSetInboundAuthRejectsInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,6 +345,14 @@ func testNotFound(t *testing.T, s registry.Store) {
 				return err
 			}},
 			{"Delete", func(ctx context.Context) error { return s.Delete(ctx, id) }},
+			{"Rekey", func(ctx context.Context) error {
+				_, err := s.Rekey(ctx, id, existing.Keyed(), rekeyed(existing, "new"))
+				return err
+			}},
+			{"SetInboundAuth", func(ctx context.Context) error {
+				_, err := s.SetInboundAuth(ctx, id, basicAuth, "v2.sealed-auth")
+				return err
+			}},
 		}
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("%s(%q)", tt.name, id), func(t *testing.T) {
@@ -350,6 +363,10 @@ func testNotFound(t *testing.T, s registry.Store) {
 	for _, hash := range []string{"hash-missing", ""} {
 		_, err := s.GetByTokenHash(t.Context(), hash)
 		checkNotFound(t, fmt.Sprintf("GetByTokenHash(%q)", hash), err)
+	}
+	for _, key := range [][2]string{{existing.TeamID, "C-MISSING"}, {"T-MISSING", existing.ChannelID}, {"", ""}} {
+		_, err := s.GetByChannel(t.Context(), key[0], key[1])
+		checkNotFound(t, fmt.Sprintf("GetByChannel(%q, %q)", key[0], key[1]), err)
 	}
 	checkPersisted(t, s, existing)
 }
