@@ -32,9 +32,12 @@ type Keys struct {
 	aead    cipher.AEAD
 	hashKey []byte
 	signKey []byte
+	// tokenKey signs the console's session cookie, its sign-in state and
+	// its CSRF tokens (see SignToken).
+	tokenKey []byte
 }
 
-// New derives the sealing, hashing and signing keys from secretKey with
+// New derives the sealing, hashing, signing and token keys from secretKey with
 // HKDF-SHA256, one label each, so no key is used for two purposes.
 func New(secretKey string) (*Keys, error) {
 	if len(secretKey) < MinKeyLength {
@@ -55,6 +58,10 @@ func New(secretKey string) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive sign key: %w", err)
 	}
+	tokenKey, err := derive("token v1")
+	if err != nil {
+		return nil, fmt.Errorf("derive token key: %w", err)
+	}
 	block, err := aes.NewCipher(sealKey)
 	if err != nil {
 		return nil, fmt.Errorf("aes: %w", err)
@@ -63,7 +70,7 @@ func New(secretKey string) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gcm: %w", err)
 	}
-	return &Keys{aead: aead, hashKey: hashKey, signKey: signKey}, nil
+	return &Keys{aead: aead, hashKey: hashKey, signKey: signKey, tokenKey: tokenKey}, nil
 }
 
 // Seal encrypts plaintext with AES-256-GCM under a random nonce and returns
