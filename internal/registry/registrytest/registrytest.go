@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"ConcurrentUpserts", testConcurrentUpserts},
 		{"TimesRoundTrip", testTimesRoundTrip},
 		{"CanceledContext", testCanceledContext},
+		{"AuditAddAndList", testAuditAddAndList},
+		{"AuditRejectsAndCuts", testAuditRejectsAndCuts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
