@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type Config struct {
 	NATS            NATS
 	Ingest          Ingest
 	Dispatch        Dispatch
+	Console         Console
 }
 
 // Slack configures the OAuth app and the Slack endpoints.
@@ -45,6 +47,9 @@ type Slack struct {
 	OAuthURL     string
 	Scopes       []string
 	Timeout      time.Duration
+	// OIDCIssuer is the OpenID Connect issuer the console's "Sign in with
+	// Slack" discovers its endpoints from (SLACK_OIDC_ISSUER).
+	OIDCIssuer string
 }
 
 // Configured reports whether the OAuth app is set up ("Add to Slack" works).
@@ -82,6 +87,13 @@ type Dispatch struct {
 	AckWait time.Duration
 }
 
+// Console configures the Slack admin's console.
+type Console struct {
+	// Admins are the Slack user IDs that may change every channel of their
+	// workspace (ADMIN_SLACK_USERS), not only those they installed.
+	Admins []string
+}
+
 // Variable documents one environment variable: the README's configuration
 // table is checked against this list.
 type Variable struct {
@@ -105,6 +117,8 @@ var Variables = []Variable{
 	{"SLACK_API_URL", "https://slack.com/api", "Slack Web API base"},
 	{"SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize", "Slack authorize page"},
 	{"SLACK_TIMEOUT", "10s", "timeout of each request to Slack"},
+	{"SLACK_OIDC_ISSUER", "https://slack.com", "OpenID Connect issuer of the console's Sign in with Slack"},
+	{"ADMIN_SLACK_USERS", "(none)", "Slack user IDs that may change every channel of their workspace in the console"},
 	{"DATABASE_URL", "(none: SQLite in DATA_DIR)", "PostgreSQL URL or DSN, or host:port with DATABASE_NAME, DATABASE_USER, DATABASE_PASSWD"},
 	{"DATABASE_NAME", "(none)", "database name for the host:port form"},
 	{"DATABASE_USER", "(none)", "user for the host:port form"},
@@ -140,7 +154,9 @@ func Load(getenv func(string) string) (Config, error) {
 			APIURL:       p.httpURL("SLACK_API_URL", "https://slack.com/api"),
 			OAuthURL:     p.httpURL("SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize"),
 			Timeout:      p.duration("SLACK_TIMEOUT", 10*time.Second),
+			OIDCIssuer:   p.httpURL("SLACK_OIDC_ISSUER", "https://slack.com"),
 		},
+		Console: Console{Admins: p.slackUsers("ADMIN_SLACK_USERS")},
 		NATS: NATS{
 			URL:         getenv("NATS_URL"),
 			Replicas:    p.intRange("STREAM_REPLICAS", 1, 1, 5),
@@ -207,6 +223,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("slack_api_url", c.Slack.APIURL),
 		slog.String("slack_oauth_url", c.Slack.OAuthURL),
 		slog.String("slack_scopes", strings.Join(c.Slack.Scopes, ",")),
+		slog.String("slack_oidc_issuer", c.Slack.OIDCIssuer),
+		slog.String("admin_slack_users", strings.Join(c.Console.Admins, ",")),
 		slog.String("database", c.Database.Describe()),
 		slog.String("nats_url", redactURLs(c.NATS.URL)),
 		slog.Int("stream_replicas", c.NATS.Replicas),
@@ -332,6 +350,28 @@ func (p *parser) httpURL(name, def string) string {
 	}
 	return v
 }
+
+// slackUsers reads a comma-separated list of Slack user IDs (U… or W…,
+// upper-case letters and digits).
+func (p *parser) slackUsers(name string) []string {
+	var ids []string
+	for _, id := range strings.Split(p.getenv(name), ",") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		if !slackUserID.MatchString(id) {
+			p.fail(name, fmt.Sprintf("%q is not a Slack user ID (like U012AB3CD4; find it in the member's Slack profile, under More > Copy member ID)", id))
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// slackUserID matches a Slack user ID: U or W (Enterprise Grid), then
+// upper-case letters and digits.
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,31}$`)
 
 // baseURL reads SERVER_NAME: a host ("jackalope.example.com", meaning
 // https://host) or a base URL. Unset, it is http://localhost:<port>.
