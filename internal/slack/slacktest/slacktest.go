@@ -1,7 +1,9 @@
 // Package slacktest is a fake Slack for tests, served by net/http/httptest:
-// the OAuth v2 code exchange (oauth.v2.access) and incoming webhooks, with
-// Slack's documented errors, 429s with Retry-After, per-webhook rate
-// limits, scripted answers and a record of every request.
+// the OAuth v2 code exchange (oauth.v2.access), Sign in with Slack (OpenID
+// Connect: discovery, key set, authorize page, openid.connect.token) and
+// incoming webhooks, with Slack's documented errors, 429s with
+// Retry-After, per-webhook rate limits, scripted answers and a record of
+// every request.
 //
 // A test points the code under test at URL() (as SLACK_API_URL), registers
 // codes with AddCode or webhooks with NewWebhook, and reads what arrived
@@ -126,7 +128,10 @@ type Server struct {
 	codes        map[string]*grant
 	oauthScript  []Response
 	oauthFails   []string
-	hooks        map[string]*hook // by URL path
+	hooks        map[string]*hook   // by URL path
+	signIns      map[string]*signIn // Sign in with Slack codes
+	member       Member             // who the authorize page signs in
+	forgery      Forgery
 	seq          int
 	total        int
 	changed      chan struct{} // closed and replaced on every delivery
@@ -163,10 +168,15 @@ func New(t testing.TB) *Server {
 		clientSecret: ClientSecret,
 		codes:        map[string]*grant{},
 		hooks:        map[string]*hook{},
+		signIns:      map[string]*signIn{},
 		changed:      make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/oauth.v2.access", s.serveOAuth)
+	mux.HandleFunc(pathToken, s.serveToken)
+	mux.HandleFunc("GET "+pathDiscovery, s.serveDiscovery)
+	mux.HandleFunc("GET "+pathKeys, s.serveKeys)
+	mux.HandleFunc("GET "+pathAuthorize, s.serveAuthorize)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "unknown_method"})
 	})
@@ -242,9 +252,10 @@ func (s *Server) AddCode(code string, inst Install) string {
 	return h.url
 }
 
-// FailOAuth makes the next exchange answer {"ok":false,"error":errCode},
-// whatever it sends: "invalid_code", "access_denied", "internal_error"...
-// Calls queue up, one failure per exchange.
+// FailOAuth makes the next exchange (at oauth.v2.access or
+// openid.connect.token) answer {"ok":false,"error":errCode}, whatever it
+// sends: "invalid_code", "access_denied", "internal_error"... Calls queue
+// up, one failure per exchange.
 func (s *Server) FailOAuth(errCode string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
