@@ -349,13 +349,13 @@ func (in *Installer) handleJamfURL(c echo.Context) error {
 		})
 	}
 	form := jamfURLForm{ID: id, FormToken: token, JamfProURL: req.PostForm.Get("jamf_url")}
-	jamfPro, err := checkJamfProURL(form.JamfProURL)
+	jamfPro, err := registry.CheckJamfURL(form.JamfProURL)
 	if err != nil {
 		return in.render(c, http.StatusBadRequest, pageJamfURL, jamfURLPage{
 			Title: "Jamf Pro URL not saved", Problem: err.Error(), jamfURLForm: form,
 		})
 	}
-	inst, err := in.setJamfURL(req.Context(), id, jamfPro)
+	inst, err := in.SetJamfURL(req.Context(), id, jamfPro)
 	if errors.Is(err, registry.ErrNotFound) {
 		return in.problem(c, http.StatusNotFound, problemPage{
 			Heading: "Jamf Pro URL not saved",
