@@ -129,7 +129,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Gatherer: reg,
 		Ready:    app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
 	})
+	con, err := app.Console(cfg, keys, store, conn, inst, logger.With("component", "console"), reg)
+	if err != nil {
+		return err
+	}
 	inst.Register(e)
+	con.Register(e)
 	e.StaticFS("/static", app.Static())
 
 	ln, err := httpserver.Listen(ctx, cfg.ListenAddr)

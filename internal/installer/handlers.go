@@ -153,7 +153,7 @@ func (in *Installer) consumeState(c echo.Context) error {
 // state is used up when valid but not required.
 func (in *Installer) handleDenied(c echo.Context) error {
 	_ = in.consumeState(c)
-	code := cleanCode(c.QueryParam("error"))
+	code := slack.ErrorCode(c.QueryParam("error"))
 	if code == "access_denied" {
 		in.metrics.installs.WithLabelValues(outcomeCancelled).Inc()
 		in.logger.Info("install cancelled in Slack")
@@ -260,7 +260,7 @@ func (in *Installer) exchangeFailed(c echo.Context, err error) error {
 // oauthFailed answers Slack refusing the install with what went wrong and
 // what to do. Only the code is logged.
 func (in *Installer) oauthFailed(c echo.Context, oerr *slack.OAuthError) error {
-	code := cleanCode(oerr.Code)
+	code := slack.ErrorCode(oerr.Code)
 	in.metrics.oauthErrors.WithLabelValues(codeLabel(code)).Inc()
 	status, outcome := http.StatusBadRequest, outcomeOAuthError
 	switch {
@@ -310,20 +310,6 @@ func welcomeProblem(err error) string {
 		return "Slack asked Jackalope to slow down."
 	}
 	return "Slack could not be reached."
-}
-
-// cleanCode keeps a Slack error code only if it looks like one, so that
-// whatever a query parameter holds cannot reach a page, log or label.
-func cleanCode(s string) string {
-	if s == "" || len(s) > 64 {
-		return "unknown_error"
-	}
-	for _, r := range s {
-		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
-			return "unknown_error"
-		}
-	}
-	return s
 }
 
 // handleJamfURL sets an installation's Jamf Pro base URL from the result

@@ -63,7 +63,12 @@ func serve(ctx context.Context, cfg config.Config, keySource string, stdout, std
 			Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
 			Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"}),
 	})
+	con, err := Console(cfg, keys, store, conn, inst, logger.With("component", "console"), reg)
+	if err != nil {
+		return err
+	}
 	inst.Register(e)
+	con.Register(e)
 	ing.Register(e)
 	e.StaticFS("/static", Static())
 

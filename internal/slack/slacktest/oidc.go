@@ -130,6 +130,14 @@ func (s *Server) Forge(f Forgery) {
 	s.forgery = f
 }
 
+// SetDiscoveryDown makes the discovery document answer 503 while down is
+// true, as when Slack's sign-in cannot be reached.
+func (s *Server) SetDiscoveryDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discoveryDown = down
+}
+
 // SignIn plays a browser at Slack's authorize page: m signs in and allows
 // the request authorizeURL makes (the URL a relying party redirected to).
 // It returns the redirect back, with code and state, and fails the test
@@ -152,6 +160,13 @@ func (s *Server) SignIn(t testing.TB, authorizeURL string, m Member) string {
 // serveDiscovery answers the discovery document, with Slack's endpoints
 // on the fake.
 func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	down := s.discoveryDown
+	s.mu.Unlock()
+	if down {
+		writeResponse(w, Response{Status: http.StatusServiceUnavailable, Body: "service_unavailable"})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                s.srv.URL,
 		"authorization_endpoint":                s.srv.URL + pathAuthorize,

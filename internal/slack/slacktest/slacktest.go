@@ -120,21 +120,22 @@ type Server struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
-	mu           sync.Mutex
-	clientID     string
-	clientSecret string
-	redirectURI  string
-	latency      time.Duration
-	codes        map[string]*grant
-	oauthScript  []Response
-	oauthFails   []string
-	hooks        map[string]*hook   // by URL path
-	signIns      map[string]*signIn // Sign in with Slack codes
-	member       Member             // who the authorize page signs in
-	forgery      Forgery
-	seq          int
-	total        int
-	changed      chan struct{} // closed and replaced on every delivery
+	mu            sync.Mutex
+	clientID      string
+	clientSecret  string
+	redirectURI   string
+	latency       time.Duration
+	codes         map[string]*grant
+	oauthScript   []Response
+	oauthFails    []string
+	hooks         map[string]*hook   // by URL path
+	signIns       map[string]*signIn // Sign in with Slack codes
+	member        Member             // who the authorize page signs in
+	forgery       Forgery
+	discoveryDown bool
+	seq           int
+	total         int
+	changed       chan struct{} // closed and replaced on every delivery
 }
 
 // grant is a code registered with AddCode.
