@@ -59,7 +59,7 @@ func testAuditAddAndList(t *testing.T, s registry.Store) {
 	}
 	third := addAudit(t, s, auditEntry("TB", "inst-3", "enable"))
 	fourth := addAudit(t, s, auditEntry("TA", "inst-1", "enable"))
-	if !(first.ID < second.ID && second.ID < third.ID && third.ID < fourth.ID) {
+	if first.ID >= second.ID || second.ID >= third.ID || third.ID >= fourth.ID {
 		t.Errorf("IDs %d, %d, %d, %d do not increase with each entry", first.ID, second.ID, third.ID, fourth.ID)
 	}
 

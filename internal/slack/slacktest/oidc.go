@@ -247,45 +247,19 @@ func (s *Server) authorizeLocked(q url.Values, m Member) (location, problem stri
 // redirect URI of the authorize request, and an id_token for the member.
 // Answers queued with ScriptOAuth and FailOAuth come first.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
-	s.mu.Lock()
-	latency := s.latency
-	if len(s.oauthScript) > 0 {
-		resp := s.oauthScript[0]
-		s.oauthScript = s.oauthScript[1:]
-		s.mu.Unlock()
-		s.sleep(latency + resp.Delay)
-		writeResponse(w, resp)
-		return
-	}
-	status, ans := s.tokenLocked(r)
-	s.mu.Unlock()
-	s.sleep(latency)
-	writeJSON(w, status, ans)
+	s.serveExchange(w, r, s.tokenLocked)
 }
 
-// tokenLocked decides the answer to one token request.
+// tokenLocked decides the answer to one token request whose client was
+// accepted.
 func (s *Server) tokenLocked(r *http.Request) (int, any) {
-	fail := func(code string) (int, any) {
-		return http.StatusOK, map[string]any{"ok": false, "error": code}
-	}
-	if len(s.oauthFails) > 0 {
-		code := s.oauthFails[0]
-		s.oauthFails = s.oauthFails[1:]
-		return fail(code)
-	}
-	id, secret, ok := r.BasicAuth()
+	fail := oauthFailure
+	id, _, ok := r.BasicAuth()
 	if !ok {
-		id, secret = r.Form.Get("client_id"), r.Form.Get("client_secret")
+		id = r.Form.Get("client_id")
 	}
 	g := s.signIns[r.Form.Get("code")]
 	switch {
-	case id != s.clientID:
-		return fail("invalid_client_id")
-	case secret != s.clientSecret:
-		return fail("bad_client_secret")
-	case r.Form.Has("grant_type") && r.Form.Get("grant_type") != "authorization_code":
-		return fail("invalid_grant_type")
 	case g == nil || g.clientID != id:
 		return fail("invalid_code")
 	case g.used:

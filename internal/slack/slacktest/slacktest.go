@@ -428,6 +428,14 @@ func (s *Server) WaitFor(t testing.TB, url string, n int, timeout time.Duration)
 // HTTP Basic authentication or form fields, single-use codes, the redirect
 // URI checked when one is expected.
 func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
+	s.serveExchange(w, r, s.exchangeLocked)
+}
+
+// serveExchange answers a code exchange (oauth.v2.access or
+// openid.connect.token) after the fake's latency: a ScriptOAuth answer
+// first, then a FailOAuth failure, then a refusal of the client's
+// credentials or grant type, then what decide says.
+func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, decide func(*http.Request) (int, any)) {
 	_ = r.ParseForm()
 	s.mu.Lock()
 	latency := s.latency
@@ -439,21 +447,28 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 		writeResponse(w, resp)
 		return
 	}
-	status, ans := s.exchangeLocked(r)
+	var (
+		status int
+		ans    any
+	)
+	if code := s.refuseClientLocked(r); code != "" {
+		status, ans = oauthFailure(code)
+	} else {
+		status, ans = decide(r)
+	}
 	s.mu.Unlock()
 	s.sleep(latency)
 	writeJSON(w, status, ans)
 }
 
-// exchangeLocked decides the answer to one exchange.
-func (s *Server) exchangeLocked(r *http.Request) (int, any) {
-	fail := func(code string) (int, any) {
-		return http.StatusOK, map[string]any{"ok": false, "error": code}
-	}
+// refuseClientLocked returns the error code of a queued FailOAuth failure
+// or of wrong client credentials or grant type; "" lets the exchange go on.
+// Credentials come by HTTP Basic authentication or as form fields.
+func (s *Server) refuseClientLocked(r *http.Request) string {
 	if len(s.oauthFails) > 0 {
 		code := s.oauthFails[0]
 		s.oauthFails = s.oauthFails[1:]
-		return fail(code)
+		return code
 	}
 	id, secret, ok := r.BasicAuth()
 	if !ok {
@@ -461,12 +476,24 @@ func (s *Server) exchangeLocked(r *http.Request) (int, any) {
 	}
 	switch {
 	case id != s.clientID:
-		return fail("invalid_client_id")
+		return "invalid_client_id"
 	case secret != s.clientSecret:
-		return fail("bad_client_secret")
+		return "bad_client_secret"
 	case r.Form.Has("grant_type") && r.Form.Get("grant_type") != "authorization_code":
-		return fail("invalid_grant_type")
+		return "invalid_grant_type"
 	}
+	return ""
+}
+
+// oauthFailure is the Web API's answer to a refused exchange.
+func oauthFailure(code string) (int, any) {
+	return http.StatusOK, map[string]any{"ok": false, "error": code}
+}
+
+// exchangeLocked decides the answer to one oauth.v2.access exchange whose
+// client was accepted.
+func (s *Server) exchangeLocked(r *http.Request) (int, any) {
+	fail := oauthFailure
 	g := s.codes[r.Form.Get("code")]
 	switch {
 	case g == nil:
