@@ -212,7 +212,7 @@ func TestIDTokenRefused(t *testing.T) {
 			if !strings.Contains(page, "Sign in with Slack") {
 				t.Errorf("refusal page does not offer to sign in again:\n%s", page)
 			}
-			env.checkNoSecrets(t)
+			env.checkNoSecrets(t, mustParse(t, callback).Query().Get("code"))
 		})
 	}
 }
