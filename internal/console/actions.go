@@ -78,23 +78,23 @@ type testedPage struct {
 // channel (404 when it is not the member's workspace's), the right to
 // change it (403), the form, then a confirmation page unless the form
 // says it was confirmed, then the change and its audit entry.
-func (c *Console) handleAction(ctx echo.Context) error {
-	s, err := c.requireSession(ctx)
+func (c *Console) handleAction(ec echo.Context) error {
+	s, err := c.requireSession(ec)
 	if s == nil {
 		return err
 	}
-	req := ctx.Request()
-	req.Body = http.MaxBytesReader(ctx.Response(), req.Body, maxFormBytes)
+	req := ec.Request()
+	req.Body = http.MaxBytesReader(ec.Response(), req.Body, maxFormBytes)
 	if err := req.ParseForm(); err != nil {
-		return c.problem(ctx, http.StatusBadRequest, problemPage{Heading: "The form could not be read", Message: "Nothing was changed."})
+		return c.problem(ec, http.StatusBadRequest, problemPage{Heading: "The form could not be read", Message: "Nothing was changed."})
 	}
-	if !c.checkCSRF(ctx, s) {
-		return c.csrfRefused(ctx)
+	if !c.checkCSRF(ec, s) {
+		return c.csrfRefused(ec)
 	}
-	action := ctx.Param("action")
-	inst, err := c.channel(req.Context(), s, ctx.Param("id"))
+	action := ec.Param("action")
+	inst, err := c.channel(req.Context(), s, ec.Param("id"))
 	if errors.Is(err, registry.ErrNotFound) {
-		return c.notFound(ctx, s)
+		return c.notFound(ec, s)
 	}
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func (c *Console) handleAction(ctx echo.Context) error {
 	switch action {
 	case actionRotate, actionDisable, actionEnable, actionJamfURL, actionTest, actionReplay, actionDrop:
 	default:
-		return c.notFound(ctx, s)
+		return c.notFound(ec, s)
 	}
 	if !c.canChange(s, inst) {
 		c.metrics.changes.WithLabelValues(action, "forbidden").Inc()
@@ -111,27 +111,27 @@ func (c *Console) handleAction(ctx echo.Context) error {
 		if inst.InstallingUser != "" {
 			by += " (" + inst.InstallingUser + ")"
 		}
-		return c.problem(ctx, http.StatusForbidden, problemPage{
+		return c.problem(ec, http.StatusForbidden, problemPage{
 			frame:   c.frame(s, "Not allowed"),
 			Heading: "You cannot change this channel",
 			Message: "Only " + by + " or a Jackalope admin (ADMIN_SLACK_USERS) can change " + inst.ChannelName + ". Nothing was changed.",
 			Hint:    "You can still see its status, dead letters and changes.",
 		})
 	}
-	f, problem := c.readForm(ctx, action)
+	f, problem := c.readForm(ec, action)
 	if problem != "" {
-		return c.showChannel(ctx, s, inst, http.StatusBadRequest, "", problem)
+		return c.showChannel(ec, s, inst, http.StatusBadRequest, "", problem)
 	}
 	if req.PostForm.Get("confirmed") != "yes" {
-		return c.confirm(ctx, s, inst, action, f)
+		return c.confirm(ec, s, inst, action, f)
 	}
-	return c.run(ctx, s, inst, action, f)
+	return c.run(ec, s, inst, action, f)
 }
 
 // readForm reads and checks the fields action takes; problem says, for
 // the member, what is wrong.
-func (c *Console) readForm(ctx echo.Context, action string) (f form, problem string) {
-	pf := ctx.Request().PostForm
+func (c *Console) readForm(ec echo.Context, action string) (f form, problem string) {
+	pf := ec.Request().PostForm
 	switch action {
 	case actionDisable:
 		f.Reason = strings.Join(strings.Fields(pf.Get("reason")), " ")
@@ -158,7 +158,7 @@ func (c *Console) readForm(ctx echo.Context, action string) (f form, problem str
 }
 
 // confirm asks the member to confirm action on inst.
-func (c *Console) confirm(ctx echo.Context, s *session, inst registry.Installation, action string, f form) error {
+func (c *Console) confirm(ec echo.Context, s *session, inst registry.Installation, action string, f form) error {
 	p := confirmPage{frame: c.frame(s, "Confirm"), Inst: inst, Action: action, Form: f}
 	name := inst.ChannelName
 	switch action {
@@ -188,7 +188,7 @@ func (c *Console) confirm(ctx echo.Context, s *session, inst registry.Installati
 		p.Explain = "A short message saying it is a test, sent by you, is posted to the channel; Slack's answer is shown."
 		p.Button = "Send"
 	case actionReplay, actionDrop:
-		dead, err := c.dead.ListDead(ctx.Request().Context(), inst.ID)
+		dead, err := c.dead.ListDead(ec.Request().Context(), inst.ID)
 		if err != nil {
 			return err
 		}
@@ -202,7 +202,7 @@ func (c *Console) confirm(ctx echo.Context, s *session, inst registry.Installati
 			}
 		}
 		if p.Count == 0 {
-			return c.showChannel(ctx, s, inst, http.StatusOK, "", "That dead letter is gone: it was replayed or dropped already.")
+			return c.showChannel(ec, s, inst, http.StatusOK, "", "That dead letter is gone: it was replayed or dropped already.")
 		}
 		what := fmt.Sprintf("%d dead letter%s", p.Count, plural(p.Count))
 		if action == actionReplay {
@@ -215,24 +215,24 @@ func (c *Console) confirm(ctx echo.Context, s *session, inst registry.Installati
 			p.Button, p.Danger = "Drop "+what, true
 		}
 	}
-	return c.render(ctx, http.StatusOK, pageConfirm, p)
+	return c.render(ec, http.StatusOK, pageConfirm, p)
 }
 
 // run does a confirmed action and records it.
-func (c *Console) run(ctx echo.Context, s *session, inst registry.Installation, action string, f form) error {
-	rctx := ctx.Request().Context()
+func (c *Console) run(ec echo.Context, s *session, inst registry.Installation, action string, f form) error {
+	rctx := ec.Request().Context()
 	done := func(detail, notice string, n int) error {
 		c.metrics.changes.WithLabelValues(action, "done").Inc()
-		c.record(ctx, s, inst, action, detail)
-		return ctx.Redirect(http.StatusSeeOther, c.link("/admin/channels/"+inst.ID)+"?done="+notice+"&n="+strconv.Itoa(n))
+		c.record(ec, s, inst, action, detail)
+		return ec.Redirect(http.StatusSeeOther, c.link("/admin/channels/"+inst.ID)+"?done="+notice+"&n="+strconv.Itoa(n))
 	}
 	failed := func(err error) error {
 		c.metrics.changes.WithLabelValues(action, "failed").Inc()
 		if errors.Is(err, registry.ErrNotFound) {
-			return c.notFound(ctx, s)
+			return c.notFound(ec, s)
 		}
 		c.logger.Error("console change failed", "installation", inst.ID, "action", action, "err", err)
-		return c.showChannel(ctx, s, inst, http.StatusServiceUnavailable, "",
+		return c.showChannel(ec, s, inst, http.StatusServiceUnavailable, "",
 			"That did not work: Jackalope could not save the change. Nothing was changed; try again in a minute.")
 	}
 	switch action {
@@ -242,8 +242,8 @@ func (c *Console) run(ctx echo.Context, s *session, inst registry.Installation, 
 			return failed(err)
 		}
 		c.metrics.changes.WithLabelValues(action, "done").Inc()
-		c.record(ctx, s, updated, action, "New Jamf URL issued; the old one stopped working.")
-		return c.render(ctx, http.StatusOK, pageRotated, rotatedPage{frame: c.frame(s, "New Jamf URL"), Inst: updated, JamfURL: jamfURL})
+		c.record(ec, s, updated, action, "New Jamf URL issued; the old one stopped working.")
+		return c.render(ec, http.StatusOK, pageRotated, rotatedPage{frame: c.frame(s, "New Jamf URL"), Inst: updated, JamfURL: jamfURL})
 	case actionDisable:
 		reason := f.Reason
 		if reason == "" {
@@ -267,16 +267,16 @@ func (c *Console) run(ctx echo.Context, s *session, inst registry.Installation, 
 		}
 		return done("Jamf Pro URL set to "+f.JamfURL+".", "jamf-url", 0)
 	case actionTest:
-		return c.sendTest(ctx, s, inst)
+		return c.sendTest(ec, s, inst)
 	case actionReplay, actionDrop:
-		return c.settleDead(ctx, s, inst, action, f, done, failed)
+		return c.settleDead(ec, s, inst, action, f, done, failed)
 	}
-	return c.notFound(ctx, s)
+	return c.notFound(ec, s)
 }
 
 // sendTest posts a test message and shows Slack's answer.
-func (c *Console) sendTest(ctx echo.Context, s *session, inst registry.Installation) error {
-	err := c.channels.SendTestMessage(ctx.Request().Context(), inst.ID, cmp.Or(s.Name, s.UserID))
+func (c *Console) sendTest(ec echo.Context, s *session, inst registry.Installation) error {
+	err := c.channels.SendTestMessage(ec.Request().Context(), inst.ID, cmp.Or(s.Name, s.UserID))
 	p := testedPage{frame: c.frame(s, "Test message"), Inst: inst, OK: err == nil, Class: slack.Class(err)}
 	var se *slack.Error
 	switch {
@@ -285,7 +285,7 @@ func (c *Console) sendTest(ctx echo.Context, s *session, inst registry.Installat
 	case errors.As(err, &se):
 		p.Status, p.Body = se.Status, se.Body
 	case errors.Is(err, registry.ErrNotFound):
-		return c.notFound(ctx, s)
+		return c.notFound(ec, s)
 	}
 	detail := "Test message: Slack answered " + answer(p.Status, p.Body) + "."
 	if err != nil && !errors.As(err, &se) {
@@ -293,14 +293,14 @@ func (c *Console) sendTest(ctx echo.Context, s *session, inst registry.Installat
 		detail = "Test message: not sent (" + p.Class + ")."
 	}
 	c.metrics.changes.WithLabelValues(actionTest, "done").Inc()
-	c.record(ctx, s, inst, actionTest, detail)
-	return c.render(ctx, http.StatusOK, pageTested, p)
+	c.record(ec, s, inst, actionTest, detail)
+	return c.render(ec, http.StatusOK, pageTested, p)
 }
 
 // settleDead replays or drops one dead letter or all of a channel's.
-func (c *Console) settleDead(ctx echo.Context, s *session, inst registry.Installation, action string, f form,
+func (c *Console) settleDead(ec echo.Context, s *session, inst registry.Installation, action string, f form,
 	done func(detail, notice string, n int) error, failed func(error) error) error {
-	rctx := ctx.Request().Context()
+	rctx := ec.Request().Context()
 	var (
 		n   int
 		err error
@@ -328,7 +328,7 @@ func (c *Console) settleDead(ctx echo.Context, s *session, inst registry.Install
 	verb := map[string]string{actionReplay: "Replayed", actionDrop: "Dropped"}[action]
 	if err != nil {
 		if n > 0 {
-			c.record(ctx, s, inst, action, fmt.Sprintf("%s %d dead letter%s, then failed.", verb, n, plural(n)))
+			c.record(ec, s, inst, action, fmt.Sprintf("%s %d dead letter%s, then failed.", verb, n, plural(n)))
 		}
 		return failed(err)
 	}
@@ -341,8 +341,8 @@ func (c *Console) settleDead(ctx echo.Context, s *session, inst registry.Install
 
 // record writes a change to the audit log. A failure is logged and does
 // not undo the change, which is done by then.
-func (c *Console) record(ctx echo.Context, s *session, inst registry.Installation, action, detail string) {
-	_, err := c.audit.AddAudit(ctx.Request().Context(), registry.AuditEntry{
+func (c *Console) record(ec echo.Context, s *session, inst registry.Installation, action, detail string) {
+	_, err := c.audit.AddAudit(ec.Request().Context(), registry.AuditEntry{
 		TeamID:         s.TeamID,
 		InstallationID: inst.ID,
 		ChannelName:    inst.ChannelName,
@@ -350,7 +350,7 @@ func (c *Console) record(ctx echo.Context, s *session, inst registry.Installatio
 		UserName:       s.Name,
 		Action:         action,
 		Detail:         detail,
-		Address:        address(ctx.Request()),
+		Address:        address(ec.Request()),
 	})
 	if err != nil {
 		c.logger.Error("console change not written to the audit log", "installation", inst.ID, "user", s.UserID, "action", action, "err", err)

@@ -120,33 +120,33 @@ func (c *Console) oauthConfig(p *oidc.Provider) *oauth2.Config {
 
 // handleLogin sends the browser to Slack's authorize page with a fresh
 // state and nonce, both bound to a signed cookie.
-func (c *Console) handleLogin(ctx echo.Context) error {
+func (c *Console) handleLogin(ec echo.Context) error {
 	if missing := c.oidc.missing(); len(missing) > 0 {
-		return c.problem(ctx, http.StatusServiceUnavailable, problemPage{
+		return c.problem(ec, http.StatusServiceUnavailable, problemPage{
 			Heading: "Sign in with Slack is not set up",
 			Message: "This server has no Slack app to sign in with.",
 			Hint: "An administrator must set " + joinAnd(missing) + " (the same Slack app as Add to Slack) " +
 				"and add " + c.baseURL + "/admin/callback to the app's Redirect URLs.",
 		})
 	}
-	p, err := c.provider.get(ctx.Request().Context())
+	p, err := c.provider.get(ec.Request().Context())
 	if err != nil {
-		return c.slackUnreachable(ctx, err)
+		return c.slackUnreachable(ec, err)
 	}
 	l := login{State: rand.Text(), Nonce: rand.Text()}
 	payload, _ := json.Marshal(l) // two strings always encode
 	expires := c.now().Add(loginTTL)
-	ctx.SetCookie(c.cookie(loginCookie, "/admin/callback", c.keys.SignToken(purposeLogin, payload, expires), expires))
-	ctx.Response().Header().Set("Cache-Control", "no-store")
-	return ctx.Redirect(http.StatusFound, c.oauthConfig(p).AuthCodeURL(l.State, oidc.Nonce(l.Nonce)))
+	ec.SetCookie(c.cookie(loginCookie, "/admin/callback", c.keys.SignToken(purposeLogin, payload, expires), expires))
+	ec.Response().Header().Set("Cache-Control", "no-store")
+	return ec.Redirect(http.StatusFound, c.oauthConfig(p).AuthCodeURL(l.State, oidc.Nonce(l.Nonce)))
 }
 
 // slackUnreachable answers a sign-in that cannot reach Slack's OpenID
 // Connect discovery.
-func (c *Console) slackUnreachable(ctx echo.Context, err error) error {
+func (c *Console) slackUnreachable(ec echo.Context, err error) error {
 	c.metrics.signIns.WithLabelValues(outcomeSlackUnavailable).Inc()
 	c.logger.Warn("sign in with slack: discovery failed", "err", err)
-	return c.problem(ctx, http.StatusServiceUnavailable, problemPage{
+	return c.problem(ec, http.StatusServiceUnavailable, problemPage{
 		Heading: "Slack cannot be reached",
 		Message: "Jackalope could not reach Slack's sign-in (" + c.provider.issuer + "), so nobody can sign in right now.",
 		Hint:    "Wait a minute and try again. If it keeps failing, an administrator should check SLACK_OIDC_ISSUER and this server's access to Slack.",
@@ -158,13 +158,13 @@ func (c *Console) slackUnreachable(ctx echo.Context, err error) error {
 // the code exchanged at openid.connect.token, the id_token verified by
 // go-oidc (signature, issuer, audience, expiry) and its nonce against the
 // cookie's. Only then is the session cookie set.
-func (c *Console) handleCallback(ctx echo.Context) error {
-	req := ctx.Request()
+func (c *Console) handleCallback(ec echo.Context) error {
+	req := ec.Request()
 	var raw string
 	if ck, err := req.Cookie(loginCookie); err == nil {
 		raw = ck.Value
 	}
-	ctx.SetCookie(c.cookie(loginCookie, "/admin/callback", "", time.Time{}))
+	ec.SetCookie(c.cookie(loginCookie, "/admin/callback", "", time.Time{}))
 	refuse := func(outcome, why string, status int, page problemPage) error {
 		c.metrics.signIns.WithLabelValues(outcome).Inc()
 		c.logger.Warn("sign in refused", "outcome", outcome, "reason", why)
@@ -172,7 +172,7 @@ func (c *Console) handleCallback(ctx echo.Context) error {
 			page.Hint = "Nobody was signed in. Start again from the sign-in page, in the same browser."
 		}
 		page.SignIn = true
-		return c.problem(ctx, status, page)
+		return c.problem(ec, status, page)
 	}
 
 	var l login
@@ -202,7 +202,7 @@ func (c *Console) handleCallback(ctx echo.Context) error {
 
 	p, err := c.provider.get(req.Context())
 	if err != nil {
-		return c.slackUnreachable(ctx, err)
+		return c.slackUnreachable(ec, err)
 	}
 	cctx, cancel := context.WithTimeout(oidc.ClientContext(req.Context(), c.oidc.HTTPClient), callbackTimeout)
 	defer cancel()
@@ -245,27 +245,27 @@ func (c *Console) handleCallback(ctx echo.Context) error {
 	s := session{ID: rand.Text(), UserID: claims.UserID, TeamID: claims.TeamID, Name: claims.Name, TeamName: claims.TeamName}
 	expires := c.now().Add(sessionTTL)
 	payload, _ = json.Marshal(s) // strings always encode
-	ctx.SetCookie(c.cookie(sessionCookie, "/admin", c.keys.SignToken(purposeSession, payload, expires), expires))
+	ec.SetCookie(c.cookie(sessionCookie, "/admin", c.keys.SignToken(purposeSession, payload, expires), expires))
 	c.metrics.signIns.WithLabelValues(outcomeSignedIn).Inc()
 	c.logger.Info("signed in to the console", "user", s.UserID, "team_id", s.TeamID)
-	return ctx.Redirect(http.StatusSeeOther, c.link("/admin"))
+	return ec.Redirect(http.StatusSeeOther, c.link("/admin"))
 }
 
 // handleLogout forgets the session in this browser. A member whose
 // session is still valid must send the form's CSRF token, so that another
 // site cannot sign them out.
-func (c *Console) handleLogout(ctx echo.Context) error {
-	if s := c.session(ctx); s != nil && !c.checkCSRF(ctx, s) {
-		return c.csrfRefused(ctx)
+func (c *Console) handleLogout(ec echo.Context) error {
+	if s := c.session(ec); s != nil && !c.checkCSRF(ec, s) {
+		return c.csrfRefused(ec)
 	}
-	ctx.SetCookie(c.cookie(sessionCookie, "/admin", "", time.Time{}))
-	return c.render(ctx, http.StatusOK, pageSignedOut, frame{Title: "Signed out"})
+	ec.SetCookie(c.cookie(sessionCookie, "/admin", "", time.Time{}))
+	return c.render(ec, http.StatusOK, pageSignedOut, frame{Title: "Signed out"})
 }
 
 // session returns the member the request's session cookie names, or nil
 // when it has none, a forged one or an expired one.
-func (c *Console) session(ctx echo.Context) *session {
-	ck, err := ctx.Cookie(sessionCookie)
+func (c *Console) session(ec echo.Context) *session {
+	ck, err := ec.Cookie(sessionCookie)
 	if err != nil {
 		return nil
 	}
@@ -287,15 +287,15 @@ func (c *Console) csrfToken(s *session) string {
 }
 
 // checkCSRF reports whether the posted form carries a CSRF token of s.
-func (c *Console) checkCSRF(ctx echo.Context, s *session) bool {
-	got, err := c.keys.OpenToken(purposeCSRF, ctx.FormValue("csrf"), c.now())
+func (c *Console) checkCSRF(ec echo.Context, s *session) bool {
+	got, err := c.keys.OpenToken(purposeCSRF, ec.FormValue("csrf"), c.now())
 	return err == nil && subtle.ConstantTimeCompare(got, []byte(s.ID)) == 1
 }
 
 // csrfRefused answers a form without a valid CSRF token.
-func (c *Console) csrfRefused(ctx echo.Context) error {
+func (c *Console) csrfRefused(ec echo.Context) error {
 	c.logger.Warn("console form refused: CSRF token missing or invalid")
-	return c.problem(ctx, http.StatusForbidden, problemPage{
+	return c.problem(ec, http.StatusForbidden, problemPage{
 		Heading: "This form cannot be used",
 		Message: "The form did not carry this sign-in's security token: it was sent from another page or an older sign-in.",
 		Hint:    "Nothing was changed. Open the console again and use its buttons.",

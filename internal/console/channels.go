@@ -63,14 +63,14 @@ type changesPage struct {
 
 // requireSession returns the signed-in member, or answers the request:
 // a page view goes to the sign-in, anything else is refused.
-func (c *Console) requireSession(ctx echo.Context) (*session, error) {
-	if s := c.session(ctx); s != nil {
+func (c *Console) requireSession(ec echo.Context) (*session, error) {
+	if s := c.session(ec); s != nil {
 		return s, nil
 	}
-	if ctx.Request().Method == http.MethodGet {
-		return nil, ctx.Redirect(http.StatusFound, c.link("/admin/login"))
+	if ec.Request().Method == http.MethodGet {
+		return nil, ec.Redirect(http.StatusFound, c.link("/admin/login"))
 	}
-	return nil, c.problem(ctx, http.StatusUnauthorized, problemPage{
+	return nil, c.problem(ec, http.StatusUnauthorized, problemPage{
 		Heading: "You are signed out",
 		Message: "Your sign-in expired or was never made, so nothing was changed.",
 		Hint:    "Sign in again, then repeat what you were doing.",
@@ -122,12 +122,12 @@ func (c *Console) deliveryStates(ctx context.Context, ids []string) map[string]D
 
 // handleChannels shows the channels of the member's workspace, those that
 // need attention first.
-func (c *Console) handleChannels(ctx echo.Context) error {
-	s, err := c.requireSession(ctx)
+func (c *Console) handleChannels(ec echo.Context) error {
+	s, err := c.requireSession(ec)
 	if s == nil {
 		return err
 	}
-	rctx := ctx.Request().Context()
+	rctx := ec.Request().Context()
 	all, err := c.channels.Installations(rctx)
 	if err != nil {
 		return err
@@ -168,30 +168,30 @@ func (c *Console) handleChannels(ctx echo.Context) error {
 			cmp.Compare(strings.ToLower(a.Inst.ChannelName), strings.ToLower(b.Inst.ChannelName)),
 			cmp.Compare(a.Inst.ID, b.Inst.ID))
 	})
-	return c.render(ctx, http.StatusOK, pageChannels, page)
+	return c.render(ec, http.StatusOK, pageChannels, page)
 }
 
 // handleChannel shows one channel, its dead letters, its recent changes
 // and, for who may change it, its actions.
-func (c *Console) handleChannel(ctx echo.Context) error {
-	s, err := c.requireSession(ctx)
+func (c *Console) handleChannel(ec echo.Context) error {
+	s, err := c.requireSession(ec)
 	if s == nil {
 		return err
 	}
-	inst, err := c.channel(ctx.Request().Context(), s, ctx.Param("id"))
+	inst, err := c.channel(ec.Request().Context(), s, ec.Param("id"))
 	if errors.Is(err, registry.ErrNotFound) {
-		return c.notFound(ctx, s)
+		return c.notFound(ec, s)
 	}
 	if err != nil {
 		return err
 	}
-	n, _ := strconv.Atoi(ctx.QueryParam("n"))
-	return c.showChannel(ctx, s, inst, http.StatusOK, notice(ctx.QueryParam("done"), n), "")
+	n, _ := strconv.Atoi(ec.QueryParam("n"))
+	return c.showChannel(ec, s, inst, http.StatusOK, notice(ec.QueryParam("done"), n), "")
 }
 
 // showChannel renders inst's page with a notice or a problem on top.
-func (c *Console) showChannel(ctx echo.Context, s *session, inst registry.Installation, status int, note, problem string) error {
-	rctx := ctx.Request().Context()
+func (c *Console) showChannel(ec echo.Context, s *session, inst registry.Installation, status int, note, problem string) error {
+	rctx := ec.Request().Context()
 	page := channelPage{
 		frame:     c.frame(s, inst.ChannelName),
 		Inst:      inst,
@@ -221,18 +221,18 @@ func (c *Console) showChannel(ctx echo.Context, s *session, inst registry.Instal
 	if err != nil {
 		c.logger.Warn("console: audit log cannot be read", "installation", inst.ID, "err", err)
 	}
-	return c.render(ctx, status, pageChannel, page)
+	return c.render(ec, status, pageChannel, page)
 }
 
 // handleChanges shows the workspace's audit log.
-func (c *Console) handleChanges(ctx echo.Context) error {
-	s, err := c.requireSession(ctx)
+func (c *Console) handleChanges(ec echo.Context) error {
+	s, err := c.requireSession(ec)
 	if s == nil {
 		return err
 	}
-	changes, err := c.audit.ListAudit(ctx.Request().Context(), registry.AuditFilter{TeamID: s.TeamID, Limit: registry.MaxAuditLimit})
+	changes, err := c.audit.ListAudit(ec.Request().Context(), registry.AuditFilter{TeamID: s.TeamID, Limit: registry.MaxAuditLimit})
 	if err != nil {
 		return err
 	}
-	return c.render(ctx, http.StatusOK, pageChanges, changesPage{frame: c.frame(s, "Changes"), Changes: changes})
+	return c.render(ec, http.StatusOK, pageChanges, changesPage{frame: c.frame(s, "Changes"), Changes: changes})
 }

@@ -97,32 +97,32 @@ type problemPage struct {
 // before anything is written, so a template error is a clean 500. Pages
 // are never cached: they show a workspace's channels, and one shows a
 // Jamf URL.
-func (c *Console) render(ctx echo.Context, status int, name string, data any) error {
+func (c *Console) render(ec echo.Context, status int, name string, data any) error {
 	var buf bytes.Buffer
 	if err := c.pages.sets[name].ExecuteTemplate(&buf, "layout", data); err != nil {
 		return fmt.Errorf("render page %s: %w", name, err)
 	}
-	h := ctx.Response().Header()
+	h := ec.Response().Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	return ctx.HTMLBlob(status, buf.Bytes())
+	return ec.HTMLBlob(status, buf.Bytes())
 }
 
 // problem renders the problem page with status, with the member's frame
 // when there is one.
-func (c *Console) problem(ctx echo.Context, status int, p problemPage) error {
+func (c *Console) problem(ec echo.Context, status int, p problemPage) error {
 	if p.Title == "" {
 		p.Title = p.Heading
 	}
 	if p.Member == nil {
-		if s := c.session(ctx); s != nil {
+		if s := c.session(ec); s != nil {
 			p.frame = c.frame(s, p.Title)
 		}
 	}
-	return c.render(ctx, status, pageProblem, p)
+	return c.render(ec, status, pageProblem, p)
 }
 
 // frame returns the layout's data for s's page titled title.
@@ -132,8 +132,8 @@ func (c *Console) frame(s *session, title string) frame {
 
 // notFound answers a channel that does not exist or is another
 // workspace's: the same 404 either way, so IDs do not leak.
-func (c *Console) notFound(ctx echo.Context, s *session) error {
-	return c.problem(ctx, http.StatusNotFound, problemPage{
+func (c *Console) notFound(ec echo.Context, s *session) error {
+	return c.problem(ec, http.StatusNotFound, problemPage{
 		frame:   c.frame(s, "Channel not found"),
 		Heading: "Channel not found",
 		Message: "No channel of your workspace has this address. It may have been removed.",
