@@ -121,6 +121,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		return true;
 	})()`))
 	run(t, ctx, "refused", chromedp.WaitVisible(`//h1[text()="You cannot change this channel"]`))
+	screenshot(t, ctx, "console-refused")
 
 	// The changes page has all of Ada's changes.
 	run(t, ctx, "changes", chromedp.Navigate(base+"/admin/changes"), chromedp.WaitVisible(chromedp.CSS("table.changes")))
@@ -129,6 +130,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	run(t, ctx, "sign out", chromedp.Click(`//button[text()="Sign out"]`), chromedp.WaitVisible(`//h1[text()="Signed out"]`))
 	wantText(t, ctx, "signed out", "You are signed out")
+	screenshot(t, ctx, "console-signed-out")
 	run(t, ctx, "channels signed out", chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(chromedp.CSS("table.channels")))
 }
 
