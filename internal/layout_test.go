@@ -17,7 +17,7 @@ const module = "github.com/jackalope-app/jackalope/"
 var (
 	leaves   = []string{"internal/jamf", "internal/retry", "internal/registry", "internal/secret", "internal/redact", "migrations"}
 	adapters = []string{"internal/config", "internal/slack", "internal/bus", "internal/postgres", "internal/sqlite", "internal/httpserver"}
-	useCases = []string{"internal/ingest", "internal/dispatch", "internal/installer"}
+	useCases = []string{"internal/ingest", "internal/dispatch", "internal/installer", "internal/console"}
 	// forbidden for use cases, even through another package.
 	infrastructure = []string{"github.com/nats-io/", "github.com/jackc/pgx", "modernc.org/sqlite", "github.com/pressly/goose"}
 )

@@ -214,7 +214,7 @@ func TestRunDLQ(t *testing.T) {
 	if got := dlq("drop", "--all"); !strings.Contains(got, "dropped 1 dead letter (all installations)") {
 		t.Errorf("dlq drop = %q, want it to say 1 was dropped", got)
 	}
-	if got := dlq("help"); !strings.Contains(got, "dlq replay (--installation ID | --all)") {
+	if got := dlq("help"); !strings.Contains(got, "dlq replay (--installation ID [--seq N] | --all)") {
 		t.Errorf("dlq help = %q, want the usage", got)
 	}
 }

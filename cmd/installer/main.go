@@ -136,6 +136,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer stop()
 	agreement, keysWatched := app.WatchKeys(bg, conn, keys, logger)
 	var reconciled atomic.Bool
+	con, err := app.Console(cfg, keys, store, conn, inst, logger.With("component", "console"), reg)
+	if err != nil {
+		return err
+	}
 	h, err := app.ListenHTTP(ctx, cfg, false, logger, reg,
 		app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
 			agreement.Condition()))
@@ -143,6 +147,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	inst.Register(h.Public)
+	con.Register(h.Public)
 	h.Public.StaticFS("/static", app.Static())
 	logger.Info("installer listening", "addr", h.Addr(), "metrics_addr", h.OpsAddr(), "base_url", cfg.BaseURL,
 		"add_to_slack", cfg.Slack.Configured())

@@ -96,36 +96,46 @@ func (c *Conn) ReplayDead(ctx context.Context, installationID string, all bool) 
 	}
 	n := 0
 	err = c.scanDead(ctx, filter, func(raw *jetstream.RawStreamMsg) error {
-		d := decodeDead(raw)
-		if validID(d.InstallationID) != nil {
-			c.log.Warn("dead letter without a valid installation; left in place", "seq", raw.Sequence)
-			return nil
+		replayed, err := c.replay(ctx, stream, raw)
+		if replayed {
+			n++
 		}
-		m := nats.NewMsg(subjectEvents + d.InstallationID)
-		for _, h := range []string{headerInstallation, headerEvent, headerReceivedAt} {
-			if v := raw.Header.Get(h); v != "" {
-				m.Header.Set(h, v)
-			}
-		}
-		m.Header.Set(headerInstallation, d.InstallationID)
-		m.Data = raw.Data
-		// A replay that dies halfway and is run again publishes the same
-		// ID and is folded by the dedup window.
-		id := eventMsgID(d.InstallationID, raw.Data) + "-replay-" + strconv.FormatUint(raw.Sequence, 10)
-		if err := c.publish(ctx, m, StreamEvents, id); err != nil {
-			return fmt.Errorf("republish dead letter %d: %w", raw.Sequence, err)
-		}
-		if err := stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return fmt.Errorf("delete replayed dead letter %d: %w", raw.Sequence, err)
-		}
-		n++
-		c.log.Info("dead letter replayed", "installation", d.InstallationID, "event", d.Event, "seq", raw.Sequence)
-		return nil
+		return err
 	})
 	if err != nil {
 		return n, fmt.Errorf("replay dead letters: %w", err)
 	}
 	return n, nil
+}
+
+// replay publishes one dead letter back to JAMF_EVENTS and deletes it from
+// JAMF_DEAD once the publish was acknowledged. A dead letter without a
+// valid installation is left in place and reported as not replayed.
+func (c *Conn) replay(ctx context.Context, stream jetstream.Stream, raw *jetstream.RawStreamMsg) (bool, error) {
+	d := decodeDead(raw)
+	if validID(d.InstallationID) != nil {
+		c.log.Warn("dead letter without a valid installation; left in place", "seq", raw.Sequence)
+		return false, nil
+	}
+	m := nats.NewMsg(subjectEvents + d.InstallationID)
+	for _, h := range []string{headerInstallation, headerEvent, headerReceivedAt} {
+		if v := raw.Header.Get(h); v != "" {
+			m.Header.Set(h, v)
+		}
+	}
+	m.Header.Set(headerInstallation, d.InstallationID)
+	m.Data = raw.Data
+	// A replay that dies halfway and is run again publishes the same ID and
+	// is folded by the dedup window.
+	id := eventMsgID(d.InstallationID, raw.Data) + "-replay-" + strconv.FormatUint(raw.Sequence, 10)
+	if err := c.publish(ctx, m, StreamEvents, id); err != nil {
+		return false, fmt.Errorf("republish dead letter %d: %w", raw.Sequence, err)
+	}
+	if err := stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, fmt.Errorf("delete replayed dead letter %d: %w", raw.Sequence, err)
+	}
+	c.log.Info("dead letter replayed", "installation", d.InstallationID, "event", d.Event, "seq", raw.Sequence)
+	return true, nil
 }
 
 // DropDead deletes the dead letters of installationID (or every one, with

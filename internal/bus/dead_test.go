@@ -249,3 +249,63 @@ func eventBodies(t *testing.T, c *bus.Conn) []string {
 	}
 	return slices.Clip(out)
 }
+
+// TestOneDeadLetter replays and drops single dead letters by sequence, and
+// only for the installation they belong to.
+func TestOneDeadLetter(t *testing.T) {
+	c := bustest.New(t)
+	seedDead(t, c)
+	listed, err := c.ListDead(t.Context(), "a")
+	if err != nil || len(listed) != 3 {
+		t.Fatalf("ListDead(a) = %d letters, %v; want 3", len(listed), err)
+	}
+	first, second := listed[0].Seq, listed[1].Seq
+
+	counts, err := c.DeadCounts(t.Context())
+	if err != nil {
+		t.Fatalf("DeadCounts: %v", err)
+	}
+	if diff := cmp.Diff(map[string]int{"a": 3, "b": 2}, counts); diff != "" {
+		t.Errorf("DeadCounts (-want +got):\n%s", diff)
+	}
+
+	steps := []struct {
+		name string
+		op   func() (int, error)
+		want int
+	}{
+		{"another installation's letter is not replayed", func() (int, error) { return c.ReplayDeadLetter(t.Context(), "b", first) }, 0},
+		{"another installation's letter is not dropped", func() (int, error) { return c.DropDeadLetter(t.Context(), "b", first) }, 0},
+		{"replay one", func() (int, error) { return c.ReplayDeadLetter(t.Context(), "a", first) }, 1},
+		{"replay it again", func() (int, error) { return c.ReplayDeadLetter(t.Context(), "a", first) }, 0},
+		{"drop one", func() (int, error) { return c.DropDeadLetter(t.Context(), "a", second) }, 1},
+		{"drop it again", func() (int, error) { return c.DropDeadLetter(t.Context(), "a", second) }, 0},
+		{"a sequence past the end", func() (int, error) { return c.ReplayDeadLetter(t.Context(), "a", 1_000_000) }, 0},
+	}
+	for _, s := range steps {
+		n, err := s.op()
+		if err != nil || n != s.want {
+			t.Errorf("%s: %d, %v; want %d, nil", s.name, n, err, s.want)
+		}
+	}
+	left, err := c.ListDead(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{`{"n":3}`, `{"n":4}`, `{"n":5}`}, bodies(left)); diff != "" {
+		t.Errorf("dead letters left (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`, `{"n":5}`, `{"n":1}`}, eventBodies(t, c)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if _, err := c.ReplayDeadLetter(t.Context(), "a.b", first); err == nil {
+		t.Error("ReplayDeadLetter with an invalid installation ID succeeded; want an error")
+	}
+	counts, err = c.DeadCounts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int{"a": 1, "b": 2}, counts); diff != "" {
+		t.Errorf("DeadCounts after (-want +got):\n%s", diff)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type Config struct {
 	NATS            NATS
 	Ingest          Ingest
 	Dispatch        Dispatch
+	Console         Console
 }
 
 // Slack configures the OAuth app and the Slack endpoints.
@@ -58,6 +60,9 @@ type Slack struct {
 	// WebhookHosts are the hosts incoming webhook URLs may point at
 	// (SLACK_WEBHOOK_HOSTS), in lower case; see slack.WebhookPolicy.
 	WebhookHosts []string
+	// OIDCIssuer is the OpenID Connect issuer the console's "Sign in with
+	// Slack" discovers its endpoints from (SLACK_OIDC_ISSUER).
+	OIDCIssuer string
 }
 
 // Configured reports whether the OAuth app is set up ("Add to Slack" works).
@@ -95,6 +100,13 @@ type Dispatch struct {
 	AckWait time.Duration
 }
 
+// Console configures the Slack admin's console.
+type Console struct {
+	// Admins are the Slack user IDs that may change every channel of their
+	// workspace (ADMIN_SLACK_USERS), not only those they installed.
+	Admins []string
+}
+
 // Variable documents one environment variable: the README's configuration
 // table is checked against this list.
 type Variable struct {
@@ -120,6 +132,8 @@ var Variables = []Variable{
 	{"SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize", "Slack authorize page"},
 	{"SLACK_TIMEOUT", "10s", "timeout of each request to Slack"},
 	{"SLACK_WEBHOOK_HOSTS", "hooks.slack.com", "comma-separated hosts a Slack incoming webhook URL may point at (https only; plain http to loopback hosts listed here)"},
+	{"SLACK_OIDC_ISSUER", "https://slack.com", "OpenID Connect issuer of the console's Sign in with Slack"},
+	{"ADMIN_SLACK_USERS", "(none)", "Slack user IDs that may change every channel of their workspace in the console"},
 	{"DATABASE_URL", "(none: SQLite in DATA_DIR)", "PostgreSQL URL or DSN, or host:port with DATABASE_NAME, DATABASE_USER, DATABASE_PASSWD"},
 	{"DATABASE_NAME", "(none)", "database name for the host:port form"},
 	{"DATABASE_USER", "(none)", "user for the host:port form"},
@@ -158,7 +172,9 @@ func Load(getenv func(string) string) (Config, error) {
 			OAuthURL:     p.httpURL("SLACK_OAUTH_URL", "https://slack.com/oauth/v2/authorize"),
 			Timeout:      p.duration("SLACK_TIMEOUT", 10*time.Second),
 			WebhookHosts: p.hosts("SLACK_WEBHOOK_HOSTS", "hooks.slack.com"),
+			OIDCIssuer:   p.httpURL("SLACK_OIDC_ISSUER", "https://slack.com"),
 		},
+		Console: Console{Admins: p.slackUsers("ADMIN_SLACK_USERS")},
 		NATS: NATS{
 			URL:         getenv("NATS_URL"),
 			Replicas:    p.intRange("STREAM_REPLICAS", 1, 1, 5),
@@ -238,6 +254,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("slack_oauth_url", c.Slack.OAuthURL),
 		slog.String("slack_scopes", strings.Join(c.Slack.Scopes, ",")),
 		slog.String("slack_webhook_hosts", strings.Join(c.Slack.WebhookHosts, ",")),
+		slog.String("slack_oidc_issuer", c.Slack.OIDCIssuer),
+		slog.String("admin_slack_users", strings.Join(c.Console.Admins, ",")),
 		slog.String("database", c.Database.Describe()),
 		slog.String("nats_url", redact.URL(c.NATS.URL)),
 		slog.Int("stream_replicas", c.NATS.Replicas),
@@ -379,6 +397,28 @@ func (p *parser) hosts(name, def string) []string {
 	}
 	return out
 }
+
+// slackUsers reads a comma-separated list of Slack user IDs (U… or W…,
+// upper-case letters and digits).
+func (p *parser) slackUsers(name string) []string {
+	var ids []string
+	for _, id := range strings.Split(p.getenv(name), ",") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		if !slackUserID.MatchString(id) {
+			p.fail(name, fmt.Sprintf("%q is not a Slack user ID (like U012AB3CD4; find it in the member's Slack profile, under More > Copy member ID)", id))
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// slackUserID matches a Slack user ID: U or W (Enterprise Grid), then
+// upper-case letters and digits.
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,31}$`)
 
 // baseURL reads SERVER_NAME: a host ("jackalope.example.com", meaning
 // https://host) or a base URL. Unset, it is http://localhost:<port>.

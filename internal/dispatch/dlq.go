@@ -28,6 +28,10 @@ type DLQ interface {
 	ReplayDead(ctx context.Context, installationID string, all bool) (int, error)
 	// DropDead removes the dead letters of one installation, or of all.
 	DropDead(ctx context.Context, installationID string, all bool) (int, error)
+	// ReplayDeadLetter and DropDeadLetter do the same to one dead letter
+	// of installationID, the one at seq; they return 0 when there is none.
+	ReplayDeadLetter(ctx context.Context, installationID string, seq uint64) (int, error)
+	DropDeadLetter(ctx context.Context, installationID string, seq uint64) (int, error)
 }
 
 // ErrUsage is wrapped by the errors RunDLQCommand returns for a command
@@ -36,9 +40,9 @@ var ErrUsage = errors.New("usage")
 
 // DLQUsage describes the dlq command.
 const DLQUsage = `usage:
-  dlq list   [--installation ID]          list dead letters (all installations by default)
-  dlq replay (--installation ID | --all)  republish dead letters for delivery and remove them
-  dlq drop   (--installation ID | --all)  remove dead letters for good
+  dlq list   [--installation ID]                      list dead letters (all installations by default)
+  dlq replay (--installation ID [--seq N] | --all)  republish dead letters for delivery and remove them
+  dlq drop   (--installation ID [--seq N] | --all)  remove dead letters for good
 `
 
 // DLQCommand is a parsed dlq command line.
@@ -46,6 +50,7 @@ type DLQCommand struct {
 	Name         string // list, replay, drop or help
 	Installation string // one installation's dead letters; empty for all (list) or with All
 	All          bool   // replay or drop every installation's dead letters
+	Seq          uint64 // replay or drop only the dead letter at this SEQ (see list) of Installation
 }
 
 // ParseDLQCommand parses the words after "dlq": list [--installation ID],
@@ -69,6 +74,7 @@ func ParseDLQCommand(args []string) (DLQCommand, error) {
 	fs.StringVar(&c.Installation, "installation", "", "installation `ID`")
 	if c.Name != "list" {
 		fs.BoolVar(&c.All, "all", false, "every installation")
+		fs.Uint64Var(&c.Seq, "seq", 0, "only the dead letter at `SEQ`")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -81,6 +87,9 @@ func ParseDLQCommand(args []string) (DLQCommand, error) {
 	}
 	if c.Name != "list" && (c.Installation == "") == !c.All {
 		return DLQCommand{}, fmt.Errorf("%w: dlq %s needs exactly one of --installation ID and --all\n%s", ErrUsage, c.Name, DLQUsage)
+	}
+	if c.Seq != 0 && c.Installation == "" {
+		return DLQCommand{}, fmt.Errorf("%w: dlq %s --seq needs --installation ID\n%s", ErrUsage, c.Name, DLQUsage)
 	}
 	return c, nil
 }
@@ -96,6 +105,9 @@ func (c DLQCommand) Run(ctx context.Context, dlq DLQ, stdout io.Writer) error {
 	case "list":
 		return listDead(ctx, dlq, c.Installation, stdout)
 	case "replay", "drop":
+		if c.Seq != 0 {
+			return settleDeadLetter(ctx, dlq, c.Name, c.Installation, c.Seq, stdout)
+		}
 		return settleDead(ctx, dlq, c.Name, c.Installation, c.All, stdout)
 	}
 	return fmt.Errorf("%w: unknown dlq command %q\n%s", ErrUsage, c.Name, DLQUsage)
@@ -165,6 +177,34 @@ func settleDead(ctx context.Context, dlq DLQ, cmd, installation string, all bool
 	}
 	verb := map[string]string{"replay": "replayed", "drop": "dropped"}[cmd]
 	_, err = fmt.Fprintf(w, "%s %d dead letter%s%s\n", verb, n, plural(n), scope(installation, all))
+	return err
+}
+
+// settleDeadLetter replays or drops the one dead letter of installation at
+// seq, saying what it found first.
+func settleDeadLetter(ctx context.Context, dlq DLQ, cmd, installation string, seq uint64, w io.Writer) error {
+	dead, err := dlq.ListDead(ctx, installation)
+	if err != nil {
+		return fmt.Errorf("list dead letters: %w", err)
+	}
+	for _, d := range dead {
+		if d.Seq == seq {
+			if _, err := fmt.Fprintf(w, "found %s%s\n", summary([]jamf.DeadLetter{d}), scope(installation, false)); err != nil {
+				return err
+			}
+		}
+	}
+	var n int
+	if cmd == "replay" {
+		n, err = dlq.ReplayDeadLetter(ctx, installation, seq)
+	} else {
+		n, err = dlq.DropDeadLetter(ctx, installation, seq)
+	}
+	if err != nil {
+		return fmt.Errorf("%s dead letter %d: %w", cmd, seq, err)
+	}
+	verb := map[string]string{"replay": "replayed", "drop": "dropped"}[cmd]
+	_, err = fmt.Fprintf(w, "%s %d dead letter%s%s\n", verb, n, plural(n), scope(installation, false))
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,24 @@ func (m *memDLQ) DropDead(_ context.Context, id string, all bool) (int, error) {
 	return len(n), nil
 }
 
+func (m *memDLQ) ReplayDeadLetter(_ context.Context, id string, seq uint64) (int, error) {
+	return m.settleOne("replay", id, seq), nil
+}
+
+func (m *memDLQ) DropDeadLetter(_ context.Context, id string, seq uint64) (int, error) {
+	return m.settleOne("drop", id, seq), nil
+}
+
+func (m *memDLQ) settleOne(op, id string, seq uint64) int {
+	m.calls = append(m.calls, fmt.Sprintf("%s %s seq %d", op, id, seq))
+	for _, d := range m.dead {
+		if d.InstallationID == id && d.Seq == seq {
+			return 1
+		}
+	}
+	return 0
+}
+
 func TestRunDLQCommand(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 30, 0, 0, time.UTC)
 	letters := []jamf.DeadLetter{
@@ -84,6 +103,23 @@ func TestRunDLQCommand(t *testing.T) {
 			args:  []string{"replay", "--installation", "inst-b"},
 			want:  "found 2 dead letters: channel_dead 2; events: JSSShutdown 1, JSSStartup 1 (installation inst-b)\nreplayed 2 dead letters (installation inst-b)\n",
 			calls: []string{"replay inst-b one"},
+		},
+		{
+			name:  "replay one dead letter",
+			args:  []string{"replay", "--installation", "inst-b", "--seq", "12"},
+			want:  "found 1 dead letter: channel_dead 1; events: JSSStartup 1 (installation inst-b)\nreplayed 1 dead letter (installation inst-b)\n",
+			calls: []string{"replay inst-b seq 12"},
+		},
+		{
+			name:  "drop a dead letter that is gone",
+			args:  []string{"drop", "--installation", "inst-a", "--seq", "9"},
+			want:  "dropped 0 dead letters (installation inst-a)\n",
+			calls: []string{"drop inst-a seq 9"},
+		},
+		{
+			name:    "seq without an installation",
+			args:    []string{"replay", "--all", "--seq", "9"},
+			wantErr: "--seq needs --installation",
 		},
 		{
 			name:  "drop all",

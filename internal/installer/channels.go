@@ -11,20 +11,22 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/secret"
+	"github.com/jackalope-app/jackalope/internal/slack"
 )
 
 const (
-	// maxURLLength bounds the URLs an admin types in.
-	maxURLLength = 2048
 	// manualChannelLabel separates manual channel keys from other uses of
 	// the signing key.
 	manualChannelLabel = "manual channel\x00"
 	// manualChannelPrefix marks the channel key of a channel added by hand.
 	manualChannelPrefix = "manual-"
-	// operatorReason is the reason of `channels disable` without --reason.
-	operatorReason = "disabled by an operator"
 )
+
+// OperatorReason is why an installation disabled by hand is disabled when
+// whoever disabled it gave no reason.
+const OperatorReason = "disabled by an operator"
 
 // saved is the outcome of a save: the stored installation, whether it is
 // new, and its Jamf URL token.
@@ -116,25 +118,83 @@ func channelName(name string) string {
 	return "#" + name
 }
 
-// rotate gives an installation a new token. The old Jamf URL stops working
-// as soon as KV has the new hash.
-func (in *Installer) rotate(ctx context.Context, id string) (saved, error) {
+// Installations returns every installation, ordered by creation.
+func (in *Installer) Installations(ctx context.Context) ([]registry.Installation, error) {
+	all, err := in.store.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list installations: %w", err)
+	}
+	return all, nil
+}
+
+// Installation returns one installation; an unknown id is
+// registry.ErrNotFound.
+func (in *Installer) Installation(ctx context.Context, id string) (registry.Installation, error) {
+	inst, err := in.store.Get(ctx, id)
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("get installation: %w", err)
+	}
+	return inst, nil
+}
+
+// Rotate gives an installation a new token and returns it with its new
+// Jamf URL, a secret to show once. The old Jamf URL stops working as soon
+// as KV has the new hash.
+func (in *Installer) Rotate(ctx context.Context, id string) (registry.Installation, string, error) {
 	key, ok := registry.CanonicalID(id)
 	if !ok {
-		return saved{}, fmt.Errorf("rotate token: %w", registry.ErrNotFound)
+		return registry.Installation{}, "", fmt.Errorf("rotate token: %w", registry.ErrNotFound)
 	}
 	token, hash, sealed := in.newToken(key)
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	inst, err := in.store.RotateToken(ctx, key, hash, sealed)
 	if err != nil {
-		return saved{}, fmt.Errorf("rotate token: %w", err)
+		return registry.Installation{}, "", fmt.Errorf("rotate token: %w", err)
 	}
 	if err := in.publish(ctx, inst); err != nil {
-		return saved{}, fmt.Errorf("rotate token: %w", err)
+		return registry.Installation{}, "", fmt.Errorf("rotate token: %w", err)
 	}
 	in.logger.Info("jamf url rotated", "installation", inst.ID)
-	return saved{inst: inst, token: token}, nil
+	return inst, in.jamfURL(token), nil
+}
+
+// Disable stops posting to an installation's channel; ingest answers 410
+// with reason (OperatorReason when empty).
+func (in *Installer) Disable(ctx context.Context, id, reason string) (registry.Installation, error) {
+	if reason = strings.TrimSpace(reason); reason == "" {
+		reason = OperatorReason
+	}
+	return in.setStatus(ctx, id, registry.StatusDisabled, reason)
+}
+
+// Enable posts to an installation's channel again.
+func (in *Installer) Enable(ctx context.Context, id string) (registry.Installation, error) {
+	return in.setStatus(ctx, id, registry.StatusActive, "")
+}
+
+// SendTestMessage posts render.TestMessage(by) to an installation's
+// channel, whatever its status, and returns Slack's answer: nil when Slack
+// took it, otherwise the error of slack.Client.Post, an *slack.Error that
+// carries Slack's status and body. Nothing is changed either way.
+func (in *Installer) SendTestMessage(ctx context.Context, id, by string) error {
+	if in.slack == nil {
+		return errors.New("send test message: slack is not configured")
+	}
+	inst, err := in.store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("send test message: %w", err)
+	}
+	hook, err := in.keys.OpenWebhook(inst.ID, inst.WebhookURLSealed)
+	if err != nil {
+		return fmt.Errorf("send test message: webhook url of installation %s: %w", inst.ID, err)
+	}
+	if err := in.slack.Post(ctx, hook, render.TestMessage(by)); err != nil {
+		in.logger.Info("test message not taken", "installation", inst.ID, "class", slack.Class(err), "err", err)
+		return fmt.Errorf("send test message: %w", err)
+	}
+	in.logger.Info("test message posted", "installation", inst.ID)
+	return nil
 }
 
 // setStatus enables or disables an installation by hand.
@@ -170,9 +230,14 @@ func (in *Installer) remove(ctx context.Context, id string) (registry.Installati
 	return inst, nil
 }
 
-// setJamfURL sets the Jamf Pro base URL used for deep links; jamfPro must
-// have passed checkJamfProURL. Empty clears it.
-func (in *Installer) setJamfURL(ctx context.Context, id, jamfPro string) (registry.Installation, error) {
+// SetJamfURL sets the Jamf Pro base URL that notifications link to, as
+// registry.CheckJamfURL accepts it (callers check it first, to say what is
+// wrong); empty clears it.
+func (in *Installer) SetJamfURL(ctx context.Context, id, jamfPro string) (registry.Installation, error) {
+	jamfPro, err := registry.CheckJamfURL(jamfPro)
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("set jamf pro url: %w", err)
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	inst, err := in.store.SetJamfURL(ctx, id, jamfPro)
@@ -197,24 +262,6 @@ func (in *Installer) checkWebhookURL(raw string) (string, error) {
 		return "", fmt.Errorf("--webhook-url: %w", err)
 	}
 	return raw, nil
-}
-
-// checkJamfProURL accepts an http or https base URL (with a host, without
-// user info, query or fragment) and returns it without a trailing slash.
-// Empty is accepted and clears the setting.
-func checkJamfProURL(raw string) (string, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return "", nil
-	}
-	if len(raw) > maxURLLength {
-		return "", fmt.Errorf("the Jamf Pro URL is longer than %d characters", maxURLLength)
-	}
-	u, err := url.Parse(raw)
-	if err != nil || !isHTTPURL(raw) || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
-		return "", errors.New("the Jamf Pro URL must be an http or https address, like https://yourcompany.jamfcloud.com")
-	}
-	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // isHTTPURL reports whether s is an absolute http or https URL with a host.

@@ -38,6 +38,8 @@ Commands:
         require credentials from Jamf Pro besides the token in the Jamf URL:
         HTTP Basic, or headers (--header-auth again for each header);
         --no-inbound-auth goes back to the token alone
+  test ID
+        post a test message to an installation's channel and print Slack's answer
 `
 
 // UsageError is a mistake on the command line. Mains print it with the
@@ -64,6 +66,7 @@ var channelCommands = map[string]channelCommand{
 	"remove":       {"channels remove ID", (*Installer).cmdRemove},
 	"set-jamf-url": {"channels set-jamf-url ID URL", (*Installer).cmdSetJamfURL},
 	"set":          {setUsage, (*Installer).cmdSet},
+	"test":         {"channels test ID", (*Installer).cmdTest},
 }
 
 // RunChannelsCommand runs one `channels` command; args are what follows
@@ -217,7 +220,7 @@ func (in *Installer) cmdList(ctx context.Context, args []string, stdout io.Write
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	all, err := in.store.List(ctx)
+	all, err := in.Installations(ctx)
 	if err != nil {
 		return err
 	}
@@ -254,26 +257,23 @@ func (in *Installer) cmdRotate(ctx context.Context, args []string, stdout io.Wri
 	if err != nil {
 		return err
 	}
-	done, err := in.rotate(ctx, pos[0])
+	inst, jamfURL, err := in.Rotate(ctx, pos[0])
 	if err != nil {
 		return notFound(pos[0], err)
 	}
 	_, err = fmt.Fprintf(stdout, "New Jamf URL for %s (installation %s):\n%s\n\nUpdate the webhooks in Jamf Pro: the old URL no longer works.\n",
-		cell(done.inst.ChannelName), done.inst.ID, in.jamfURL(done.token))
+		cell(inst.ChannelName), inst.ID, jamfURL)
 	return err
 }
 
 func (in *Installer) cmdDisable(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("disable", flag.ContinueOnError)
-	reason := fs.String("reason", operatorReason, "why, shown by channels list and to Jamf Pro")
+	reason := fs.String("reason", OperatorReason, "why, shown by channels list and to Jamf Pro")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(*reason) == "" {
-		*reason = operatorReason
-	}
-	inst, err := in.setStatus(ctx, pos[0], registry.StatusDisabled, strings.TrimSpace(*reason))
+	inst, err := in.Disable(ctx, pos[0], *reason)
 	if err != nil {
 		return notFound(pos[0], err)
 	}
@@ -286,7 +286,7 @@ func (in *Installer) cmdEnable(ctx context.Context, args []string, stdout io.Wri
 	if err != nil {
 		return err
 	}
-	inst, err := in.setStatus(ctx, pos[0], registry.StatusActive, "")
+	inst, err := in.Enable(ctx, pos[0])
 	if err != nil {
 		return notFound(pos[0], err)
 	}
@@ -312,11 +312,11 @@ func (in *Installer) cmdSetJamfURL(ctx context.Context, args []string, stdout io
 	if err != nil {
 		return err
 	}
-	jamfPro, err := checkJamfProURL(pos[1])
+	jamfPro, err := registry.CheckJamfURL(pos[1])
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
-	inst, err := in.setJamfURL(ctx, pos[0], jamfPro)
+	inst, err := in.SetJamfURL(ctx, pos[0], jamfPro)
 	if err != nil {
 		return notFound(pos[0], err)
 	}
@@ -325,5 +325,21 @@ func (in *Installer) cmdSetJamfURL(ctx context.Context, args []string, stdout io
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "Notifications of %s (installation %s) link to %s.\n", cell(inst.ChannelName), inst.ID, inst.JamfURL)
+	return err
+}
+
+func (in *Installer) cmdTest(ctx context.Context, args []string, stdout io.Writer) error {
+	pos, err := parse(flag.NewFlagSet("test", flag.ContinueOnError), args, 1)
+	if err != nil {
+		return err
+	}
+	inst, err := in.Installation(ctx, pos[0])
+	if err != nil {
+		return notFound(pos[0], err)
+	}
+	if err := in.SendTestMessage(ctx, inst.ID, ""); err != nil {
+		return fmt.Errorf("slack did not take the test message for %s (installation %s): %w", cell(inst.ChannelName), inst.ID, err)
+	}
+	_, err = fmt.Fprintf(stdout, "Slack took the test message for %s (installation %s).\n", cell(inst.ChannelName), inst.ID)
 	return err
 }

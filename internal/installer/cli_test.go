@@ -3,6 +3,7 @@ package installer
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/slack"
+	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
 )
 
 // run runs a channels command and returns its output.
@@ -114,7 +116,7 @@ func TestChannelsCommands(t *testing.T) {
 		t.Errorf("disable printed %q; want %q", out, want)
 	}
 	out = env.mustRun(t, "disable", idB)
-	if !strings.HasSuffix(out, ": "+operatorReason+"\n") {
+	if !strings.HasSuffix(out, ": "+OperatorReason+"\n") {
 		t.Errorf("disable without --reason printed %q; want the default reason", out)
 	}
 	env.checkKVMatchesSQL(t)
@@ -284,4 +286,44 @@ func TestChannelsCommandErrors(t *testing.T) {
 	if out := env.mustRun(t, "list"); out != "No installations.\n" {
 		t.Errorf("list of nothing printed %q", out)
 	}
+}
+
+// TestChannelsTest posts a test message through the fake Slack and reports
+// Slack's answer, taken or not. The channel is installed through Slack, so
+// that its webhook is on the fake's host, which the Slack client's webhook
+// policy (SLACK_WEBHOOK_HOSTS) lists.
+func TestChannelsTest(t *testing.T) {
+	env := newEnv(t)
+	hook := env.slack.AddCode("c-test", slacktest.Install{ChannelName: "#jamf"})
+	if status, page, _ := env.install(t, "c-test"); status != http.StatusOK {
+		t.Fatalf("install = %d:\n%s", status, page)
+	}
+	all, err := env.store.List(t.Context())
+	if err != nil || len(all) != 1 {
+		t.Fatalf("store holds %d installations (%v); want the one installed", len(all), err)
+	}
+	id := all[0].ID
+	welcomed := env.slack.Count(hook)
+
+	out := env.mustRun(t, "test", id)
+	if want := "Slack took the test message for #jamf (installation " + id + ").\n"; out != want {
+		t.Errorf("test printed %q; want %q", out, want)
+	}
+	msgs := env.slack.Messages(hook)[welcomed:]
+	if len(msgs) != 1 || len(msgs[0].Attachments) != 1 || msgs[0].Attachments[0].Title != "Jackalope test message" {
+		t.Errorf("channel got %+v after the welcome; want one test message", msgs)
+	}
+
+	env.slack.Kill(hook, "channel_is_archived")
+	_, err = env.run(t, "test", id)
+	if err == nil || !strings.Contains(err.Error(), "channel_is_archived") || strings.Contains(err.Error(), hook) {
+		t.Errorf("test of an archived channel = %v; want Slack's answer, without the webhook URL", err)
+	}
+	if inst, _ := env.store.Get(t.Context(), id); inst.Status != registry.StatusActive {
+		t.Errorf("after a refused test message the installation is %s; want it unchanged", inst.Status)
+	}
+	if _, err := env.run(t, "test", "00000000-0000-0000-0000-000000000000"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("test of an unknown installation = %v; want ErrNotFound", err)
+	}
+	env.checkNoSecrets(t, hook)
 }

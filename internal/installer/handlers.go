@@ -160,7 +160,7 @@ func (in *Installer) checkState(c echo.Context) error {
 // state is not required, and its cookie is cleared.
 func (in *Installer) handleDenied(c echo.Context) error {
 	_ = in.checkState(c)
-	code := cleanCode(c.QueryParam("error"))
+	code := slack.ErrorCode(c.QueryParam("error"))
 	if code == "access_denied" {
 		in.metrics.installs.WithLabelValues(outcomeCancelled).Inc()
 		in.logger.Info("install cancelled in Slack")
@@ -301,7 +301,7 @@ func (in *Installer) exchangeFailed(c echo.Context, err error) error {
 // oauthFailed answers Slack refusing the install with what went wrong and
 // what to do. Only the code is logged.
 func (in *Installer) oauthFailed(c echo.Context, oerr *slack.OAuthError) error {
-	code := cleanCode(oerr.Code)
+	code := slack.ErrorCode(oerr.Code)
 	in.metrics.oauthErrors.WithLabelValues(codeLabel(code)).Inc()
 	status, outcome := http.StatusBadRequest, outcomeOAuthError
 	switch {
@@ -353,20 +353,6 @@ func welcomeProblem(err error) string {
 	return "Slack could not be reached."
 }
 
-// cleanCode keeps a Slack error code only if it looks like one, so that
-// whatever a query parameter holds cannot reach a page, log or label.
-func cleanCode(s string) string {
-	if s == "" || len(s) > 64 {
-		return "unknown_error"
-	}
-	for _, r := range s {
-		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
-			return "unknown_error"
-		}
-	}
-	return s
-}
-
 // handleJamfURL sets an installation's Jamf Pro base URL from the result
 // page's form. The form carries a signed, expiring token for that
 // installation, so nobody else can change it.
@@ -390,13 +376,13 @@ func (in *Installer) handleJamfURL(c echo.Context) error {
 		})
 	}
 	form := jamfURLForm{ID: id, FormToken: token, JamfProURL: req.PostForm.Get("jamf_url")}
-	jamfPro, err := checkJamfProURL(form.JamfProURL)
+	jamfPro, err := registry.CheckJamfURL(form.JamfProURL)
 	if err != nil {
 		return in.render(c, http.StatusBadRequest, pageJamfURL, jamfURLPage{
 			Title: "Jamf Pro URL not saved", Problem: err.Error(), jamfURLForm: form,
 		})
 	}
-	inst, err := in.setJamfURL(req.Context(), id, jamfPro)
+	inst, err := in.SetJamfURL(req.Context(), id, jamfPro)
 	if errors.Is(err, registry.ErrNotFound) {
 		return in.problem(c, http.StatusNotFound, problemPage{
 			Heading: "Jamf Pro URL not saved",

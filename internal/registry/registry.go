@@ -72,6 +72,11 @@ type Store interface {
 	RotateToken(ctx context.Context, id, tokenHash, tokenSealed string) (Installation, error)
 	SetJamfURL(ctx context.Context, id, jamfURL string) (Installation, error)
 	Delete(ctx context.Context, id string) error
+	// AddAudit appends e (see CheckAudit) to the audit log and returns it
+	// as stored, with ID and At set.
+	AddAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	// ListAudit returns the entries f selects, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 	Close() error
 
 	// GetByChannel returns the installation of (teamID, channelID).

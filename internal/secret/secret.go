@@ -70,10 +70,13 @@ func (o Opened) Stale() bool { return o != Current }
 
 // keySet is every key derived from one SECRET_KEY.
 type keySet struct {
-	aead        cipher.AEAD
-	hashKey     []byte
-	authKey     []byte
-	signKey     []byte
+	aead    cipher.AEAD
+	hashKey []byte
+	authKey []byte
+	signKey []byte
+	// tokenKey signs the console's session cookie, its sign-in state and
+	// its CSRF tokens (see SignToken).
+	tokenKey    []byte
 	fingerprint string
 }
 
@@ -111,7 +114,7 @@ func NewWithPrevious(secretKey, previousKey string) (*Keys, error) {
 	return k, nil
 }
 
-// derive derives the sealing, hashing and signing keys from secretKey with
+// derive derives the sealing, hashing, signing and token keys from secretKey with
 // HKDF-SHA256, one label each, so no key is used for two purposes.
 func derive(secretKey string) (*keySet, error) {
 	if len(secretKey) < MinKeyLength {
@@ -136,6 +139,10 @@ func derive(secretKey string) (*keySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive sign key: %w", err)
 	}
+	tokenKey, err := d("token v1")
+	if err != nil {
+		return nil, fmt.Errorf("derive token key: %w", err)
+	}
 	block, err := aes.NewCipher(sealKey)
 	if err != nil {
 		return nil, fmt.Errorf("aes: %w", err)
@@ -155,6 +162,7 @@ func derive(secretKey string) (*keySet, error) {
 		hashKey:     hashKey,
 		authKey:     authKey,
 		signKey:     signKey,
+		tokenKey:    tokenKey,
 		fingerprint: hex.EncodeToString(fp.Sum(nil)[:16]),
 	}, nil
 }

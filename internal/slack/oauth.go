@@ -186,7 +186,7 @@ func (c *Client) Exchange(ctx context.Context, code, redirectURI string) (OAuthR
 		return OAuthResult{}, fmt.Errorf("slack oauth exchange: %w", &Error{Status: a.status, Err: fmt.Errorf("%w: the answer is not json", ErrUnavailable)})
 	}
 	if !ans.OK {
-		return OAuthResult{}, fmt.Errorf("slack oauth exchange: %w", &OAuthError{Code: errorCode(ans.Error)})
+		return OAuthResult{}, fmt.Errorf("slack oauth exchange: %w", &OAuthError{Code: ErrorCode(ans.Error)})
 	}
 	hook := ans.IncomingWebhook
 	if hook == nil || hook.URL == "" || hook.ChannelID == "" {
@@ -215,10 +215,11 @@ func (c *Client) Exchange(ctx context.Context, code, redirectURI string) (OAuthR
 	return res, nil
 }
 
-// errorCode keeps a Slack error code only if it looks like one (lowercase
+// ErrorCode keeps a Slack error code only if it looks like one (lowercase
 // letters, digits and underscores, at most 64 bytes), so that whatever an
-// odd answer holds cannot reach a log line through it.
-func errorCode(s string) string {
+// odd answer holds (or a query parameter, where a redirect carries one)
+// cannot reach a page, a log line or a metric label through it.
+func ErrorCode(s string) string {
 	if s == "" || len(s) > 64 {
 		return "unknown_error"
 	}

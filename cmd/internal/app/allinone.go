@@ -64,6 +64,10 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	defer func() { stopBG(); <-keysWatched }()
 
 	var reconciled atomic.Bool
+	con, err := Console(cfg, keys, store, conn, inst, logger.With("component", "console"), reg)
+	if err != nil {
+		return err
+	}
 	h, err := ListenHTTP(ctx, cfg, true, logger, reg, Ready(conn,
 		Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
 		Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
@@ -72,6 +76,7 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 		return err
 	}
 	inst.Register(h.Public)
+	con.Register(h.Public)
 	ing.Register(h.Public)
 	h.Public.StaticFS("/static", Static())
 	if h.OpsAddr() != "" {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/config"
+	"github.com/jackalope-app/jackalope/internal/console"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/ingest"
 	"github.com/jackalope-app/jackalope/internal/installer"
@@ -218,6 +219,28 @@ func Installer(cfg config.Config, keys *secret.Keys, store registry.Store, conn 
 		Registerer: reg,
 		Keyring:    conn,
 		UsedStates: conn,
+	})
+}
+
+// Console builds the Slack admin's console on the installer's use cases,
+// the dead-letter stream and the registry's audit log, so that it calls
+// what the `channels` and `dlq` commands call.
+func Console(cfg config.Config, keys *secret.Keys, store registry.Store, conn *bus.Conn, inst *installer.Installer, logger *slog.Logger, reg prometheus.Registerer) (*console.Console, error) {
+	return console.New(console.Options{
+		Channels:    inst,
+		DeadLetters: conn,
+		Audit:       store,
+		Keys:        keys,
+		BaseURL:     cfg.BaseURL,
+		OIDC: console.OIDC{
+			Issuer:       cfg.Slack.OIDCIssuer,
+			ClientID:     cfg.Slack.ClientID,
+			ClientSecret: cfg.Slack.ClientSecret,
+			HTTPClient:   &http.Client{Timeout: cfg.Slack.Timeout},
+		},
+		Admins:     cfg.Console.Admins,
+		Logger:     logger,
+		Registerer: reg,
 	})
 }
 

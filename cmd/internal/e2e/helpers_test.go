@@ -433,6 +433,13 @@ func jamfURLIn(t *testing.T, what, text string) string {
 // It returns the Jamf URL on that page and the channel's webhook.
 func installThroughSlack(t *testing.T, fake *slacktest.Server, base, authorizeURL, channel string) (jamfURL, webhook string) {
 	t.Helper()
+	return installThroughSlackAs(t, fake, base, authorizeURL, slacktest.Install{ChannelName: channel})
+}
+
+// installThroughSlackAs is installThroughSlack with the workspace, the
+// channel and the installing member of inst.
+func installThroughSlackAs(t *testing.T, fake *slacktest.Server, base, authorizeURL string, inst slacktest.Install) (jamfURL, webhook string) {
+	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -467,7 +474,7 @@ func installThroughSlack(t *testing.T, fake *slacktest.Server, base, authorizeUR
 	}
 
 	code := "e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	webhook = fake.AddCode(code, slacktest.Install{ChannelName: channel})
+	webhook = fake.AddCode(code, inst)
 	callback := redirectURI + "?" + url.Values{"code": {code}, "state": {q.Get("state")}}.Encode()
 	resp, err = browser.Get(callback)
 	if err != nil {

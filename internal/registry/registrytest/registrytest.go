@@ -52,6 +52,8 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"RekeyConflicts", testRekeyConflicts},
 		{"SetInboundAuth", testSetInboundAuth},
 		{"SetInboundAuthRejectsInvalid", testSetInboundAuthRejectsInvalid},
+		{"AuditAddAndList", testAuditAddAndList},
+		{"AuditRejectsAndCuts", testAuditRejectsAndCuts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,9 @@
 // Package slacktest is a fake Slack for tests, served by net/http/httptest:
-// the OAuth v2 code exchange (oauth.v2.access) and incoming webhooks, with
-// Slack's documented errors, 429s with Retry-After, per-webhook rate
-// limits, scripted answers and a record of every request.
+// the OAuth v2 code exchange (oauth.v2.access), Sign in with Slack (OpenID
+// Connect: discovery, key set, authorize page, openid.connect.token) and
+// incoming webhooks, with Slack's documented errors, 429s with
+// Retry-After, per-webhook rate limits, scripted answers and a record of
+// every request.
 //
 // A test points the code under test at URL() (as SLACK_API_URL), registers
 // codes with AddCode or webhooks with NewWebhook, and reads what arrived
@@ -118,18 +120,22 @@ type Server struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
-	mu           sync.Mutex
-	clientID     string
-	clientSecret string
-	redirectURI  string
-	latency      time.Duration
-	codes        map[string]*grant
-	oauthScript  []Response
-	oauthFails   []string
-	hooks        map[string]*hook // by URL path
-	seq          int
-	total        int
-	changed      chan struct{} // closed and replaced on every delivery
+	mu            sync.Mutex
+	clientID      string
+	clientSecret  string
+	redirectURI   string
+	latency       time.Duration
+	codes         map[string]*grant
+	oauthScript   []Response
+	oauthFails    []string
+	hooks         map[string]*hook   // by URL path
+	signIns       map[string]*signIn // Sign in with Slack codes
+	member        Member             // who the authorize page signs in
+	forgery       Forgery
+	discoveryDown bool
+	seq           int
+	total         int
+	changed       chan struct{} // closed and replaced on every delivery
 }
 
 // grant is a code registered with AddCode.
@@ -163,10 +169,15 @@ func New(t testing.TB) *Server {
 		clientSecret: ClientSecret,
 		codes:        map[string]*grant{},
 		hooks:        map[string]*hook{},
+		signIns:      map[string]*signIn{},
 		changed:      make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/oauth.v2.access", s.serveOAuth)
+	mux.HandleFunc(pathToken, s.serveToken)
+	mux.HandleFunc("GET "+pathDiscovery, s.serveDiscovery)
+	mux.HandleFunc("GET "+pathKeys, s.serveKeys)
+	mux.HandleFunc("GET "+pathAuthorize, s.serveAuthorize)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "unknown_method"})
 	})
@@ -255,9 +266,10 @@ func (s *Server) AddCode(code string, inst Install) string {
 	return h.url
 }
 
-// FailOAuth makes the next exchange answer {"ok":false,"error":errCode},
-// whatever it sends: "invalid_code", "access_denied", "internal_error"...
-// Calls queue up, one failure per exchange.
+// FailOAuth makes the next exchange (at oauth.v2.access or
+// openid.connect.token) answer {"ok":false,"error":errCode}, whatever it
+// sends: "invalid_code", "access_denied", "internal_error"... Calls queue
+// up, one failure per exchange.
 func (s *Server) FailOAuth(errCode string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -429,6 +441,14 @@ func (s *Server) WaitFor(t testing.TB, url string, n int, timeout time.Duration)
 // HTTP Basic authentication or form fields, single-use codes, the redirect
 // URI checked when one is expected.
 func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
+	s.serveExchange(w, r, s.exchangeLocked)
+}
+
+// serveExchange answers a code exchange (oauth.v2.access or
+// openid.connect.token) after the fake's latency: a ScriptOAuth answer
+// first, then a FailOAuth failure, then a refusal of the client's
+// credentials or grant type, then what decide says.
+func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request, decide func(*http.Request) (int, any)) {
 	_ = r.ParseForm()
 	s.mu.Lock()
 	latency := s.latency
@@ -440,21 +460,28 @@ func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 		writeResponse(w, resp)
 		return
 	}
-	status, ans := s.exchangeLocked(r)
+	var (
+		status int
+		ans    any
+	)
+	if code := s.refuseClientLocked(r); code != "" {
+		status, ans = oauthFailure(code)
+	} else {
+		status, ans = decide(r)
+	}
 	s.mu.Unlock()
 	s.sleep(latency)
 	writeJSON(w, status, ans)
 }
 
-// exchangeLocked decides the answer to one exchange.
-func (s *Server) exchangeLocked(r *http.Request) (int, any) {
-	fail := func(code string) (int, any) {
-		return http.StatusOK, map[string]any{"ok": false, "error": code}
-	}
+// refuseClientLocked returns the error code of a queued FailOAuth failure
+// or of wrong client credentials or grant type; "" lets the exchange go on.
+// Credentials come by HTTP Basic authentication or as form fields.
+func (s *Server) refuseClientLocked(r *http.Request) string {
 	if len(s.oauthFails) > 0 {
 		code := s.oauthFails[0]
 		s.oauthFails = s.oauthFails[1:]
-		return fail(code)
+		return code
 	}
 	id, secret, ok := r.BasicAuth()
 	if !ok {
@@ -462,12 +489,24 @@ func (s *Server) exchangeLocked(r *http.Request) (int, any) {
 	}
 	switch {
 	case id != s.clientID:
-		return fail("invalid_client_id")
+		return "invalid_client_id"
 	case secret != s.clientSecret:
-		return fail("bad_client_secret")
+		return "bad_client_secret"
 	case r.Form.Has("grant_type") && r.Form.Get("grant_type") != "authorization_code":
-		return fail("invalid_grant_type")
+		return "invalid_grant_type"
 	}
+	return ""
+}
+
+// oauthFailure is the Web API's answer to a refused exchange.
+func oauthFailure(code string) (int, any) {
+	return http.StatusOK, map[string]any{"ok": false, "error": code}
+}
+
+// exchangeLocked decides the answer to one oauth.v2.access exchange whose
+// client was accepted.
+func (s *Server) exchangeLocked(r *http.Request) (int, any) {
+	fail := oauthFailure
 	g := s.codes[r.Form.Get("code")]
 	switch {
 	case g == nil:

@@ -1,0 +1,408 @@
+package console
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/slack"
+)
+
+const (
+	// maxFormBytes bounds an action's form.
+	maxFormBytes = 16 << 10
+	// maxReasonLength bounds the reason typed when disabling a channel.
+	maxReasonLength = 200
+)
+
+// Actions, as they appear in /admin/channels/:id/:action and in the audit
+// log. The delivery engine's settings join here when they land: pace and
+// digest settings, event filters, history resend, inbound Basic auth.
+const (
+	actionRotate  = "rotate"
+	actionDisable = "disable"
+	actionEnable  = "enable"
+	actionJamfURL = "jamf-url"
+	actionTest    = "test"
+	actionReplay  = "replay"
+	actionDrop    = "drop"
+)
+
+// form is an action's posted form, already checked.
+type form struct {
+	Reason  string // disable
+	JamfURL string // jamf-url, as registry.CheckJamfURL returns it
+	Seq     uint64 // replay, drop: one dead letter; 0 with All
+	All     bool   // replay, drop: every dead letter of the channel
+}
+
+// confirmPage asks before an action is done; its form repeats the values.
+type confirmPage struct {
+	frame
+	Inst    registry.Installation
+	Action  string
+	Heading string
+	Explain string
+	Button  string
+	Danger  bool
+	Form    form
+	Count   int // dead letters affected
+}
+
+// rotatedPage shows a new Jamf URL, once.
+type rotatedPage struct {
+	frame
+	Inst    registry.Installation
+	JamfURL string
+}
+
+// testedPage shows Slack's answer to a test message.
+type testedPage struct {
+	frame
+	Inst   registry.Installation
+	OK     bool
+	Status int
+	Body   string
+	Class  string
+}
+
+// handleAction runs one change on a channel: session, CSRF token, the
+// channel (404 when it is not the member's workspace's), the right to
+// change it (403), the form, then a confirmation page unless the form
+// says it was confirmed, then the change and its audit entry.
+func (c *Console) handleAction(ec echo.Context) error {
+	s, err := c.requireSession(ec)
+	if s == nil {
+		return err
+	}
+	req := ec.Request()
+	req.Body = http.MaxBytesReader(ec.Response(), req.Body, maxFormBytes)
+	if err := req.ParseForm(); err != nil {
+		return c.problem(ec, http.StatusBadRequest, problemPage{Heading: "The form could not be read", Message: "Nothing was changed."})
+	}
+	if !c.checkCSRF(ec, s) {
+		return c.csrfRefused(ec)
+	}
+	action := ec.Param("action")
+	inst, err := c.channel(req.Context(), s, ec.Param("id"))
+	if errors.Is(err, registry.ErrNotFound) {
+		return c.notFound(ec, s)
+	}
+	if err != nil {
+		return err
+	}
+	switch action {
+	case actionRotate, actionDisable, actionEnable, actionJamfURL, actionTest, actionReplay, actionDrop:
+	default:
+		return c.notFound(ec, s)
+	}
+	if !c.canChange(s, inst) {
+		c.metrics.changes.WithLabelValues(action, "forbidden").Inc()
+		c.logger.Warn("console change refused: not the channel's installer nor an admin", "installation", inst.ID, "user", s.UserID, "action", action)
+		by := "the member who installed it"
+		if inst.InstallingUser != "" {
+			by += " (" + inst.InstallingUser + ")"
+		}
+		return c.problem(ec, http.StatusForbidden, problemPage{
+			frame:   c.frame(s, "Not allowed"),
+			Heading: "You cannot change this channel",
+			Message: "Only " + by + " or a Jackalope admin (ADMIN_SLACK_USERS) can change " + inst.ChannelName + ". Nothing was changed.",
+			Hint:    "You can still see its status, dead letters and changes.",
+		})
+	}
+	f, problem := c.readForm(ec, action)
+	if problem != "" {
+		return c.showChannel(ec, s, inst, http.StatusBadRequest, "", problem)
+	}
+	if req.PostForm.Get("confirmed") != "yes" {
+		return c.confirm(ec, s, inst, action, f)
+	}
+	return c.run(ec, s, inst, action, f)
+}
+
+// readForm reads and checks the fields action takes; problem says, for
+// the member, what is wrong.
+func (c *Console) readForm(ec echo.Context, action string) (f form, problem string) {
+	pf := ec.Request().PostForm
+	switch action {
+	case actionDisable:
+		f.Reason = strings.Join(strings.Fields(pf.Get("reason")), " ")
+		if len(f.Reason) > maxReasonLength {
+			return f, fmt.Sprintf("The reason is longer than %d characters.", maxReasonLength)
+		}
+	case actionJamfURL:
+		u, err := registry.CheckJamfURL(pf.Get("jamf_url"))
+		if err != nil {
+			return f, "Not saved: " + err.Error() + "."
+		}
+		f.JamfURL = u
+	case actionReplay, actionDrop:
+		f.All = pf.Get("all") == "yes"
+		if !f.All {
+			seq, err := strconv.ParseUint(pf.Get("seq"), 10, 64)
+			if err != nil || seq == 0 {
+				return f, "Pick a dead letter, or all of them."
+			}
+			f.Seq = seq
+		}
+	}
+	return f, ""
+}
+
+// confirm asks the member to confirm action on inst.
+func (c *Console) confirm(ec echo.Context, s *session, inst registry.Installation, action string, f form) error {
+	p := confirmPage{frame: c.frame(s, "Confirm"), Inst: inst, Action: action, Form: f}
+	name := inst.ChannelName
+	switch action {
+	case actionRotate:
+		p.Heading = "Give " + name + " a new Jamf URL?"
+		p.Explain = "The current Jamf URL stops working at once: Jamf Pro's webhooks get 404 until you paste the new URL into each of them. " +
+			"The new URL is shown once, on the next page."
+		p.Button, p.Danger = "Rotate the Jamf URL", true
+	case actionDisable:
+		p.Heading = "Disable " + name + "?"
+		p.Explain = "Nothing more is posted to the channel, and Jamf Pro gets 410 with the reason for every event it sends, until the channel is enabled again."
+		p.Button, p.Danger = "Disable", true
+	case actionEnable:
+		p.Heading = "Enable " + name + "?"
+		p.Explain = "Events Jamf Pro sends from now on are posted to the channel again."
+		p.Button = "Enable"
+	case actionJamfURL:
+		p.Heading = "Save the Jamf Pro URL of " + name + "?"
+		if f.JamfURL == "" {
+			p.Explain = "Notifications will no longer link to Jamf Pro."
+		} else {
+			p.Explain = "Notification titles will link to the computer, device, policy or group at " + f.JamfURL + "."
+		}
+		p.Button = "Save"
+	case actionTest:
+		p.Heading = "Send a test message to " + name + "?"
+		p.Explain = "A short message saying it is a test, sent by you, is posted to the channel; Slack's answer is shown."
+		p.Button = "Send"
+	case actionReplay, actionDrop:
+		dead, err := c.dead.ListDead(ec.Request().Context(), inst.ID)
+		if err != nil {
+			return err
+		}
+		p.Count = len(dead)
+		if !f.All {
+			p.Count = 0
+			for _, d := range dead {
+				if d.Seq == f.Seq {
+					p.Count = 1
+				}
+			}
+		}
+		if p.Count == 0 {
+			return c.showChannel(ec, s, inst, http.StatusOK, "", "That dead letter is gone: it was replayed or dropped already.")
+		}
+		what := fmt.Sprintf("%d dead letter%s", p.Count, plural(p.Count))
+		if action == actionReplay {
+			p.Heading = "Replay " + what + " of " + name + "?"
+			p.Explain = "They go back to the queue and are posted to the channel like new events. Replay after the channel works again (enable it or install it again first)."
+			p.Button = "Replay " + what
+		} else {
+			p.Heading = "Drop " + what + " of " + name + "?"
+			p.Explain = "They are deleted for good and never posted."
+			p.Button, p.Danger = "Drop "+what, true
+		}
+	}
+	return c.render(ec, http.StatusOK, pageConfirm, p)
+}
+
+// run does a confirmed action and records it.
+func (c *Console) run(ec echo.Context, s *session, inst registry.Installation, action string, f form) error {
+	rctx := ec.Request().Context()
+	done := func(detail, notice string, n int) error {
+		c.metrics.changes.WithLabelValues(action, "done").Inc()
+		c.record(ec, s, inst, action, detail)
+		return ec.Redirect(http.StatusSeeOther, c.link("/admin/channels/"+inst.ID)+"?done="+notice+"&n="+strconv.Itoa(n))
+	}
+	failed := func(err error) error {
+		c.metrics.changes.WithLabelValues(action, "failed").Inc()
+		if errors.Is(err, registry.ErrNotFound) {
+			return c.notFound(ec, s)
+		}
+		c.logger.Error("console change failed", "installation", inst.ID, "action", action, "err", err)
+		return c.showChannel(ec, s, inst, http.StatusServiceUnavailable, "",
+			"That did not work: Jackalope could not save the change. Nothing was changed; try again in a minute.")
+	}
+	switch action {
+	case actionRotate:
+		updated, jamfURL, err := c.channels.Rotate(rctx, inst.ID)
+		if err != nil {
+			return failed(err)
+		}
+		c.metrics.changes.WithLabelValues(action, "done").Inc()
+		c.record(ec, s, updated, action, "New Jamf URL issued; the old one stopped working.")
+		return c.render(ec, http.StatusOK, pageRotated, rotatedPage{frame: c.frame(s, "New Jamf URL"), Inst: updated, JamfURL: jamfURL})
+	case actionDisable:
+		reason := f.Reason
+		if reason == "" {
+			reason = "disabled in the console by " + cmp.Or(s.Name, s.UserID)
+		}
+		if _, err := c.channels.Disable(rctx, inst.ID, reason); err != nil {
+			return failed(err)
+		}
+		return done("Disabled: "+reason, "disabled", 0)
+	case actionEnable:
+		if _, err := c.channels.Enable(rctx, inst.ID); err != nil {
+			return failed(err)
+		}
+		return done("Enabled.", "enabled", 0)
+	case actionJamfURL:
+		if _, err := c.channels.SetJamfURL(rctx, inst.ID, f.JamfURL); err != nil {
+			return failed(err)
+		}
+		if f.JamfURL == "" {
+			return done("Jamf Pro URL cleared.", "jamf-url", 0)
+		}
+		return done("Jamf Pro URL set to "+f.JamfURL+".", "jamf-url", 0)
+	case actionTest:
+		return c.sendTest(ec, s, inst)
+	case actionReplay, actionDrop:
+		return c.settleDead(ec, s, inst, action, f, done, failed)
+	}
+	return c.notFound(ec, s)
+}
+
+// sendTest posts a test message and shows Slack's answer.
+func (c *Console) sendTest(ec echo.Context, s *session, inst registry.Installation) error {
+	err := c.channels.SendTestMessage(ec.Request().Context(), inst.ID, cmp.Or(s.Name, s.UserID))
+	p := testedPage{frame: c.frame(s, "Test message"), Inst: inst, OK: err == nil, Class: slack.Class(err)}
+	var se *slack.Error
+	switch {
+	case err == nil:
+		p.Status, p.Body = http.StatusOK, "ok"
+	case errors.As(err, &se):
+		p.Status, p.Body = se.Status, se.Body
+	case errors.Is(err, registry.ErrNotFound):
+		return c.notFound(ec, s)
+	}
+	detail := "Test message: Slack answered " + answer(p.Status, p.Body) + "."
+	if err != nil && !errors.As(err, &se) {
+		c.logger.Error("console test message failed", "installation", inst.ID, "err", err)
+		detail = "Test message: not sent (" + p.Class + ")."
+	}
+	c.metrics.changes.WithLabelValues(actionTest, "done").Inc()
+	c.record(ec, s, inst, actionTest, detail)
+	return c.render(ec, http.StatusOK, pageTested, p)
+}
+
+// settleDead replays or drops one dead letter or all of a channel's.
+func (c *Console) settleDead(ec echo.Context, s *session, inst registry.Installation, action string, f form,
+	done func(detail, notice string, n int) error, failed func(error) error) error {
+	rctx := ec.Request().Context()
+	var (
+		n   int
+		err error
+		one jamf.DeadLetter
+	)
+	if !f.All {
+		if dead, lerr := c.dead.ListDead(rctx, inst.ID); lerr == nil {
+			for _, d := range dead {
+				if d.Seq == f.Seq {
+					one = d
+				}
+			}
+		}
+	}
+	switch {
+	case action == actionReplay && f.All:
+		n, err = c.dead.ReplayDead(rctx, inst.ID, false)
+	case action == actionReplay:
+		n, err = c.dead.ReplayDeadLetter(rctx, inst.ID, f.Seq)
+	case f.All:
+		n, err = c.dead.DropDead(rctx, inst.ID, false)
+	default:
+		n, err = c.dead.DropDeadLetter(rctx, inst.ID, f.Seq)
+	}
+	verb := map[string]string{actionReplay: "Replayed", actionDrop: "Dropped"}[action]
+	if err != nil {
+		if n > 0 {
+			c.record(ec, s, inst, action, fmt.Sprintf("%s %d dead letter%s, then failed.", verb, n, plural(n)))
+		}
+		return failed(err)
+	}
+	detail := fmt.Sprintf("%s %d dead letter%s.", verb, n, plural(n))
+	if !f.All {
+		detail = fmt.Sprintf("%s %d dead letter%s: #%d %s (%s).", verb, n, plural(n), f.Seq, cmp.Or(one.Event, "event"), cmp.Or(one.Reason, "no reason"))
+	}
+	return done(detail, strings.ToLower(verb), n)
+}
+
+// record writes a change to the audit log. A failure is logged and does
+// not undo the change, which is done by then.
+func (c *Console) record(ec echo.Context, s *session, inst registry.Installation, action, detail string) {
+	_, err := c.audit.AddAudit(ec.Request().Context(), registry.AuditEntry{
+		TeamID:         s.TeamID,
+		InstallationID: inst.ID,
+		ChannelName:    inst.ChannelName,
+		UserID:         s.UserID,
+		UserName:       s.Name,
+		Action:         action,
+		Detail:         detail,
+		Address:        address(ec.Request()),
+	})
+	if err != nil {
+		c.logger.Error("console change not written to the audit log", "installation", inst.ID, "user", s.UserID, "action", action, "err", err)
+	}
+}
+
+// address says where a request came from: the peer, and what a proxy in
+// front says the client was (X-Forwarded-For, which the client can forge,
+// so both are kept).
+func address(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if xff := strings.TrimSpace(r.Header.Get("X-Forwarded-For")); xff != "" {
+		return xff + " via " + host
+	}
+	return host
+}
+
+// notice turns the done= code of a redirect after a change into the
+// sentence shown on the channel page; an unknown code shows nothing.
+func notice(code string, n int) string {
+	switch code {
+	case "disabled":
+		return "Disabled. Nothing is posted to the channel, and Jamf Pro gets 410 for its events."
+	case "enabled":
+		return "Enabled. Events are posted to the channel again."
+	case "jamf-url":
+		return "Saved the Jamf Pro URL."
+	case "replayed":
+		return fmt.Sprintf("Replayed %d dead letter%s: they are on their way to the channel.", n, plural(n))
+	case "dropped":
+		return fmt.Sprintf("Dropped %d dead letter%s.", n, plural(n))
+	}
+	return ""
+}
+
+// answer shows Slack's answer as "404 channel_not_found", or "no answer".
+func answer(status int, body string) string {
+	switch {
+	case status == 0:
+		return "nothing (it could not be reached)"
+	case body == "":
+		return strconv.Itoa(status)
+	}
+	return strconv.Itoa(status) + " " + body
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
