@@ -2,7 +2,6 @@ package secret
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -29,11 +28,13 @@ const maxTokenLength = 8 << 10
 // nothing secret. A token signed for one purpose never opens for another.
 func (k *Keys) SignToken(purpose string, payload []byte, expires time.Time) string {
 	body := base64.RawURLEncoding.EncodeToString(payload) + "." + strconv.FormatInt(expires.Unix(), 10)
-	return body + "." + base64.RawURLEncoding.EncodeToString(k.tokenMAC(purpose, body))
+	return body + "." + base64.RawURLEncoding.EncodeToString(tokenMAC(k.cur.tokenKey, purpose, body))
 }
 
 // OpenToken returns the payload of token if SignToken made it for purpose
-// under this key and it has not expired at now. It fails with
+// under SECRET_KEY, or under SECRET_KEY_PREVIOUS during a key rotation (so
+// that sessions and forms handed out before it still work), and it has not
+// expired at now. It fails with
 // ErrTokenInvalid or ErrTokenExpired; an altered token is always invalid,
 // whatever its expiry says.
 func (k *Keys) OpenToken(purpose, token string, now time.Time) ([]byte, error) {
@@ -46,7 +47,7 @@ func (k *Keys) OpenToken(purpose, token string, now time.Time) ([]byte, error) {
 	}
 	body := token[:i]
 	mac, err := base64.RawURLEncoding.DecodeString(token[i+1:])
-	if err != nil || !hmac.Equal(mac, k.tokenMAC(purpose, body)) {
+	if err != nil || !k.verifyToken(purpose, body, mac) {
 		return nil, ErrTokenInvalid
 	}
 	payload64, exp, ok := strings.Cut(body, ".")
@@ -67,10 +68,17 @@ func (k *Keys) OpenToken(purpose, token string, now time.Time) ([]byte, error) {
 	return payload, nil
 }
 
-// tokenMAC signs body for purpose under the token key. The purpose is
+// verifyToken reports, in constant time, whether mac is tokenMAC of
+// purpose and body under SECRET_KEY's or SECRET_KEY_PREVIOUS's token key.
+func (k *Keys) verifyToken(purpose, body string, mac []byte) bool {
+	if hmac.Equal(mac, tokenMAC(k.cur.tokenKey, purpose, body)) {
+		return true
+	}
+	return k.prev != nil && hmac.Equal(mac, tokenMAC(k.prev.tokenKey, purpose, body))
+}
+
+// tokenMAC signs body for purpose under a token key. The purpose is
 // length-prefixed, so no purpose and body can pass for another pair.
-func (k *Keys) tokenMAC(purpose, body string) []byte {
-	m := hmac.New(sha256.New, k.cur.tokenKey)
-	m.Write([]byte(strconv.Itoa(len(purpose)) + ":" + purpose + "\x00" + body))
-	return m.Sum(nil)
+func tokenMAC(key []byte, purpose, body string) []byte {
+	return sign(key, []byte(strconv.Itoa(len(purpose))+":"+purpose+"\x00"+body))
 }

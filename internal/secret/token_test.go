@@ -59,3 +59,48 @@ func TestOpenTokenRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenTokenDuringRotation pins the key-rotation design for tokens:
+// SECRET_KEY_PREVIOUS opens the sessions and forms signed before the
+// rotation, new tokens are signed with SECRET_KEY only, and once the
+// previous key is removed its tokens no longer open.
+func TestOpenTokenDuringRotation(t *testing.T) {
+	const oldKey, newKey = "the-old-secret-key-0123456789abcdef", "the-new-secret-key-fedcba9876543210"
+	old := mustNew(t, oldKey)
+	rotating := mustRotating(t, newKey, oldKey)
+	after := mustNew(t, newKey)
+	now := time.Unix(1_700_000_000, 0)
+	before := old.SignToken("session", []byte("old session"), now.Add(time.Hour))
+	signed := rotating.SignToken("session", []byte("new session"), now.Add(time.Hour))
+
+	tests := []struct {
+		name  string
+		keys  *Keys
+		token string
+		want  string // payload; "" means ErrTokenInvalid
+	}{
+		{"old token, during the rotation", rotating, before, "old session"},
+		{"new token, during the rotation", rotating, signed, "new session"},
+		{"new token, signed with the new key alone", after, signed, "new session"},
+		{"new token, under the old key alone", old, signed, ""},
+		{"old token, after the rotation", after, before, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.keys.OpenToken("session", tt.token, now)
+			if tt.want == "" {
+				if !errors.Is(err, ErrTokenInvalid) {
+					t.Errorf("OpenToken = %q, %v; want ErrTokenInvalid", got, err)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.want {
+				t.Errorf("OpenToken = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	// A previous-key token for another purpose stays invalid.
+	if _, err := rotating.OpenToken("csrf", before, now); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("OpenToken(csrf, old session token) = %v; want ErrTokenInvalid", err)
+	}
+}
