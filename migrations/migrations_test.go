@@ -53,21 +53,21 @@ func TestDialectsInStep(t *testing.T) {
 	}
 }
 
-// TestUpDownUp applies every migration, rolls all of them back and applies
-// them again, so each Down really undoes its Up. PostgreSQL runs only when
+// TestUpDownUp applies every migration as the stores do (NewProvider),
+// rolls all of them back and applies them again, so each Down really undoes
+// its Up. PostgreSQL runs only when
 // JACKALOPE_TEST_DATABASE_URL is set.
 func TestUpDownUp(t *testing.T) {
 	tests := []struct {
 		name    string
 		dialect goose.Dialect
 		driver  string
-		fsys    fs.FS
 		dsn     func(t *testing.T) string
 	}{
-		{"sqlite", goose.DialectSQLite3, "sqlite", SQLite(), func(t *testing.T) string {
+		{"sqlite", goose.DialectSQLite3, "sqlite", func(t *testing.T) string {
 			return filepath.Join(t.TempDir(), "migrations.db")
 		}},
-		{"postgres", goose.DialectPostgres, "pgx", Postgres(), func(t *testing.T) string {
+		{"postgres", goose.DialectPostgres, "pgx", func(t *testing.T) string {
 			return pgtest.URL(t)
 		}},
 	}
@@ -79,8 +79,7 @@ func TestUpDownUp(t *testing.T) {
 				t.Fatalf("open: %v", err)
 			}
 			t.Cleanup(func() { db.Close() })
-			p, err := goose.NewProvider(tt.dialect, db, tt.fsys,
-				goose.WithDisableGlobalRegistry(true), goose.WithLogger(goose.NopLogger()))
+			p, err := NewProvider(tt.dialect, db)
 			if err != nil {
 				t.Fatalf("NewProvider: %v", err)
 			}

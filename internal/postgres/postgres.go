@@ -34,10 +34,6 @@ import (
 // connect_timeout, so an unreachable host fails Open instead of hanging.
 const defaultConnectTimeout = 10 * time.Second
 
-// versionTable is goose's bookkeeping table, named for the project so that
-// it cannot clash with another application's migrations in the same schema.
-const versionTable = "jackalope_db_version"
-
 // Names of the unique constraints, as the migrations declare them.
 const (
 	constraintPrimaryKey = "installations_pkey"
@@ -115,12 +111,7 @@ func migrate(ctx context.Context, cc *pgx.ConnConfig) (err error) {
 	if err != nil {
 		return fmt.Errorf("migration lock: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(),
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithTableName(versionTable),
-		goose.WithSessionLocker(locker),
-		goose.WithLogger(goose.NopLogger()),
-	)
+	p, err := migrations.NewProvider(goose.DialectPostgres, db, goose.WithSessionLocker(locker))
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}

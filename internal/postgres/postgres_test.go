@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"database/sql"
 	"net/url"
 	"os"
 	"strings"
@@ -8,11 +9,14 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	"github.com/pressly/goose/v3"
 
 	"github.com/jackalope-app/jackalope/internal/pgtest"
 	"github.com/jackalope-app/jackalope/internal/postgres"
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/registry/registrytest"
+	"github.com/jackalope-app/jackalope/migrations"
 )
 
 func TestConformance(t *testing.T) {
@@ -20,6 +24,38 @@ func TestConformance(t *testing.T) {
 		s, err := postgres.Open(t.Context(), pgtest.URL(t))
 		if err != nil {
 			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
+// TestOpenUpgrades opens schemas migrated in part, as an older release or
+// migrations arriving out of order leave them (see registrytest.RunUpgrades).
+func TestOpenUpgrades(t *testing.T) {
+	registrytest.RunUpgrades(t, func(t *testing.T, skip []int64) registry.Store {
+		dsn := pgtest.URL(t)
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		p, err := migrations.NewProvider(goose.DialectPostgres, db, goose.WithExcludeVersions(skip))
+		if err != nil {
+			t.Fatalf("NewProvider: %v", err)
+		}
+		if _, err := p.Up(t.Context()); err != nil {
+			t.Fatalf("migrate without %v: %v", skip, err)
+		}
+		s, err := postgres.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatalf("Open of a schema without migrations %v: %v", skip, err)
+		}
+		all, err := migrations.NewProvider(goose.DialectPostgres, db)
+		if err != nil {
+			t.Fatalf("NewProvider: %v", err)
+		}
+		if pending, err := all.HasPending(t.Context()); err != nil || pending {
+			t.Errorf("Open of a schema without migrations %v: pending %v, %v; want none", skip, pending, err)
 		}
 		return s
 	})

@@ -35,9 +35,6 @@ import (
 // same times.
 const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
-// versionTable is goose's bookkeeping table, named as in package postgres.
-const versionTable = "jackalope_db_version"
-
 // busyTimeout is how long a statement waits for a lock held by another
 // connection (another process on the same file) before failing.
 const busyTimeout = 5 * time.Second
@@ -121,11 +118,7 @@ func migrate(ctx context.Context, dsn string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.SQLite(),
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithTableName(versionTable),
-		goose.WithLogger(goose.NopLogger()),
-	)
+	p, err := migrations.NewProvider(goose.DialectSQLite3, db)
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}

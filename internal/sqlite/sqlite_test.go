@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,10 +9,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pressly/goose/v3"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/registry/registrytest"
 	"github.com/jackalope-app/jackalope/internal/sqlite"
+	"github.com/jackalope-app/jackalope/migrations"
 )
 
 func TestConformance(t *testing.T) {
@@ -22,6 +25,61 @@ func TestConformance(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// TestOpenUpgrades opens databases migrated in part, as an older release or
+// migrations arriving out of order leave them (see registrytest.RunUpgrades).
+func TestOpenUpgrades(t *testing.T) {
+	registrytest.RunUpgrades(t, func(t *testing.T, skip []int64) registry.Store {
+		path := filepath.Join(t.TempDir(), "jackalope.db")
+		migrateSkipping(t, path, skip)
+		s, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("Open of a database without migrations %v: %v", skip, err)
+		}
+		if pending := pendingMigrations(t, path); pending {
+			t.Errorf("Open of a database without migrations %v left some pending", skip)
+		}
+		return s
+	})
+}
+
+// migrateSkipping applies every migration but those in skip to the SQLite
+// file at path, as the store does.
+func migrateSkipping(t *testing.T, path string, skip []int64) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := migrations.NewProvider(goose.DialectSQLite3, db, goose.WithExcludeVersions(skip))
+	if err != nil {
+		t.Fatalf("NewProvider: %v", err)
+	}
+	if _, err := p.Up(t.Context()); err != nil {
+		t.Fatalf("migrate without %v: %v", skip, err)
+	}
+}
+
+// pendingMigrations reports whether the SQLite file at path lacks a
+// migration.
+func pendingMigrations(t *testing.T, path string) bool {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := migrations.NewProvider(goose.DialectSQLite3, db)
+	if err != nil {
+		t.Fatalf("NewProvider: %v", err)
+	}
+	pending, err := p.HasPending(t.Context())
+	if err != nil {
+		t.Fatalf("HasPending: %v", err)
+	}
+	return pending
 }
 
 // TestReopen checks that data survives closing and reopening the file, and
