@@ -2,12 +2,11 @@ package installer
 
 import (
 	"context"
-	"encoding/base64"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,9 +36,9 @@ const (
 	maxFormBytes = 16 << 10
 	// formTokenTTL is how long the Jamf Pro URL form of a result page works.
 	formTokenTTL = time.Hour
-	// formSignLabel separates the form token's signatures from other uses
-	// of the signing key.
-	formSignLabel = "jamf url form\x00"
+	// formTokenPurpose is the purpose the Jamf Pro URL form's token is
+	// signed for (see secret.Keys.SignToken).
+	formTokenPurpose = "jamf url form"
 	// defaultAuthorizeURL is Slack's authorize page.
 	defaultAuthorizeURL = "https://slack.com/oauth/v2/authorize"
 )
@@ -397,23 +396,14 @@ func (in *Installer) handleJamfURL(c echo.Context) error {
 	return in.render(c, http.StatusOK, pageJamfURL, jamfURLPage{Title: "Jamf Pro URL saved", Saved: true, jamfURLForm: form})
 }
 
-// formToken returns the token of id's Jamf Pro URL form: its expiry and a
-// signature over installation and expiry.
+// formToken returns the token of id's Jamf Pro URL form: the installation
+// ID signed for formTokenPurpose until formTokenTTL from now.
 func (in *Installer) formToken(id string) string {
-	exp := strconv.FormatInt(in.now().Add(formTokenTTL).Unix(), 10)
-	return exp + "." + base64.RawURLEncoding.EncodeToString(in.keys.Sign([]byte(formSignLabel+id+"\x00"+exp)))
+	return in.keys.SignToken(formTokenPurpose, []byte(id), in.now().Add(formTokenTTL))
 }
 
 // checkFormToken reports whether token is an unexpired form token of id.
 func (in *Installer) checkFormToken(id, token string) bool {
-	exp, mac64, ok := strings.Cut(token, ".")
-	if !ok || id == "" {
-		return false
-	}
-	mac, err := base64.RawURLEncoding.DecodeString(mac64)
-	if err != nil || !in.keys.Verify([]byte(formSignLabel+id+"\x00"+exp), mac) {
-		return false
-	}
-	unix, err := strconv.ParseInt(exp, 10, 64)
-	return err == nil && in.now().Before(time.Unix(unix, 0))
+	signed, err := in.keys.OpenToken(formTokenPurpose, token, in.now())
+	return err == nil && id != "" && subtle.ConstantTimeCompare(signed, []byte(id)) == 1
 }

@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,9 +26,9 @@ const (
 	// unexpired states, callbacks are refused until some expire, rather
 	// than forgetting one and allowing its replay.
 	maxPendingStates = 100_000
-	// stateSignLabel separates the state's signatures from other uses of
-	// the signing key.
-	stateSignLabel = "oauth state\x00"
+	// stateTokenPurpose is the purpose the state cookie is signed for (see
+	// secret.Keys.SignToken).
+	stateTokenPurpose = "oauth state"
 )
 
 // Reasons a callback's state is refused.
@@ -56,17 +53,13 @@ func newStates(keys *secret.Keys, now func() time.Time, used UsedStates) *states
 	return &states{keys: keys, now: now, used: used}
 }
 
-// issue returns a new random state, the cookie value that binds it
-// ("state.expiry.mac") and when it expires.
+// issue returns a new random state, the cookie value that binds it (the
+// state signed for stateTokenPurpose until it expires) and when it
+// expires.
 func (s *states) issue() (state, cookie string, expires time.Time) {
 	state = rand.Text()
 	expires = s.now().Add(StateTTL)
-	payload := state + "." + strconv.FormatInt(expires.Unix(), 10)
-	return state, payload + "." + s.sign(payload), expires
-}
-
-func (s *states) sign(payload string) string {
-	return base64.RawURLEncoding.EncodeToString(s.keys.Sign([]byte(stateSignLabel + payload)))
+	return state, s.keys.SignToken(stateTokenPurpose, []byte(state), expires), expires
 }
 
 // check reports whether cookie is state's unexpired signed cookie. It
@@ -75,23 +68,15 @@ func (s *states) check(state, cookie string) error {
 	if state == "" || cookie == "" {
 		return errStateMissing
 	}
-	parts := strings.Split(cookie, ".")
-	if len(parts) != 3 {
-		return errStateForged
-	}
-	mac, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || !s.keys.Verify([]byte(stateSignLabel+parts[0]+"."+parts[1]), mac) {
-		return errStateForged
-	}
-	if subtle.ConstantTimeCompare([]byte(parts[0]), []byte(state)) != 1 {
-		return errStateForged
-	}
-	unix, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
-		return errStateForged
-	}
-	if !s.now().Before(time.Unix(unix, 0)) {
+	signed, err := s.keys.OpenToken(stateTokenPurpose, cookie, s.now())
+	switch {
+	case errors.Is(err, secret.ErrTokenExpired):
 		return errStateExpired
+	case err != nil:
+		return errStateForged
+	}
+	if subtle.ConstantTimeCompare(signed, []byte(state)) != 1 {
+		return errStateForged
 	}
 	return nil
 }

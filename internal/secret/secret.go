@@ -293,20 +293,12 @@ func mac(key []byte, s string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Sign returns a MAC of data under SECRET_KEY, for values handed to a
-// browser (the OAuth state cookie) that must come back unaltered.
+// Sign returns a keyed MAC of data under SECRET_KEY: a stable value that
+// reveals nothing of data (the channel key of a webhook added by hand).
+// Values handed to a browser that must come back unaltered and in time are
+// signed with SignToken instead.
 func (k *Keys) Sign(data []byte) []byte {
 	return sign(k.cur.signKey, data)
-}
-
-// Verify reports whether mac is Sign(data) under SECRET_KEY or
-// SECRET_KEY_PREVIOUS, in constant time, so that cookies and forms handed
-// out before a rotation still work.
-func (k *Keys) Verify(data, mac []byte) bool {
-	if hmac.Equal(sign(k.cur.signKey, data), mac) {
-		return true
-	}
-	return k.prev != nil && hmac.Equal(sign(k.prev.signKey, data), mac)
 }
 
 func sign(key, data []byte) []byte {
