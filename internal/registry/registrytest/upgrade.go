@@ -43,7 +43,11 @@ func RunUpgrades(t *testing.T, open func(t *testing.T, skip []int64) registry.St
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := open(t, tt.skip)
-			t.Cleanup(func() { s.Close() })
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
 			checkLatestSchema(t, s)
 		})
 	}
