@@ -72,7 +72,14 @@ func Registry() *prometheus.Registry {
 // Deliveries in flight at shutdown get SHUTDOWN_TIMEOUT to finish.
 func BusConfig(cfg config.Config, name string) bus.Config {
 	return bus.Config{
-		URL:           cfg.NATS.URL,
+		URL: cfg.NATS.URL,
+		Auth: bus.Auth{
+			CredsFile: cfg.NATS.Creds,
+			NKeyFile:  cfg.NATS.NKey,
+			CAFile:    cfg.NATS.CA,
+			CertFile:  cfg.NATS.Cert,
+			KeyFile:   cfg.NATS.Key,
+		},
 		DataDir:       cfg.DataDir,
 		Replicas:      cfg.NATS.Replicas,
 		MaxAge:        cfg.NATS.MaxAge,
