@@ -45,6 +45,9 @@ func TestEmbeddedServerRefusesStrangers(t *testing.T) {
 	}
 	url, _, _ := strings.Cut(strings.TrimSpace(string(raw)), " ")
 	seedPath := filepath.Join(dir, "nats", embeddedSeedFile)
+	if !strings.Contains(c.Server(), seedPath) {
+		t.Errorf("Server() = %q does not say which seed clients need (%s)", c.Server(), seedPath)
+	}
 	info, err := os.Stat(seedPath)
 	if err != nil {
 		t.Fatalf("no seed beside the store: %v", err)

@@ -291,11 +291,12 @@ func (c *Conn) finish(nc *nats.Conn, url string, extra []nats.Option, target str
 }
 
 // Server says where the connection goes, for start-up messages: the
-// embedded server's loopback URL and store, or the external server's URL
-// without credentials.
+// embedded server's loopback URL, store and the seed its clients need, or
+// the external server's URL without credentials.
 func (c *Conn) Server() string {
 	if c.srv != nil {
-		return "embedded " + c.srv.ClientURL() + " (store " + filepath.Join(c.cfg.DataDir, "nats") + ")"
+		store := filepath.Join(c.cfg.DataDir, "nats")
+		return "embedded " + c.srv.ClientURL() + " (store " + store + "; clients sign in with " + filepath.Join(store, embeddedSeedFile) + ")"
 	}
 	if c.cfg.URL == "" {
 		return "embedded, shared with another process (" + redact.URL(c.nc.ConnectedUrl()) + ")"
