@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -305,21 +306,21 @@ func startNATSServer(t *testing.T, bin string, keys map[string]string) string {
 	}
 	srv := startProcess(t, "nats-server", bin, keys, "-c", confPath)
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(readyTimeout)
-	for {
+	poll(t, readyTimeout, func() (bool, string) {
 		nc, err := nats.Connect(url, nats.NoReconnect(), nats.Timeout(time.Second))
+		if err == nil {
+			nc.Close()
+		}
+		// Answering at all, even "authorization violation", means it runs.
 		if err == nil || errors.Is(err, nats.ErrAuthorization) {
-			// Answering at all, even "authorization violation", means it runs.
-			if nc != nil {
-				nc.Close()
-			}
-			return url
+			return true, ""
 		}
-		if time.Now().After(deadline) || !srv.running() {
-			t.Fatalf("nats-server never took connections at %s (last: %v)", url, err)
+		if !srv.running() {
+			t.Fatalf("nats-server exited (%v)", srv.err)
 		}
-		time.Sleep(pollInterval)
-	}
+		return false, fmt.Sprintf("nats-server never took connections at %s (last: %v)", url, err)
+	})
+	return url
 }
 
 // connectAs connects as user with its seed, taking replies under the
@@ -394,35 +395,48 @@ func waitRefused(t *testing.T, refused <-chan error, subject string) {
 // readyTimeout or when s exits.
 func waitOutput(t *testing.T, s *service, want string) {
 	t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for !strings.Contains(s.output.String(), want) {
+	poll(t, readyTimeout, func() (bool, string) {
+		if strings.Contains(s.output.String(), want) {
+			return true, ""
+		}
 		if !s.running() {
 			t.Fatalf("%s exited (%v) before it said %q", s.name, s.err, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not say %q within %v", s.name, want, readyTimeout)
-		}
-		time.Sleep(pollInterval)
-	}
+		return false, fmt.Sprintf("%s did not say %q within %v", s.name, want, readyTimeout)
+	})
 }
 
 // waitStatus posts body to jamfURL until ingest answers want, failing the
 // test after deliveryTimeout.
 func waitStatus(t *testing.T, jamfURL string, body []byte, want int) {
 	t.Helper()
-	deadline := time.Now().Add(deliveryTimeout)
-	for {
+	poll(t, deliveryTimeout, func() (bool, string) {
 		resp, err := client.Post(jamfURL, "application/json", bytes.NewReader(body))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
+		if err != nil {
+			return false, fmt.Sprintf("POST %s never answered %d (last: %v)", jamfURL, want, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("POST %s never answered %d (last: %v %v)", jamfURL, want, resp, err)
+		resp.Body.Close()
+		return resp.StatusCode == want, fmt.Sprintf("POST %s never answered %d (last: %d)", jamfURL, want, resp.StatusCode)
+	})
+}
+
+// poll asks done every pollInterval until it reports true, and fails the
+// test with what done last said once timeout has passed.
+func poll(t *testing.T, timeout time.Duration, done func() (ok bool, why string)) {
+	t.Helper()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	expired := time.After(timeout)
+	for {
+		ok, why := done()
+		if ok {
+			return
 		}
-		time.Sleep(pollInterval)
+		select {
+		case <-expired:
+			t.Fatal(why)
+		case <-tick.C:
+		}
 	}
 }
 
