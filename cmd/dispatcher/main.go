@@ -7,7 +7,10 @@
 //	dispatcher dlq list|replay|drop ...
 //	                           inspect, replay or drop dead letters
 //
-// Every setting comes from the environment (see the README).
+// Every setting comes from the environment (see the README). On a shared
+// NATS server the dispatcher creates no stream: it waits until the
+// installer has created JAMF_EVENTS with its consumer "dispatch",
+// JAMF_DEAD, JAMF_CONTROL and the bucket "installations".
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"time"
 
 	"github.com/jackalope-app/jackalope/cmd/internal/app"
+	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/httpserver"
@@ -104,7 +108,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	logger.Info("dispatcher starting", "config", cfg)
-	conn, err := app.ConnectBus(ctx, cfg, "jackalope-dispatcher", logger, app.UpdateSettings)
+	conn, err := app.ConnectBus(ctx, cfg, "jackalope-dispatcher", logger, app.Await(bus.DispatchNeeds))
 	if err != nil {
 		return err
 	}

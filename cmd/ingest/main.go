@@ -4,12 +4,12 @@
 // from the KV bucket "installations", which the installer keeps and ingest
 // watches into memory.
 //
-// At start it connects to NATS_URL (or, unset, starts an embedded server
-// under DATA_DIR, for trying it alone) and provisions the streams and the
-// bucket. Provisioning is idempotent and every service reads the same
-// settings from the same variables, so ingest can start before the
-// installer and the dispatchers, in any order, and its 204 never depends on
-// another service having run first.
+// At start it connects to NATS_URL and waits until the stream JAMF_EVENTS
+// and the bucket "installations" exist: the installer creates them, and
+// ingest's NATS user may only publish events and read (deploy/nats), so
+// ingest can start in any order and takes no request until they are there.
+// Without NATS_URL it starts an embedded server under DATA_DIR, for trying
+// it alone, and creates them itself.
 //
 // /healthz answers once the process serves; /readyz once NATS is connected,
 // the installations are loaded and SECRET_KEY matches the installer's
@@ -30,9 +30,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/jackalope-app/jackalope/cmd/internal/app"
+	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/config"
 )
 
@@ -41,9 +41,6 @@ const usage = `usage: ingest
 Ingest takes no flags: it is configured by the environment (SECRET_KEY,
 NATS_URL, LISTEN_ADDR, MAX_BODY_BYTES, PUBLISH_TIMEOUT, ...); see the README.
 `
-
-// startTimeout bounds connecting to NATS and provisioning.
-const startTimeout = 30 * time.Second
 
 // gcPercent is the garbage collector's target when GOGC is not set and NATS
 // runs elsewhere. Ingest's live heap is then a few megabytes (body buffers
@@ -100,9 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 		return err
 	}
 
-	startCtx, cancelStart := context.WithTimeout(ctx, startTimeout)
-	defer cancelStart()
-	conn, err := app.ConnectBus(startCtx, cfg, "jackalope-ingest", logger, app.UpdateSettings)
+	conn, err := app.ConnectBus(ctx, cfg, "jackalope-ingest", logger, app.Await(bus.IngestNeeds))
 	if err != nil {
 		return err
 	}
@@ -115,7 +110,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	if err != nil {
 		return fmt.Errorf("watch installations: %w", err)
 	}
-	cancelStart()
 
 	reg := app.Registry()
 	h, err := app.Ingest(cfg, keys, conn, installations, logger, reg)

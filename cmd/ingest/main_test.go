@@ -259,6 +259,53 @@ func TestRunWithExternalNATS(t *testing.T) {
 	}
 }
 
+// TestRunWaitsForTheInstaller starts ingest against a server where nothing
+// is provisioned yet: ingest's NATS user may not create streams, so it
+// waits, taking no request, until the installer (here the test) has made
+// JAMF_EVENTS and the bucket.
+func TestRunWaitsForTheInstaller(t *testing.T) {
+	n := bustest.Server(t)
+	env := map[string]string{"SECRET_KEY": testSecret, "NATS_URL": n.URL(), "LISTEN_ADDR": freeAddr(t), "METRICS_ADDR": freeAddr(t), "DATA_DIR": t.TempDir()}
+	s := &service{url: "http://" + env["LISTEN_ADDR"], ops: "http://" + env["METRICS_ADDR"], done: make(chan error, 1), logs: &logtest.Buffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- run(ctx, nil, mapEnv(env), io.Discard, s.logs) }()
+	t.Cleanup(func() { _ = s.stop(t) })
+
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.After(20 * time.Second); !strings.Contains(s.logs.String(), "waiting for the installer"); {
+		select {
+		case <-tick.C:
+		case err := <-s.done:
+			t.Fatalf("ingest stopped (%v) instead of waiting for the stream; logs:\n%s", err, s.logs)
+		case <-deadline:
+			t.Fatalf("ingest never said it waits for the installer; logs:\n%s", s.logs)
+		}
+	}
+	if code, _ := s.opsGet(t, "/readyz"); code == http.StatusOK {
+		t.Error("ingest is ready before its stream exists")
+	}
+	for _, want := range []string{"stream JAMF_EVENTS", "KV bucket installations"} {
+		if !strings.Contains(s.logs.String(), want) {
+			t.Errorf("the waiting log does not name %q:\n%s", want, s.logs)
+		}
+	}
+
+	installer := n.Connect(t) // provisions, as the installer does at start
+	keys, err := secret.New(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := installer.PutInstallation(t.Context(), registry.Entry{ID: testID, Status: registry.StatusActive, TokenHash: keys.HashToken(testToken)}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor(t, "/readyz", http.StatusOK)
+	if code, err := s.post(t.Context(), testToken, "C02WAIT00001"); err != nil || code != http.StatusNoContent {
+		t.Errorf("POST once provisioned = %d, %v; want 204", code, err)
+	}
+}
+
 func TestRunWithEmbeddedNATS(t *testing.T) {
 	s := start(t, map[string]string{})
 	if code, err := s.post(t.Context(), testToken, "C02EMB000001"); err != nil || code != http.StatusNotFound {

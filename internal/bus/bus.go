@@ -71,8 +71,11 @@ const (
 // the Default* values.
 type Config struct {
 	// URL of an external NATS server with JetStream. Empty starts an
-	// embedded server that keeps its store under DataDir/nats.
+	// embedded server that keeps its store under DataDir/nats and takes
+	// only clients with the nkey seed it keeps there.
 	URL string
+	// Auth holds the credentials and TLS files for an external server.
+	Auth Auth
 	// DataDir holds the embedded server's JetStream store. Required when
 	// URL is empty.
 	DataDir string
@@ -98,7 +101,9 @@ type Config struct {
 	// context given to Consume is cancelled before their own context is
 	// cancelled too.
 	ShutdownGrace time.Duration
-	// Name of the client connection as the server shows it.
+	// Name of the client connection as the server shows it. Replies to
+	// its requests arrive under _INBOX.<Name>, so a server can confine
+	// each service to its own replies (deploy/nats).
 	Name string
 }
 
@@ -139,6 +144,9 @@ type Conn struct {
 	cfg Config
 	log *slog.Logger
 	srv *server.Server // nil when connected to an external server
+	// auth authenticates both connections: the embedded server's seed or
+	// Config.Auth.
+	auth []nats.Option
 	// urlFile names the file that tells other processes on this data
 	// directory where the embedded server listens; empty without one.
 	urlFile string
@@ -182,13 +190,21 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 		if cfg.DataDir == "" {
 			return nil, errors.New("connect nats: an embedded server needs a data directory")
 		}
+		if !cfg.Auth.IsZero() {
+			return nil, errors.New("connect nats: credentials and TLS files are for an external server; the embedded one makes its own")
+		}
 		storeDir := filepath.Join(cfg.DataDir, "nats")
+		user, auth, err := embeddedAuth(storeDir)
+		if err != nil {
+			return nil, fmt.Errorf("connect nats: embedded server credentials: %w", err)
+		}
+		c.auth = []nats.Option{auth}
 		// Another process (a running all-in-one) may already serve this
 		// store: a second server cannot open it, so share the first.
-		if nc := attachEmbedded(storeDir, c.options(false), logger); nc != nil {
+		if nc := attachEmbedded(storeDir, c.auth, c.options(false), logger); nc != nil {
 			return c.finish(nc, nc.ConnectedUrl(), nil, "embedded (shared)")
 		}
-		srv, err := startEmbedded(ctx, storeDir, logger)
+		srv, err := startEmbedded(ctx, storeDir, user, logger)
 		if err != nil {
 			return nil, fmt.Errorf("connect nats: %w", err)
 		}
@@ -197,6 +213,11 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*Conn, error
 		extra = append(extra, nats.InProcessServer(srv))
 	} else {
 		target = redact.URL(cfg.URL)
+		auth, err := cfg.Auth.options()
+		if err != nil {
+			return nil, fmt.Errorf("connect nats %s: %w", target, err)
+		}
+		c.auth = auth
 	}
 
 	nc, err := nats.Connect(cfg.URL, append(c.options(false), extra...)...)
@@ -225,7 +246,8 @@ func (c *Conn) options(publish bool) []nats.Option {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			logger.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+			// ConnectedUrlRedacted keeps a token (nats://TOKEN@host).
+			logger.Info("nats reconnected", "server", redact.URL(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
@@ -239,7 +261,8 @@ func (c *Conn) options(publish bool) []nats.Option {
 	if publish {
 		opts = append(opts, nats.ReconnectBufSize(-1))
 	}
-	return opts
+	opts = append(opts, nats.CustomInboxPrefix(inboxPrefix(c.cfg.Name)))
+	return append(opts, c.auth...)
 }
 
 // finish completes Connect once nc is connected: it opens pub to the same
@@ -264,20 +287,21 @@ func (c *Conn) finish(nc *nats.Conn, url string, extra []nats.Option, target str
 	}
 	c.js = js
 	if c.srv == nil {
-		c.log.Info("nats connected", "server", nc.ConnectedUrlRedacted(), "target", target)
+		c.log.Info("nats connected", "server", redact.URL(nc.ConnectedUrl()), "target", target)
 	}
 	return c, nil
 }
 
 // Server says where the connection goes, for start-up messages: the
-// embedded server's loopback URL and store, or the external server's URL
-// without credentials.
+// embedded server's loopback URL, store and the seed its clients need, or
+// the external server's URL without credentials.
 func (c *Conn) Server() string {
 	if c.srv != nil {
-		return "embedded " + c.srv.ClientURL() + " (store " + filepath.Join(c.cfg.DataDir, "nats") + ")"
+		store := filepath.Join(c.cfg.DataDir, "nats")
+		return "embedded " + c.srv.ClientURL() + " (store " + store + "; clients sign in with " + filepath.Join(store, embeddedSeedFile) + ")"
 	}
 	if c.cfg.URL == "" {
-		return "embedded, shared with another process (" + c.nc.ConnectedUrlRedacted() + ")"
+		return "embedded, shared with another process (" + redact.URL(c.nc.ConnectedUrl()) + ")"
 	}
 	return redact.URL(c.cfg.URL)
 }

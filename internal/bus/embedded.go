@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +25,10 @@ const embeddedReadyTimeout = 30 * time.Second
 
 // startEmbedded starts a single-node NATS server with JetStream storing
 // under storeDir. It listens on a random loopback port only, so it never
-// collides with a NATS server already on 4222.
-func startEmbedded(ctx context.Context, storeDir string, logger *slog.Logger) (*server.Server, error) {
+// collides with a NATS server already on 4222, and takes only clients that
+// sign in as user, the public nkey whose seed is kept in storeDir: any
+// other local process is refused.
+func startEmbedded(ctx context.Context, storeDir, user string, logger *slog.Logger) (*server.Server, error) {
 	debug := logger.Enabled(ctx, slog.LevelDebug)
 	opts := &server.Options{
 		ServerName: embeddedServerName,
@@ -34,6 +37,7 @@ func startEmbedded(ctx context.Context, storeDir string, logger *slog.Logger) (*
 		JetStream:  true,
 		StoreDir:   storeDir,
 		MaxPayload: embeddedMaxPayload,
+		Nkeys:      []*server.NkeyUser{{Nkey: user}},
 		NoSigs:     true,
 		Debug:      debug,
 	}
@@ -85,10 +89,11 @@ func (l serverLog) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(fo
 const urlFileName = "client.url"
 
 // attachEmbedded connects to the embedded server another process runs on
-// storeDir, if its URL file names one that still answers with the server ID
-// the file recorded; nil otherwise. After a kill -9 the file stays behind,
+// storeDir, signing in with auth (the seed kept beside the store), if its
+// URL file names one that still answers with the server ID the file
+// recorded; nil otherwise. After a kill -9 the file stays behind,
 // and its port may since belong to another data directory's server.
-func attachEmbedded(storeDir string, opts []nats.Option, logger *slog.Logger) *nats.Conn {
+func attachEmbedded(storeDir string, auth, opts []nats.Option, logger *slog.Logger) *nats.Conn {
 	raw, err := os.ReadFile(filepath.Join(storeDir, urlFileName))
 	if err != nil {
 		return nil
@@ -98,8 +103,8 @@ func attachEmbedded(storeDir string, opts []nats.Option, logger *slog.Logger) *n
 		return nil
 	}
 	// A bare probe first: the real options carry handlers that must run
-	// only for the connection that is kept.
-	probe, err := nats.Connect(u, nats.Timeout(2*time.Second), nats.NoReconnect())
+	// only for the connection that is kept. It signs in like them.
+	probe, err := nats.Connect(u, slices.Concat(auth, []nats.Option{nats.Timeout(2 * time.Second), nats.NoReconnect()})...)
 	if err != nil {
 		logger.Debug("stale embedded server url; starting our own", "url", u, "error", err)
 		return nil

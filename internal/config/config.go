@@ -4,10 +4,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -77,7 +79,15 @@ type Database struct {
 
 // NATS configures the bus and what Provision creates.
 type NATS struct {
-	URL         string // empty: embedded server under DataDir/nats
+	URL string // empty: embedded server under DataDir/nats
+	// Credentials and TLS for an external server: paths of files, never
+	// their contents, so they are logged as they are.
+	Creds string // NATS_CREDS: a credentials file (user JWT and seed)
+	NKey  string // NATS_NKEY: a user nkey seed file
+	CA    string // NATS_CA: PEM CA certificates that verify the server
+	Cert  string // NATS_CERT: client certificate, with Key
+	Key   string // NATS_KEY: the client certificate's private key
+
 	Replicas    int
 	MaxAge      time.Duration
 	MaxBytes    int64
@@ -138,7 +148,12 @@ var Variables = []Variable{
 	{"DATABASE_NAME", "(none)", "database name for the host:port form"},
 	{"DATABASE_USER", "(none)", "user for the host:port form"},
 	{"DATABASE_PASSWD", "(none)", "password for the host:port form"},
-	{"NATS_URL", "(none: embedded server)", "NATS server URL(s), comma-separated"},
+	{"NATS_URL", "(none: embedded server)", "NATS server URL(s), comma-separated; may carry user:password@ or token@"},
+	{"NATS_CREDS", "(none)", "NATS credentials file (user JWT and nkey seed) for NATS_URL"},
+	{"NATS_NKEY", "(none)", "NATS user nkey seed file for NATS_URL (jackalope nats-creds writes them)"},
+	{"NATS_CA", "(none: system roots)", "PEM CA certificates that verify the NATS server; requires TLS"},
+	{"NATS_CERT", "(none)", "client certificate for NATS servers that verify clients, with NATS_KEY"},
+	{"NATS_KEY", "(none)", "private key of NATS_CERT"},
 	{"STREAM_REPLICAS", "1", "replicas of the streams and KV bucket (3 on a JetStream cluster)"},
 	{"STREAM_MAX_AGE", "168h", "how long undelivered events are kept in JAMF_EVENTS"},
 	{"STREAM_MAX_BYTES", "1073741824", "size limit of JAMF_EVENTS; when full, ingest answers 503"},
@@ -177,6 +192,11 @@ func Load(getenv func(string) string) (Config, error) {
 		Console: Console{Admins: p.slackUsers("ADMIN_SLACK_USERS")},
 		NATS: NATS{
 			URL:         getenv("NATS_URL"),
+			Creds:       p.file("NATS_CREDS"),
+			NKey:        p.file("NATS_NKEY"),
+			CA:          p.file("NATS_CA"),
+			Cert:        p.file("NATS_CERT"),
+			Key:         p.file("NATS_KEY"),
 			Replicas:    p.intRange("STREAM_REPLICAS", 1, 1, 5),
 			MaxAge:      p.duration("STREAM_MAX_AGE", 168*time.Hour),
 			MaxBytes:    p.bytes("STREAM_MAX_BYTES", 1<<30),
@@ -213,6 +233,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.NATS.DedupWindow > c.NATS.MaxAge {
 		p.fail("DEDUP_WINDOW", "must not be longer than STREAM_MAX_AGE")
 	}
+	p.natsAuth(c.NATS)
 	c.BaseURL = p.baseURL(c.ListenAddr)
 	c.Slack.Scopes = p.scopes()
 	c.Database = p.database(c.DataDir)
@@ -258,6 +279,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("admin_slack_users", strings.Join(c.Console.Admins, ",")),
 		slog.String("database", c.Database.Describe()),
 		slog.String("nats_url", redact.URL(c.NATS.URL)),
+		slog.String("nats_creds", c.NATS.Creds),
+		slog.String("nats_nkey", c.NATS.NKey),
+		slog.String("nats_ca", c.NATS.CA),
+		slog.String("nats_cert", c.NATS.Cert),
+		slog.String("nats_key", c.NATS.Key),
 		slog.Int("stream_replicas", c.NATS.Replicas),
 		slog.Duration("stream_max_age", c.NATS.MaxAge),
 		slog.Int64("stream_max_bytes", c.NATS.MaxBytes),
@@ -298,6 +324,45 @@ func (p *parser) str(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// file reads a variable that names a file, which must be readable now:
+// better to stop at start than at the first reconnect. The error names the
+// path, never what the file holds.
+func (p *parser) file(name string) string {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return ""
+	}
+	f, err := os.Open(v)
+	if err != nil {
+		p.fail(name, fmt.Sprintf("cannot read %s: %v", v, errors.Unwrap(err)))
+		return v
+	}
+	if info, err := f.Stat(); err == nil && info.IsDir() {
+		p.fail(name, fmt.Sprintf("%s is a directory, not a file", v))
+	}
+	_ = f.Close() // opened for reading only
+	return v
+}
+
+// natsAuth checks that the NATS credential and TLS variables fit together.
+func (p *parser) natsAuth(n NATS) {
+	set := func(name, v string) bool {
+		if v != "" && n.URL == "" {
+			p.fail(name, "only with NATS_URL: the embedded server makes its own credentials")
+		}
+		return v != ""
+	}
+	creds, nkey := set("NATS_CREDS", n.Creds), set("NATS_NKEY", n.NKey)
+	set("NATS_CA", n.CA)
+	cert, key := set("NATS_CERT", n.Cert), set("NATS_KEY", n.Key)
+	if creds && nkey {
+		p.fail("NATS_NKEY", "set NATS_CREDS or NATS_NKEY, not both")
+	}
+	if cert != key {
+		p.fail("NATS_CERT", "NATS_CERT and NATS_KEY go together (a client certificate and its key)")
+	}
 }
 
 func (p *parser) addr(name, def string) string {

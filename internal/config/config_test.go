@@ -3,6 +3,7 @@ package config
 import (
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,7 @@ func TestDefaults(t *testing.T) {
 // TestEveryVariable sets each variable in Variables to a valid value and
 // checks that it lands in the Config, so no documented variable is ignored.
 func TestEveryVariable(t *testing.T) {
+	files := testFiles(t, "user.creds", "user.nk", "ca.pem", "client.pem", "client.key")
 	full := map[string]string{
 		"SECRET_KEY": "3f1e9a7c0b5d2e8f4a6c1b9d7e0f2a5c",
 		// An old key only has to be long enough: it may predate CheckKey.
@@ -74,6 +76,10 @@ func TestEveryVariable(t *testing.T) {
 		"DATABASE_USER":         "jack",
 		"DATABASE_PASSWD":       "p@ss:w/rd",
 		"NATS_URL":              "nats://n1:4222,nats://n2:4222",
+		"NATS_CREDS":            files["user.creds"],
+		"NATS_CA":               files["ca.pem"],
+		"NATS_CERT":             files["client.pem"],
+		"NATS_KEY":              files["client.key"],
 		"STREAM_REPLICAS":       "3",
 		"STREAM_MAX_AGE":        "24h",
 		"STREAM_MAX_BYTES":      "2048000",
@@ -85,8 +91,9 @@ func TestEveryVariable(t *testing.T) {
 		"DISPATCH_MAX_ATTEMPTS": "5",
 		"ACK_WAIT":              "45s",
 	}
+	// NATS_NKEY excludes NATS_CREDS, so it gets a run of its own below.
 	for _, v := range Variables {
-		if _, ok := full[v.Name]; !ok {
+		if _, ok := full[v.Name]; !ok && v.Name != "NATS_NKEY" {
 			t.Errorf("variable %s is documented but not exercised here", v.Name)
 		}
 	}
@@ -117,7 +124,9 @@ func TestEveryVariable(t *testing.T) {
 		},
 		Console:  Console{Admins: []string{"U012AB3CD4", "W0ADMIN"}},
 		Database: Database{Driver: DriverPostgres, URL: "postgres://jack:p%40ss%3Aw%2Frd@db.internal:6432/jackalope"},
-		NATS: NATS{URL: "nats://n1:4222,nats://n2:4222", Replicas: 3, MaxAge: 24 * time.Hour,
+		NATS: NATS{URL: "nats://n1:4222,nats://n2:4222",
+			Creds: files["user.creds"], CA: files["ca.pem"], Cert: files["client.pem"], Key: files["client.key"],
+			Replicas: 3, MaxAge: 24 * time.Hour,
 			MaxBytes: 2048000, DedupWindow: 5 * time.Minute, DeadMaxAge: 48 * time.Hour},
 		Ingest:   Ingest{MaxBodyBytes: 65536, PublishTimeout: 800 * time.Millisecond},
 		Dispatch: Dispatch{Workers: 32, MaxAttempts: 5, AckWait: 45 * time.Second},
@@ -125,6 +134,31 @@ func TestEveryVariable(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
 	}
+
+	delete(full, "NATS_CREDS")
+	full["NATS_NKEY"] = files["user.nk"]
+	got, err = Load(env(full))
+	if err != nil {
+		t.Fatalf("Load with NATS_NKEY = %v", err)
+	}
+	if got.NATS.NKey != files["user.nk"] || got.NATS.Creds != "" {
+		t.Errorf("NATS_NKEY gave NKey %q, Creds %q; want NKey %q", got.NATS.NKey, got.NATS.Creds, files["user.nk"])
+	}
+}
+
+// testFiles creates empty files with the given names in a temporary
+// directory and returns their paths by name.
+func testFiles(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	paths := map[string]string{"dir": dir}
+	for _, name := range names {
+		paths[name] = filepath.Join(dir, name)
+		if err := os.WriteFile(paths[name], []byte("contents-never-shown\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return paths
 }
 
 func TestForms(t *testing.T) {
@@ -177,6 +211,9 @@ func TestForms(t *testing.T) {
 }
 
 func TestErrorsNameTheirVariable(t *testing.T) {
+	files := testFiles(t, "user.nk", "user.creds", "client.pem")
+	missing := filepath.Join(files["dir"], "missing.nk")
+	nats := "nats://nats.example.com:4222"
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -222,6 +259,17 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 		{"password without user", map[string]string{"DATABASE_URL": "db:5432", "DATABASE_NAME": "j", "DATABASE_PASSWD": "x"}, []string{"DATABASE_USER:"}},
 		{"bad port", map[string]string{"DATABASE_URL": "db:abc", "DATABASE_NAME": "j"}, []string{"DATABASE_URL: port"}},
 		{"empty sqlite", map[string]string{"DATABASE_URL": "sqlite:"}, []string{"DATABASE_URL: sqlite"}},
+		{"missing nkey file", map[string]string{"NATS_URL": nats, "NATS_NKEY": missing},
+			[]string{"NATS_NKEY: cannot read " + missing + ": no such file"}},
+		{"unreadable creds file", map[string]string{"NATS_URL": nats, "NATS_CREDS": files["dir"]},
+			[]string{"NATS_CREDS: " + files["dir"] + " is a directory"}},
+		{"missing CA", map[string]string{"NATS_URL": nats, "NATS_CA": missing}, []string{"NATS_CA: cannot read"}},
+		{"creds and nkey", map[string]string{"NATS_URL": nats, "NATS_CREDS": files["user.creds"], "NATS_NKEY": files["user.nk"]},
+			[]string{"NATS_NKEY: set NATS_CREDS or NATS_NKEY, not both"}},
+		{"cert without key", map[string]string{"NATS_URL": nats, "NATS_CERT": files["client.pem"]}, []string{"NATS_CERT: NATS_CERT and NATS_KEY go together"}},
+		{"key without cert", map[string]string{"NATS_URL": nats, "NATS_KEY": files["client.pem"]}, []string{"NATS_CERT: NATS_CERT and NATS_KEY go together"}},
+		{"nkey without NATS_URL", map[string]string{"NATS_NKEY": files["user.nk"]}, []string{"NATS_NKEY: only with NATS_URL"}},
+		{"CA without NATS_URL", map[string]string{"NATS_CA": files["client.pem"]}, []string{"NATS_CA: only with NATS_URL"}},
 		{"all at once", map[string]string{"SECRET_KEY": "x", "LISTEN_ADDR": "nope", "DISPATCH_WORKERS": "0"},
 			[]string{"SECRET_KEY:", "LISTEN_ADDR:", "DISPATCH_WORKERS:"}},
 	}
@@ -235,6 +283,9 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "contents-never-shown") {
+				t.Errorf("error %q shows what a file holds", err)
 			}
 		})
 	}

@@ -274,6 +274,7 @@ const allInOneUsage = `usage:
   jackalope channels <command>    manage channels by hand (jackalope channels help)
   jackalope dlq <command>         inspect, replay or drop dead letters (jackalope dlq help)
   jackalope keys reseal           seal everything again under SECRET_KEY after a key rotation (jackalope keys help)
+  jackalope nats-creds DIR        write nkey seeds for the NATS users of deploy/nats
 
 The commands act on the instance in DATA_DIR (or NATS_URL, DATABASE_URL)
 and refuse to start a new, empty one there unless given --init.
@@ -300,6 +301,9 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("%w: serve takes no arguments\n%s", ErrUsage, allInOneUsage)
 		}
 	case "channels", "dlq", "keys":
+	case "nats-creds":
+		// It makes files only: no configuration, no NATS.
+		return natsCreds(args[1:], stdout)
 	default:
 		return fmt.Errorf("%w: unknown command %q\n%s", ErrUsage, command, allInOneUsage)
 	}

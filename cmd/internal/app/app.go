@@ -73,7 +73,14 @@ func Registry() *prometheus.Registry {
 // Deliveries in flight at shutdown get SHUTDOWN_TIMEOUT to finish.
 func BusConfig(cfg config.Config, name string) bus.Config {
 	return bus.Config{
-		URL:           cfg.NATS.URL,
+		URL: cfg.NATS.URL,
+		Auth: bus.Auth{
+			CredsFile: cfg.NATS.Creds,
+			NKeyFile:  cfg.NATS.NKey,
+			CAFile:    cfg.NATS.CA,
+			CertFile:  cfg.NATS.Cert,
+			KeyFile:   cfg.NATS.Key,
+		},
 		DataDir:       cfg.DataDir,
 		Replicas:      cfg.NATS.Replicas,
 		MaxAge:        cfg.NATS.MaxAge,
@@ -86,31 +93,59 @@ func BusConfig(cfg config.Config, name string) bus.Config {
 	}
 }
 
-// Provisioning says how a process sets up the streams, consumers and the
-// bucket when it connects.
-type Provisioning int
+// Provisioning says what a process does about the streams, consumers and
+// buckets once connected. Who creates them: the installer (at start, to
+// its settings), the all-in-one and any service on its own embedded
+// server, and the commands (what is missing). Ingest and the dispatchers
+// on a shared server only wait for them: under least privilege (see
+// deploy/nats) they may not create or change a stream.
+type Provisioning struct {
+	mode  provisionMode
+	needs []bus.Need
+}
+
+type provisionMode int
 
 const (
-	// UpdateSettings creates everything and brings it up to this process's
-	// settings: what services do at start.
-	UpdateSettings Provisioning = iota
-	// CreateMissing creates what is missing and changes nothing else: what
-	// commands do, since a shell may lack the services' STREAM_* settings.
-	CreateMissing
+	updateSettings provisionMode = iota
+	createMissing
+	await
 )
 
+var (
+	// UpdateSettings creates everything and brings it up to this process's
+	// settings: what the installer does at start.
+	UpdateSettings = Provisioning{mode: updateSettings}
+	// CreateMissing creates what is missing and changes nothing else: what
+	// commands do, since a shell may lack the services' STREAM_* settings.
+	CreateMissing = Provisioning{mode: createMissing}
+)
+
+// Await creates nothing and waits until needs exist, which the installer
+// creates: what ingest and the dispatchers do on an external server. On an
+// embedded server nobody else would, so there it is UpdateSettings.
+func Await(needs []bus.Need) Provisioning { return Provisioning{mode: await, needs: needs} }
+
 // ConnectBus connects to NATS (or starts the embedded server) and
-// provisions the streams, consumers and bucket as p says.
+// provisions the streams, consumers and bucket as p says. Awaiting is
+// bounded by ctx only.
 func ConnectBus(ctx context.Context, cfg config.Config, name string, logger *slog.Logger, p Provisioning) (*bus.Conn, error) {
 	conn, err := bus.Connect(ctx, BusConfig(cfg, name), logger.With("component", "bus"))
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
-	provision := conn.Provision
-	if p == CreateMissing {
-		provision = conn.ProvisionMissing
+	if p.mode == await && cfg.NATS.URL == "" {
+		p = UpdateSettings
 	}
-	if err := provision(ctx); err != nil {
+	switch p.mode {
+	case await:
+		err = conn.Await(ctx, p.needs)
+	case createMissing:
+		err = conn.ProvisionMissing(ctx)
+	default:
+		err = conn.Provision(ctx)
+	}
+	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("provision NATS: %w", err)
 	}
