@@ -337,6 +337,15 @@ func (s *Server) Kill(url, code string) {
 	}
 }
 
+// Revive undoes Kill: the webhook at url posts again.
+func (s *Server) Revive(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.hookLocked(url); h != nil {
+		h.killed = ""
+	}
+}
+
 // hookLocked finds the webhook at u, reporting a test error when there is
 // none.
 func (s *Server) hookLocked(u string) *hook {
@@ -433,6 +442,28 @@ func (s *Server) WaitFor(t testing.TB, url string, n int, timeout time.Duration)
 		case <-deadline.C:
 			t.Fatalf("slacktest: after %v, webhook %s has posted %d messages, want %d (answers so far: %v)", timeout, url, len(msgs), n, statuses)
 			return nil
+		}
+	}
+}
+
+// WaitTotal waits until all webhooks together have posted at least n
+// messages. It fails the test if that takes longer than timeout.
+func (s *Server) WaitTotal(t testing.TB, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		total, changed := s.total, s.changed
+		s.mu.Unlock()
+		if total >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("slacktest: after %v, %d messages posted in all, want %d", timeout, total, n)
+			return
 		}
 	}
 }
