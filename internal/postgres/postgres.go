@@ -48,11 +48,12 @@ const uniqueViolation = "23505"
 const columns = `id::text, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
 	configuration_url, installing_user, token_hash, token_sealed, status, status_reason,
 	jamf_url, created_at, updated_at, inbound_auth_scheme, inbound_auth_headers,
-	inbound_auth_hash, inbound_auth_sealed`
+	inbound_auth_hash, inbound_auth_sealed, pace_interval_ms, pace_burst, digests, digest_after_ms`
 
 // Store is the PostgreSQL registry store. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool        *pgxpool.Pool
+	credentials []string // what errors must not show
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -87,7 +88,7 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate %s: %w", target, redact.Error(err, credentials...))
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, credentials: credentials}, nil
 }
 
 // migrate applies pending migrations through a database/sql handle (goose
@@ -121,7 +122,7 @@ func migrate(ctx context.Context, cc *pgx.ConnConfig) (err error) {
 	}
 	for _, r := range results {
 		slog.InfoContext(ctx, "applied registry migration",
-			"dialect", "postgres", "schema", schema.String, "version", r.Source.Version, "duration", r.Duration)
+			"dialect", "postgres", "schema", schema.String, "version", r.Source.Version, "duration", r.Duration.String())
 	}
 	return nil
 }
@@ -132,6 +133,14 @@ func lockID(schema string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("jackalope registry migrations\x00" + schema))
 	return int64(h.Sum64())
+}
+
+// Ping implements registry.Store: the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", redact.Error(err, s.credentials...))
+	}
+	return nil
 }
 
 // Close closes every connection. It is safe to call more than once.
@@ -300,6 +309,16 @@ func (s *Store) SetInboundAuth(ctx context.Context, id string, auth registry.Inb
 		auth.Scheme, auth.Headers, auth.Hash, sealed)
 }
 
+// SetDelivery implements registry.Store.
+func (s *Store) SetDelivery(ctx context.Context, id string, d registry.DeliverySettings) (registry.Installation, error) {
+	if err := registry.CheckDelivery(d); err != nil {
+		return registry.Installation{}, fmt.Errorf("set delivery settings: %w", err)
+	}
+	return s.update(ctx, "set delivery settings", id,
+		`pace_interval_ms = $3, pace_burst = $4, digests = $5, digest_after_ms = $6`,
+		d.Interval.Milliseconds(), d.Burst, string(d.Digests), d.DigestAfter.Milliseconds())
+}
+
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key, ok := registry.CanonicalID(id)
@@ -337,13 +356,15 @@ func (s *Store) update(ctx context.Context, op, id, set string, args ...any) (re
 // row is registry.ErrNotFound.
 func scanRow(row pgx.Row, extra ...any) (registry.Installation, error) {
 	var (
-		in     registry.Installation
-		status string
+		in                        registry.Installation
+		status, digests           string
+		intervalMS, digestAfterMS int64
 	)
 	dest := append([]any{&in.ID, &in.TeamID, &in.TeamName, &in.ChannelID, &in.ChannelName,
 		&in.WebhookURLSealed, &in.ConfigurationURL, &in.InstallingUser, &in.TokenHash,
 		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &in.CreatedAt, &in.UpdatedAt,
-		&in.InboundAuth.Scheme, &in.InboundAuth.Headers, &in.InboundAuth.Hash, &in.InboundAuthSealed}, extra...)
+		&in.InboundAuth.Scheme, &in.InboundAuth.Headers, &in.InboundAuth.Hash, &in.InboundAuthSealed,
+		&intervalMS, &in.Delivery.Burst, &digests, &digestAfterMS}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return registry.Installation{}, registry.ErrNotFound
@@ -351,6 +372,9 @@ func scanRow(row pgx.Row, extra ...any) (registry.Installation, error) {
 		return registry.Installation{}, err
 	}
 	in.Status = registry.Status(status)
+	in.Delivery.Interval = time.Duration(intervalMS) * time.Millisecond
+	in.Delivery.Digests = registry.Digests(digests)
+	in.Delivery.DigestAfter = time.Duration(digestAfterMS) * time.Millisecond
 	in.CreatedAt = in.CreatedAt.UTC()
 	in.UpdatedAt = in.UpdatedAt.UTC()
 	return in, nil

@@ -45,6 +45,7 @@ type Installation struct {
 	Status           Status
 	StatusReason     string // why it is disabled; empty when active
 	JamfURL          string // Jamf Pro base URL for deep links; optional
+	Delivery         DeliverySettings
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 	// InboundAuth is what Jamf Pro must send besides the token; zero when
@@ -91,6 +92,12 @@ type Store interface {
 	// sealed, the same credentials sealed); the zero InboundAuth and ""
 	// clear them. Upsert never changes them.
 	SetInboundAuth(ctx context.Context, id string, auth InboundAuth, sealed string) (Installation, error)
+	// SetDelivery sets the channel's own pace and digest settings (see
+	// CheckDelivery); the zero DeliverySettings goes back to the defaults.
+	// Upsert never changes them.
+	SetDelivery(ctx context.Context, id string, d DeliverySettings) (Installation, error)
+	// Ping reports whether the database answers, for readiness.
+	Ping(ctx context.Context) error
 }
 
 // ErrChanged is returned by Store.Rekey when the installation no longer
@@ -186,6 +193,8 @@ type Entry struct {
 	JamfURL          string `json:"jamf_url,omitempty"`
 	// InboundAuth is checked by ingest before it reads the body.
 	InboundAuth InboundAuth `json:"inbound_auth,omitzero"`
+	// Delivery is the channel's own pace and digest settings.
+	Delivery DeliverySettings `json:"delivery,omitzero"`
 }
 
 // Entry returns the read model of i.
@@ -200,6 +209,7 @@ func (i Installation) Entry() Entry {
 		ChannelName:      i.ChannelName,
 		JamfURL:          i.JamfURL,
 		InboundAuth:      i.InboundAuth,
+		Delivery:         i.Delivery,
 	}
 }
 

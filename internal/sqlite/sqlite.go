@@ -43,7 +43,7 @@ const busyTimeout = 5 * time.Second
 const columns = `id, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
 	configuration_url, installing_user, token_hash, token_sealed, status, status_reason,
 	jamf_url, created_at, updated_at, inbound_auth_scheme, inbound_auth_headers,
-	inbound_auth_hash, inbound_auth_sealed`
+	inbound_auth_hash, inbound_auth_sealed, pace_interval_ms, pace_burst, digests, digest_after_ms`
 
 // Store is the SQLite registry store. It is safe for concurrent use.
 type Store struct {
@@ -128,7 +128,15 @@ func migrate(ctx context.Context, dsn string) (err error) {
 	}
 	for _, r := range results {
 		slog.InfoContext(ctx, "applied registry migration",
-			"dialect", "sqlite", "version", r.Source.Version, "duration", r.Duration)
+			"dialect", "sqlite", "version", r.Source.Version, "duration", r.Duration.String())
+	}
+	return nil
+}
+
+// Ping implements registry.Store: both pools reach the file.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := errors.Join(s.writer.PingContext(ctx), s.reader.PingContext(ctx)); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	return nil
 }
@@ -167,7 +175,7 @@ func (s *Store) Upsert(ctx context.Context, in registry.Installation) (_ registr
 	case errors.Is(err, sql.ErrNoRows):
 		created = true
 		row = tx.QueryRowContext(ctx, `INSERT INTO installations (`+columns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, '', '', '', '')
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, '', '', '', '', 0, 0, '', 0)
 			RETURNING `+columns,
 			id, in.TeamID, in.TeamName, in.ChannelID, in.ChannelName, in.WebhookURLSealed,
 			in.ConfigurationURL, in.InstallingUser, in.TokenHash, in.TokenSealed,
@@ -345,6 +353,16 @@ func (s *Store) SetInboundAuth(ctx context.Context, id string, auth registry.Inb
 		auth.Scheme, auth.Headers, auth.Hash, sealed)
 }
 
+// SetDelivery implements registry.Store.
+func (s *Store) SetDelivery(ctx context.Context, id string, d registry.DeliverySettings) (registry.Installation, error) {
+	if err := registry.CheckDelivery(d); err != nil {
+		return registry.Installation{}, fmt.Errorf("set delivery settings: %w", err)
+	}
+	return s.update(ctx, "set delivery settings", id,
+		`pace_interval_ms = ?, pace_burst = ?, digests = ?, digest_after_ms = ?`,
+		d.Interval.Milliseconds(), d.Burst, string(d.Digests), d.DigestAfter.Milliseconds())
+}
+
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key, ok := registry.CanonicalID(id)
@@ -390,14 +408,16 @@ type scanner interface {
 // registry.ErrNotFound.
 func scanRow(row scanner) (registry.Installation, error) {
 	var (
-		in               registry.Installation
-		status           string
-		created, updated string
+		in                        registry.Installation
+		status, digests           string
+		created, updated          string
+		intervalMS, digestAfterMS int64
 	)
 	err := row.Scan(&in.ID, &in.TeamID, &in.TeamName, &in.ChannelID, &in.ChannelName,
 		&in.WebhookURLSealed, &in.ConfigurationURL, &in.InstallingUser, &in.TokenHash,
 		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &created, &updated,
-		&in.InboundAuth.Scheme, &in.InboundAuth.Headers, &in.InboundAuth.Hash, &in.InboundAuthSealed)
+		&in.InboundAuth.Scheme, &in.InboundAuth.Headers, &in.InboundAuth.Hash, &in.InboundAuthSealed,
+		&intervalMS, &in.Delivery.Burst, &digests, &digestAfterMS)
 	if errors.Is(err, sql.ErrNoRows) {
 		return registry.Installation{}, registry.ErrNotFound
 	}
@@ -405,6 +425,9 @@ func scanRow(row scanner) (registry.Installation, error) {
 		return registry.Installation{}, err
 	}
 	in.Status = registry.Status(status)
+	in.Delivery.Interval = time.Duration(intervalMS) * time.Millisecond
+	in.Delivery.Digests = registry.Digests(digests)
+	in.Delivery.DigestAfter = time.Duration(digestAfterMS) * time.Millisecond
 	if in.CreatedAt, err = time.Parse(timeLayout, created); err != nil {
 		return registry.Installation{}, fmt.Errorf("installation %s: bad created_at: %w", in.ID, err)
 	}

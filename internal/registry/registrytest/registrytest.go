@@ -41,6 +41,8 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"RotateToken", testRotateToken},
 		{"RotateTokenToHashInUse", testRotateTokenToHashInUse},
 		{"SetJamfURL", testSetJamfURL},
+		{"SetDelivery", testSetDelivery},
+		{"Ping", testPing},
 		{"Delete", testDelete},
 		{"DuplicateTokenHash", testDuplicateTokenHash},
 		{"DuplicateID", testDuplicateID},
@@ -510,6 +512,54 @@ func testSetJamfURL(t *testing.T, s registry.Store) {
 			checkPersisted(t, s, got)
 			prev = got
 		})
+	}
+}
+
+func testSetDelivery(t *testing.T, s registry.Store) {
+	orig, _ := upsert(t, s, fixture("a"))
+	settings := []registry.DeliverySettings{
+		{Interval: 500 * time.Millisecond, Burst: 5, Digests: registry.DigestsOn, DigestAfter: 10 * time.Second},
+		{Interval: time.Minute, Digests: registry.DigestsOff},
+		{},
+	}
+	for _, d := range settings {
+		t.Run(fmt.Sprintf("%+v", d), func(t *testing.T) {
+			got, err := s.SetDelivery(t.Context(), orig.ID, d)
+			if err != nil {
+				t.Fatalf("SetDelivery: %v", err)
+			}
+			want := orig
+			want.Delivery = d
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(registry.Installation{}, "UpdatedAt")); diff != "" {
+				t.Errorf("SetDelivery returned (-want +got):\n%s", diff)
+			}
+			checkPersisted(t, s, got)
+		})
+	}
+	t.Run("reinstall keeps the settings", func(t *testing.T) {
+		d := registry.DeliverySettings{Interval: 2 * time.Second, Burst: 1}
+		if _, err := s.SetDelivery(t.Context(), orig.ID, d); err != nil {
+			t.Fatal(err)
+		}
+		again, _ := upsert(t, s, fixture("a"))
+		if again.Delivery != d {
+			t.Errorf("after a reinstall Delivery = %+v, want %+v", again.Delivery, d)
+		}
+	})
+	for _, bad := range []registry.DeliverySettings{
+		{Interval: time.Microsecond}, {Burst: -1}, {Burst: 1000}, {Digests: "sometimes"}, {DigestAfter: time.Millisecond},
+	} {
+		if _, err := s.SetDelivery(t.Context(), orig.ID, bad); err == nil {
+			t.Errorf("SetDelivery(%+v) succeeded, want it refused", bad)
+		}
+	}
+	_, err := s.SetDelivery(t.Context(), "7c2b0c3e-0000-4000-8000-000000000000", registry.DeliverySettings{})
+	checkNotFound(t, "SetDelivery of a missing installation", err)
+}
+
+func testPing(t *testing.T, s registry.Store) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping = %v, want nil", err)
 	}
 }
 
