@@ -1,16 +1,20 @@
 // Command dispatcher delivers the Jamf Pro events waiting in JetStream to
 // their Slack channels. Any number of dispatchers share the durable
-// consumer "dispatch"; each runs DISPATCH_WORKERS deliveries at once and
-// serves /healthz, /readyz and /metrics on METRICS_ADDR.
+// consumer "dispatch" and keep each channel to one pace between them;
+// each posts up to DISPATCH_WORKERS messages at once and serves /healthz,
+// /readyz and /metrics on METRICS_ADDR.
 //
 //	dispatcher                 deliver events until SIGINT or SIGTERM
 //	dispatcher dlq list|replay|drop ...
 //	                           inspect, replay or drop dead letters
+//	dispatcher history resend ...
+//	                           deliver again what a channel got lately
 //
 // Every setting comes from the environment (see the README). On a shared
 // NATS server the dispatcher creates no stream: it waits until the
 // installer has created JAMF_EVENTS with its consumer "dispatch",
-// JAMF_DEAD, JAMF_CONTROL and the bucket "installations".
+// JAMF_DEAD, JAMF_CONTROL and the buckets "installations", "delivery" and
+// "keyring".
 package main
 
 import (
@@ -35,6 +39,7 @@ import (
 const usage = `usage:
   dispatcher                 deliver events to Slack until SIGINT or SIGTERM
   dispatcher dlq ...         inspect, replay or drop dead letters (dispatcher dlq help)
+  dispatcher history ...     deliver again what a channel got lately (dispatcher history help)
 dlq acts on NATS_URL (or the embedded store in DATA_DIR, which it does not
 create unless given --init).
 Settings come from the environment; see the README.
@@ -62,6 +67,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		cmd  dispatch.DLQCommand
+		hist dispatch.HistoryCommand
 		init bool
 	)
 	if len(args) > 0 {
@@ -74,6 +80,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			rest, init = app.CommandArgs(args[1:])
 			if cmd, err = dispatch.ParseDLQCommand(rest); err != nil {
 				return err
+			}
+		case "history":
+			var (
+				rest []string
+				err  error
+			)
+			rest, init = app.CommandArgs(args[1:])
+			if hist, err = dispatch.ParseHistoryCommand(rest); err != nil {
+				return err
+			}
+			if hist.Name == "help" {
+				return hist.Run(ctx, nil, time.Now(), stdout)
 			}
 		case "help", "-h", "-help", "--help":
 			_, err := io.WriteString(stdout, usage)
@@ -89,9 +107,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger := app.Logger(stderr, cfg, cmd.Name != "")
-	if cmd.Name != "" {
+	logger := app.Logger(stderr, cfg, cmd.Name != "" || hist.Name != "")
+	switch {
+	case cmd.Name != "":
 		return app.DLQ(ctx, cfg, logger, cmd, init, stdout, stderr)
+	case hist.Name != "":
+		return app.History(ctx, cfg, logger, hist, init, stdout, stderr)
 	}
 	return serve(ctx, cfg, logger)
 }
@@ -108,6 +129,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	logger.Info("dispatcher starting", "config", cfg)
+	app.LogNotes(logger, cfg)
 	conn, err := app.ConnectBus(ctx, cfg, "jackalope-dispatcher", logger, app.Await(bus.DispatchNeeds))
 	if err != nil {
 		return err
@@ -124,6 +146,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer stopBG()
 
 	reg := app.Registry()
+	if err := conn.RegisterMetrics(reg); err != nil {
+		return err
+	}
 	d, err := app.Dispatcher(cfg, keys, conn, installations, logger, reg)
 	if err != nil {
 		return err
@@ -150,9 +175,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return <-served
 	}
 	consuming.Store(true)
-	logger.Info("dispatcher consuming", "workers", cfg.Dispatch.Workers, "max_attempts", cfg.Dispatch.MaxAttempts,
+	logger.Info("dispatcher consuming", "workers", cfg.Dispatch.Workers, "delivery_deadline", cfg.Dispatch.Deadline.String(),
 		"installations", installations.Len(), "metrics_addr", ln.Addr().String())
-	consumeErr := conn.Consume(ctx, cfg.Dispatch.Workers, cfg.Dispatch.MaxAttempts, d.Handle)
+	consumeErr := app.Deliver(ctx, cfg, conn, d)
 	consuming.Store(false)
 	if consumeErr == nil {
 		logger.Info("dispatcher stopped pulling; deliveries in flight are settled")

@@ -140,9 +140,12 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := conn.RegisterMetrics(reg); err != nil {
+		return err
+	}
 	h, err := app.ListenHTTP(ctx, cfg, false, logger, reg,
 		app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
-			agreement.Condition()))
+			agreement.Condition(), app.StoreReachable(bg, store, logger)))
 	if err != nil {
 		return err
 	}

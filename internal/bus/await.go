@@ -38,13 +38,14 @@ var (
 	// installations and checks its key against the keyring.
 	IngestNeeds = []Need{{Stream: StreamEvents}, {Bucket: BucketInstallations}, {Bucket: BucketKeyring}}
 	// DispatchNeeds: dispatchers consume JAMF_EVENTS, park dead letters,
-	// report dead channels, read the installations and check their key
-	// against the keyring.
+	// report dead channels, read the installations, share the channels'
+	// delivery state and check their key against the keyring.
 	DispatchNeeds = []Need{
 		{Stream: StreamEvents, Consumer: ConsumerDispatch},
 		{Stream: StreamDead},
 		{Stream: StreamControl},
 		{Bucket: BucketInstallations},
+		{Bucket: BucketDelivery},
 		{Bucket: BucketKeyring},
 	}
 )
@@ -83,7 +84,7 @@ func (c *Conn) Await(ctx context.Context, needs []Need) error {
 		if time.Since(reported) >= awaitReport {
 			reported = time.Now()
 			if err != nil {
-				c.log.Warn("cannot tell whether the nats streams and buckets exist; waiting", "error", err)
+				c.log.Warn("cannot tell whether the nats streams and buckets exist; waiting", "err", err)
 			} else {
 				c.log.Warn("waiting for the installer to create what this service needs", "missing", strings.Join(missing, ", "))
 			}

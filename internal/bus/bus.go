@@ -30,7 +30,9 @@ const (
 	StreamEvents        = "JAMF_EVENTS"
 	StreamDead          = "JAMF_DEAD"
 	StreamControl       = "JAMF_CONTROL"
+	StreamHistory       = "JAMF_HISTORY"
 	BucketInstallations = "installations"
+	BucketDelivery      = "delivery"
 	ConsumerDispatch    = "dispatch"
 	ConsumerInstaller   = "installer"
 )
@@ -39,6 +41,8 @@ const (
 const (
 	subjectEvents      = "jamf.events."
 	subjectDead        = "jamf.dead."
+	subjectHistory     = "jamf.history."
+	subjectDelivery    = "jackalope.delivery."
 	subjectControl     = "jackalope.control."
 	subjectChannelDead = "jackalope.control.channel_dead."
 )
@@ -85,9 +89,20 @@ type Config struct {
 	// MaxAge of JAMF_EVENTS: how long an event may wait for delivery, and
 	// the replay window.
 	MaxAge time.Duration
-	// MaxBytes of JAMF_EVENTS and of JAMF_DEAD. A full stream refuses new
-	// messages (publish fails) and never drops accepted ones.
+	// MaxBytes of JAMF_EVENTS and of JAMF_DEAD. JAMF_EVENTS holds only
+	// the events that wait for delivery, so this bounds the backlog; a
+	// full stream refuses new messages (publish fails) and never drops
+	// accepted ones.
 	MaxBytes int64
+	// MaxMsgs bounds the number of events waiting in JAMF_EVENTS as
+	// MaxBytes bounds their size; zero or less is no limit.
+	MaxMsgs int64
+	// HistoryMaxAge is how long delivered events are kept in JAMF_HISTORY
+	// for resending; zero keeps none (the stream is not written to).
+	// HistoryMaxBytes bounds that stream, whose oldest events make room
+	// for new ones: a full history never refuses anything.
+	HistoryMaxAge   time.Duration
+	HistoryMaxBytes int64
 	// DedupWindow during which a repeated Jamf delivery of the same body to
 	// the same installation is stored once.
 	DedupWindow time.Duration
@@ -125,6 +140,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DeadMaxAge <= 0 {
 		c.DeadMaxAge = DefaultDeadMaxAge
+	}
+	if c.MaxMsgs <= 0 {
+		c.MaxMsgs = -1
+	}
+	if c.HistoryMaxAge < 0 {
+		c.HistoryMaxAge = 0
+	}
+	if c.HistoryMaxBytes <= 0 {
+		c.HistoryMaxBytes = DefaultMaxBytes
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = DefaultAckWait
@@ -168,9 +192,7 @@ type Conn struct {
 	closeOnce sync.Once
 
 	kvMu sync.Mutex
-	kv   jetstream.KeyValue // the bucket "installations", once looked up
-
-	secBuckets buckets // "keyring" and "oauth_states", once looked up
+	kv   map[string]jetstream.KeyValue // buckets by name, once looked up
 }
 
 // Connect connects to cfg.URL or, when it is empty, starts an embedded NATS
@@ -242,7 +264,7 @@ func (c *Conn) options(publish bool) []nats.Option {
 		nats.DrainTimeout(closeTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				logger.Warn("nats disconnected", "error", err)
+				logger.Warn("nats disconnected", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -254,7 +276,7 @@ func (c *Conn) options(publish bool) []nats.Option {
 			if sub != nil {
 				subject = sub.Subject
 			}
-			logger.Warn("nats asynchronous error", "subject", subject, "error", err)
+			logger.Warn("nats asynchronous error", "subject", subject, "err", err)
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jackalope-app/jackalope/internal/jamf"
@@ -20,15 +21,11 @@ const (
 	// handler error.
 	retryBase = time.Second
 	retryMax  = 5 * time.Minute
-	// settleTimeout bounds an ack confirmation or the dead letter written
-	// when attempts are spent.
+	// settleTimeout bounds an ack confirmation.
 	settleTimeout = 5 * time.Second
 	// returnTimeout bounds how long a stopping consumer spends handing
 	// back the messages it had buffered but not started.
 	returnTimeout = 5 * time.Second
-	// reasonAttemptsSpent is the dead letter reason when the consume loop
-	// gives up after maxAttempts.
-	reasonAttemptsSpent = "attempts_spent"
 	// pullExpiry is how long one pull request waits on the server for
 	// messages before the client renews it.
 	pullExpiry = 30 * time.Second
@@ -45,143 +42,228 @@ const (
 	// client's default (half the expiry) such a consumer idled for 30s
 	// while events waited; with this one it resumes within about 2s.
 	pullHeartbeat = time.Second
+	// handBackDelay is the least delay of a negative acknowledgement. The
+	// server keeps the delay of a delayed one in the consumer's stored
+	// state, but a plain one only in memory: an event handed back without
+	// a delay just before the server restarts (the all-in-one's embedded
+	// server stops with the process) would wait out the whole AckWait
+	// after the restart.
+	handBackDelay = time.Millisecond
 )
 
-// Consume delivers the events of JAMF_EVENTS to h, sharing the durable
-// consumer "dispatch" with every other dispatcher, with workers handlers
-// running at once. It is the one place where a handler's error becomes a
-// JetStream answer:
+// releasePayload is a negative acknowledgement with handBackDelay, as
+// jetstream.Msg.NakWithDelay writes it.
+var releasePayload = []byte(fmt.Sprintf(`-NAK {"delay": %d}`, handBackDelay.Nanoseconds()))
+
+// Delivery is one event of JAMF_EVENTS that a dispatcher took and has not
+// settled yet. Settle is the one place where a dispatcher's verdict on an
+// event becomes a JetStream answer. A Delivery is safe for concurrent use.
 //
-//   - nil: Ack, confirmed by the server (DoubleAck) before the worker takes
-//     the next message, so a lost ack is logged rather than silent.
-//   - retry.Permanent: Term. The handler has already parked the event (see
-//     DeadLetter) and done whatever else giving up means.
-//   - retry.After(d): NakWithDelay(d).
-//   - any other error: NakWithDelay with exponential backoff and full
+// After Settle, only Release may still be called: a Delivery handed back
+// with a delay keeps no more than what Release needs, so that a dispatcher
+// may remember many of them.
+type Delivery struct {
+	c     *Conn
+	reply string
+	seq   uint64
+
+	mu  sync.Mutex
+	msg jetstream.Msg // nil once settled
+	ev  jamf.Received // without its body once settled
+}
+
+// Event returns the event, with Attempt (the server's delivery count) and
+// Queued (when JAMF_EVENTS stored it) set.
+func (d *Delivery) Event() jamf.Received {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ev
+}
+
+// Settle answers the server for the event according to err:
+//
+//   - nil: delivered. The event is copied to JAMF_HISTORY when the history
+//     is on, then acked, which removes it from the backlog. The ack is not
+//     waited for: a lost one makes the server deliver the event again after
+//     AckWait (at least once, never lost).
+//   - retry.Permanent: terminated, which removes it from the backlog. The
+//     dispatcher has already parked it in JAMF_DEAD.
+//   - retry.After(d): handed back, to be delivered again after d (at once
+//     for 0). It stays in the backlog; see Release.
+//   - any other error: handed back with exponential backoff and full
 //     jitter, from 1s up to 5m.
+func (d *Delivery) Settle(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.msg == nil {
+		return
+	}
+	log := d.c.log
+	switch {
+	case err == nil:
+		d.c.record(d)
+		if aerr := d.msg.Ack(); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {
+			log.Warn("ack failed; the event will be delivered again", "installation", d.ev.InstallationID, "seq", d.seq, "err", aerr)
+		}
+	case retry.IsPermanent(err):
+		term(d.msg, log)
+	default:
+		wait, ok := retry.Delay(err)
+		if !ok {
+			wait = retry.Backoff(d.ev.Attempt, retryBase, retryMax)
+		}
+		nak(d.msg, wait, log)
+	}
+	d.msg, d.ev.Body = nil, nil
+}
+
+// Release makes an event handed back with a delay (Settle with retry.After)
+// come back now: the dispatchers use it when the channel it waits for
+// answers again. Releasing an event whose delay already ran out, or one that
+// another dispatcher settled meanwhile, may deliver it once more (at least
+// once), so callers release only events whose delay is still running.
+func (d *Delivery) Release() {
+	if err := d.c.nc.Publish(d.reply, releasePayload); err != nil {
+		d.c.log.Debug("release failed; the event comes back when its delay ends", "seq", d.seq, "err", err)
+	}
+}
+
+// Progress tells the server that the event is still being worked on, so
+// that it does not give it to another dispatcher after AckWait.
+func (d *Delivery) Progress() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.msg == nil {
+		return
+	}
+	if err := d.msg.InProgress(); err != nil {
+		d.c.log.Debug("progress ack failed", "seq", d.seq, "err", err)
+	}
+}
+
+// record copies a delivered event to JAMF_HISTORY without waiting for the
+// stream: the history is a convenience, never a reason to hold an ack.
+func (c *Conn) record(d *Delivery) {
+	if c.cfg.HistoryMaxAge <= 0 {
+		return
+	}
+	m := nats.NewMsg(subjectHistory + d.ev.InstallationID)
+	for _, h := range []string{headerInstallation, headerEvent, headerReceivedAt} {
+		if v := d.msg.Headers().Get(h); v != "" {
+			m.Header.Set(h, v)
+		}
+	}
+	m.Data = d.ev.Body
+	if err := c.nc.PublishMsg(m); err != nil {
+		c.log.Debug("history copy failed", "installation", d.ev.InstallationID, "err", err)
+	}
+}
+
+// Consume takes the events of JAMF_EVENTS through the durable consumer
+// "dispatch", which every dispatcher shares, and gives each to take, one at
+// a time, with up to buffer more pulled ahead. take may block (a dispatcher
+// holding as many events as it may); the events it takes are its to settle.
+// A message whose headers are not an event is terminated and logged.
 //
-// When a retryable error comes back on attempt maxAttempts or later (and
-// maxAttempts > 0), the event is parked in JAMF_DEAD with reason
-// "attempts_spent" and the error text, and then terminated; a handler that
-// wants the last Slack status in the dead letter parks it itself and
-// returns retry.Permanent. An event that cannot be decoded is terminated
-// and logged. While h runs, the message is kept alive with progress acks so
-// that a slow Slack does not cause a redelivery. A panic in h is recovered
-// and treated as a retryable error.
-//
-// When ctx is cancelled Consume stops pulling, hands buffered messages back
-// to the server, waits for in-flight handlers and returns nil. Handlers get
-// a context that outlives ctx by Config.ShutdownGrace; a handler cut short
-// by it has its message handed back (Nak) for another dispatcher. Consume
-// returns an error when the consumer cannot be read (not provisioned,
-// deleted, or the connection closed).
-func (c *Conn) Consume(ctx context.Context, workers, maxAttempts int, h func(context.Context, jamf.Received) error) error {
+// When ctx is cancelled Consume stops pulling, hands the buffered messages
+// back to the server and returns nil; take gets ctx and should return its
+// error when ctx ends while it blocks, handing the event back itself.
+// Consume returns an error when the consumer cannot be read (not
+// provisioned, deleted, or the connection closed).
+func (c *Conn) Consume(ctx context.Context, buffer int, take func(context.Context, *Delivery) error) error {
 	cons, err := c.js.Consumer(ctx, StreamEvents, ConsumerDispatch)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", ConsumerDispatch, err)
 	}
-	return c.consume(ctx, cons, ConsumerDispatch, workers, func(hctx context.Context, m jetstream.Msg) {
-		c.deliverEvent(hctx, m, maxAttempts, h)
-	})
+	iter, err := c.messages(cons, max(buffer, 1))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", ConsumerDispatch, err)
+	}
+	for {
+		m, err := iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				c.returnBuffered(iter, ConsumerDispatch)
+				return nil
+			}
+			iter.Stop()
+			return fmt.Errorf("consume %s: %w", ConsumerDispatch, err)
+		}
+		d, ok := c.delivery(m)
+		if !ok {
+			continue
+		}
+		if err := take(ctx, d); err != nil && ctx.Err() == nil {
+			iter.Stop()
+			return fmt.Errorf("consume %s: %w", ConsumerDispatch, err)
+		}
+	}
+}
+
+// delivery decodes m into a Delivery, terminating it when it is not an
+// event.
+func (c *Conn) delivery(m jetstream.Msg) (*Delivery, bool) {
+	md, err := m.Metadata()
+	if err != nil {
+		c.log.Error("message without jetstream metadata; terminating it", "subject", m.Subject(), "err", err)
+		_ = m.Term()
+		return nil, false
+	}
+	r, err := decodeReceived(m.Subject(), m.Headers(), m.Data())
+	if err != nil {
+		c.log.Error("undeliverable event; terminating it", "subject", m.Subject(), "seq", md.Sequence.Stream, "err", err)
+		_ = m.TermWithReason("bad headers")
+		return nil, false
+	}
+	r.Attempt = int(md.NumDelivered)
+	r.Queued = md.Timestamp
+	return &Delivery{c: c, msg: m, reply: m.Reply(), ev: r, seq: md.Sequence.Stream}, true
+}
+
+// messages opens a pull iterator on cons with up to buffer messages pulled
+// ahead. Missing heartbeats are not an error: the iterator pulls again by
+// itself (see pullHeartbeat).
+func (c *Conn) messages(cons jetstream.Consumer, buffer int) (jetstream.MessagesContext, error) {
+	return cons.Messages(
+		jetstream.PullMaxMessages(buffer),
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.WithMessagesErrOnMissingHeartbeat(false),
+	)
 }
 
 // ConsumeDeadChannels delivers the dead channel reports (see
 // ReportDeadChannel) to h through the durable consumer "installer", one at a
 // time, so reports wait in JAMF_CONTROL while no installer runs. A nil error
-// acks the report; errors map as in Consume, without a bound on attempts.
-// It returns nil once ctx is cancelled and the handler in flight finished.
+// acks the report; retry.Permanent terminates it; retry.After(d) hands it
+// back for d, any other error with backoff. It returns nil once ctx is
+// cancelled and the handler in flight finished.
 func (c *Conn) ConsumeDeadChannels(ctx context.Context, h func(ctx context.Context, installationID, reason string) error) error {
 	cons, err := c.js.Consumer(ctx, StreamControl, ConsumerInstaller)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", ConsumerInstaller, err)
 	}
-	return c.consume(ctx, cons, ConsumerInstaller, 1, func(hctx context.Context, m jetstream.Msg) {
-		c.deliverDeadChannel(hctx, m, h)
-	})
-}
-
-// consume runs workers goroutines that take messages from cons and pass
-// them to handle until ctx ends or the consumer fails.
-func (c *Conn) consume(ctx context.Context, cons jetstream.Consumer, name string, workers int, handle func(context.Context, jetstream.Msg)) error {
-	if workers < 1 {
-		workers = 1
-	}
-	// The buffer stays small because the AckWait of a buffered message
-	// runs before a worker starts it and keeps it alive. Missing
-	// heartbeats are not an error: the iterator pulls again by itself
-	// (see pullHeartbeat).
-	iter, err := cons.Messages(
-		jetstream.PullMaxMessages(2*workers),
-		jetstream.PullExpiry(pullExpiry),
-		jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.WithMessagesErrOnMissingHeartbeat(false),
-	)
+	iter, err := c.messages(cons, 2)
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", name, err)
+		return fmt.Errorf("consume %s: %w", ConsumerInstaller, err)
 	}
-
-	// Handlers run under their own context so that a shutdown lets them
+	// The handler runs under its own context so that a shutdown lets it
 	// finish; it is cancelled ShutdownGrace after ctx.
-	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHandlers()
-	finished := make(chan struct{})
-	var grace sync.WaitGroup
-	grace.Go(func() {
-		select {
-		case <-finished:
-			return
-		case <-ctx.Done():
-		}
-		t := time.NewTimer(c.cfg.ShutdownGrace)
-		defer t.Stop()
-		select {
-		case <-finished:
-		case <-t.C:
-			c.log.Warn("handlers still running after the shutdown grace; cancelling them", "consumer", name)
-			cancelHandlers()
-		}
-	})
-	defer func() {
-		close(finished)
-		grace.Wait()
-	}()
-
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() { errs[i] = c.work(ctx, hctx, iter, handle) })
-	}
-	wg.Wait()
-
-	if ctx.Err() != nil {
-		c.returnBuffered(iter, name)
-		return nil
-	}
-	iter.Stop()
-	for _, err := range errs {
-		if err != nil {
-			return fmt.Errorf("consume %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// work takes one message at a time from iter until ctx ends or iter fails.
-func (c *Conn) work(ctx, hctx context.Context, iter jetstream.MessagesContext, handle func(context.Context, jetstream.Msg)) error {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownGrace, cancel) })
+	defer stop()
 	for {
 		m, err := iter.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
+				c.returnBuffered(iter, ConsumerInstaller)
 				return nil
 			}
-			return err
+			iter.Stop()
+			return fmt.Errorf("consume %s: %w", ConsumerInstaller, err)
 		}
-		if ctx.Err() != nil {
-			// Stopping: hand it back rather than start it.
-			_ = m.Nak()
-			return nil
-		}
-		handle(hctx, m)
+		c.deliverDeadChannel(hctx, m, h)
 	}
 }
 
@@ -197,7 +279,7 @@ func (c *Conn) returnBuffered(iter jetstream.MessagesContext, name string) {
 		if err != nil {
 			break
 		}
-		_ = m.Nak()
+		_ = m.NakWithDelay(handBackDelay)
 		n++
 	}
 	iter.Stop()
@@ -206,48 +288,12 @@ func (c *Conn) returnBuffered(iter jetstream.MessagesContext, name string) {
 	}
 }
 
-// deliverEvent decodes one event, runs h on it and settles the message.
-func (c *Conn) deliverEvent(ctx context.Context, m jetstream.Msg, maxAttempts int, h func(context.Context, jamf.Received) error) {
-	md, err := m.Metadata()
-	if err != nil {
-		c.log.Error("message without jetstream metadata; terminating it", "subject", m.Subject(), "error", err)
-		_ = m.Term()
-		return
-	}
-	r, err := decodeReceived(m.Subject(), m.Headers(), m.Data())
-	if err != nil {
-		c.log.Error("undeliverable event; terminating it", "subject", m.Subject(), "seq", md.Sequence.Stream, "error", err)
-		_ = m.TermWithReason("bad headers")
-		return
-	}
-	r.Attempt = int(md.NumDelivered)
-	log := c.log.With("installation", r.InstallationID, "event", r.Event, "attempt", r.Attempt, "seq", md.Sequence.Stream)
-
-	err = c.run(ctx, m, log, func(ctx context.Context) error { return h(ctx, r) })
-
-	var spent func(error) error
-	if maxAttempts > 0 && r.Attempt >= maxAttempts {
-		spent = func(cause error) error {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-			defer cancel()
-			return c.DeadLetter(dctx, jamf.DeadLetter{
-				Received: r,
-				Reason:   reasonAttemptsSpent,
-				Attempts: r.Attempt,
-				LastBody: cause.Error(),
-				At:       time.Now(),
-			})
-		}
-	}
-	c.settle(ctx, m, r.Attempt, err, log, spent)
-}
-
 // deliverDeadChannel decodes one dead channel report, runs h on it and
 // settles the message.
 func (c *Conn) deliverDeadChannel(ctx context.Context, m jetstream.Msg, h func(context.Context, string, string) error) {
 	md, err := m.Metadata()
 	if err != nil {
-		c.log.Error("message without jetstream metadata; terminating it", "subject", m.Subject(), "error", err)
+		c.log.Error("message without jetstream metadata; terminating it", "subject", m.Subject(), "err", err)
 		_ = m.Term()
 		return
 	}
@@ -261,7 +307,7 @@ func (c *Conn) deliverDeadChannel(ctx context.Context, m jetstream.Msg, h func(c
 	attempt := int(md.NumDelivered)
 	log := c.log.With("installation", id, "attempt", attempt, "seq", md.Sequence.Stream)
 	err = c.run(ctx, m, log, func(ctx context.Context) error { return h(ctx, id, reason) })
-	c.settle(ctx, m, attempt, err, log, nil)
+	c.settle(ctx, m, attempt, err, log)
 }
 
 // run calls f, keeping m alive with progress acks while it runs, and turns
@@ -278,7 +324,7 @@ func (c *Conn) run(ctx context.Context, m jetstream.Msg, log *slog.Logger, f fun
 				return
 			case <-t.C:
 				if err := m.InProgress(); err != nil {
-					log.Debug("progress ack failed", "error", err)
+					log.Debug("progress ack failed", "err", err)
 				}
 			}
 		}
@@ -296,56 +342,42 @@ func (c *Conn) run(ctx context.Context, m jetstream.Msg, log *slog.Logger, f fun
 	return f(ctx)
 }
 
-// settle answers the server for m according to the handler's err. ctx is
-// the handler's context; spent, when not nil, parks the message because its
-// attempts are used up.
-func (c *Conn) settle(ctx context.Context, m jetstream.Msg, attempt int, err error, log *slog.Logger, spent func(error) error) {
+// settle answers the server for a control message according to the
+// handler's err. ctx is the handler's context.
+func (c *Conn) settle(ctx context.Context, m jetstream.Msg, attempt int, err error, log *slog.Logger) {
 	switch {
 	case err == nil:
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 		defer cancel()
 		if aerr := m.DoubleAck(actx); aerr != nil {
-			log.Warn("ack not confirmed; the message may be delivered again", "error", aerr)
+			log.Warn("ack not confirmed; the message may be delivered again", "err", aerr)
 		}
 	case ctx.Err() != nil:
-		log.Info("handler cut short by shutdown; message handed back", "error", err)
+		log.Info("handler cut short by shutdown; message handed back", "err", err)
 		nak(m, 0, log)
 	case retry.IsPermanent(err):
-		log.Warn("delivery failed permanently; message terminated", "error", err)
-		term(m, log)
-	case spent != nil:
-		if derr := spent(err); derr != nil {
-			d := retry.Backoff(attempt, retryBase, retryMax)
-			log.Error("attempts spent but the dead letter failed; will retry", "error", err, "dead_letter_error", derr, "delay", d)
-			nak(m, d, log)
-			return
-		}
-		log.Warn("attempts spent; message parked in dead letters", "error", err)
+		log.Warn("handling failed permanently; message terminated", "err", err)
 		term(m, log)
 	default:
 		d, ok := retry.Delay(err)
 		if !ok {
 			d = retry.Backoff(attempt, retryBase, retryMax)
 		}
-		log.Info("delivery failed; will retry", "error", err, "delay", d)
+		log.Info("handling failed; will retry", "err", err, "wait", d.String())
 		nak(m, d, log)
 	}
 }
 
+// nak hands m back to be delivered again after d, and after at least
+// handBackDelay.
 func nak(m jetstream.Msg, d time.Duration, log *slog.Logger) {
-	var err error
-	if d > 0 {
-		err = m.NakWithDelay(d)
-	} else {
-		err = m.Nak()
-	}
-	if err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		log.Warn("nak failed; the message returns after the ack wait", "error", err)
+	if err := m.NakWithDelay(max(d, handBackDelay)); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		log.Warn("nak failed; the message returns after the ack wait", "err", err)
 	}
 }
 
 func term(m jetstream.Msg, log *slog.Logger) {
 	if err := m.Term(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		log.Warn("term failed; the message may be delivered again", "error", err)
+		log.Warn("term failed; the message may be delivered again", "err", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/jamf"
 	"github.com/jackalope-app/jackalope/internal/retry"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 var errBoom = errors.New("boom")
@@ -23,59 +24,50 @@ var errBoom = errors.New("boom")
 // second, so tests see redeliveries quickly.
 func shortAck(c *bus.Config) { c.AckWait = time.Second }
 
-// delivery is one handler call.
-type delivery struct {
-	r          jamf.Received
-	start, end time.Time
-}
-
-// recorder keeps the handler calls of a test.
-type recorder struct {
+// taken is what a test's consumer got: each delivery, in order.
+type taken struct {
 	mu  sync.Mutex
-	got []delivery
+	got []*bus.Delivery
+	at  []time.Time
+	ch  chan *bus.Delivery
 }
 
-func (rec *recorder) add(d delivery) {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	rec.got = append(rec.got, d)
+func newTaken() *taken { return &taken{ch: make(chan *bus.Delivery, 1000)} }
+
+func (tk *taken) take(_ context.Context, d *bus.Delivery) error {
+	tk.mu.Lock()
+	tk.got = append(tk.got, d)
+	tk.at = append(tk.at, time.Now())
+	tk.mu.Unlock()
+	tk.ch <- d
+	return nil
 }
 
-func (rec *recorder) all() []delivery {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return append([]delivery(nil), rec.got...)
-}
-
-// handler records each call and answers with answer(r).
-func (rec *recorder) handler(answer func(context.Context, jamf.Received) error) func(context.Context, jamf.Received) error {
-	return func(ctx context.Context, r jamf.Received) error {
-		start := time.Now()
-		err := answer(ctx, r)
-		rec.add(delivery{r: r, start: start, end: time.Now()})
-		return err
-	}
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// next waits for the next delivery.
+func (tk *taken) next(t *testing.T) *bus.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case d := <-tk.ch:
+		return d
+	case <-time.After(15 * time.Second):
+		t.Fatal("no delivery within 15s")
+		return nil
 	}
 }
 
-// consumer runs c.Consume until the returned stop is called or the test
-// ends; stop returns Consume's error.
-func consumer(t *testing.T, c *bus.Conn, workers, maxAttempts int, h func(context.Context, jamf.Received) error) (stop func() error) {
+func (tk *taken) count() int {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return len(tk.got)
+}
+
+// consumer runs c.Consume into take until the returned stop is called or
+// the test ends; stop returns Consume's error.
+func consumer(t *testing.T, c *bus.Conn, take func(context.Context, *bus.Delivery) error) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	done := make(chan error, 1)
-	go func() { done <- c.Consume(ctx, workers, maxAttempts, h) }()
+	go func() { done <- c.Consume(ctx, 8, take) }()
 	var once sync.Once
 	var err error
 	halt := func() error {
@@ -117,11 +109,25 @@ func dispatchInfo(t *testing.T, c *bus.Conn) *jetstream.ConsumerInfo {
 	return info
 }
 
+// backlog returns how many events JAMF_EVENTS holds.
+func backlog(t *testing.T, c *bus.Conn) uint64 {
+	t.Helper()
+	s, err := c.JetStream().Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	return info.State.Msgs
+}
+
 // settled reports whether the dispatch consumer has nothing pending,
-// delivered or not.
+// delivered or not, and the backlog is empty.
 func settled(t *testing.T, c *bus.Conn) bool {
 	info := dispatchInfo(t, c)
-	return info.NumAckPending == 0 && info.NumPending == 0
+	return info.NumAckPending == 0 && info.NumPending == 0 && backlog(t, c) == 0
 }
 
 func publish(t *testing.T, c *bus.Conn, rs ...jamf.Received) {
@@ -133,106 +139,112 @@ func publish(t *testing.T, c *bus.Conn, rs ...jamf.Received) {
 	}
 }
 
-func TestConsumeOutcomes(t *testing.T) {
-	tests := []struct {
-		name  string
-		first error // what the handler answers on attempt 1; later ones succeed
-		// want
-		deliveries     int
-		minGap, maxGap time.Duration // between the end of attempt 1 and the start of attempt 2
-	}{
-		{name: "nil acks", first: nil, deliveries: 1},
-		{name: "permanent terminates", first: fmt.Errorf("post: %w", retry.Permanent(errBoom)), deliveries: 1},
-		{name: "after naks with its delay", first: retry.After(1500*time.Millisecond, errBoom), deliveries: 2, minGap: 1400 * time.Millisecond, maxGap: 2500 * time.Millisecond},
-		{name: "plain error backs off", first: errBoom, deliveries: 2, minGap: 0, maxGap: 1500 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			c := bustest.New(t, shortAck)
-			rec := &recorder{}
-			consumer(t, c, 2, 10, rec.handler(func(_ context.Context, r jamf.Received) error {
-				if r.Attempt == 1 {
-					return tt.first
-				}
-				return nil
-			}))
-			publish(t, c, received("inst", "ComputerAdded", `{"k":1}`))
-
-			waitFor(t, 5*time.Second, fmt.Sprintf("%d deliveries", tt.deliveries), func() bool { return len(rec.all()) >= tt.deliveries })
-			waitFor(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, c) })
-			// Longer than AckWait: a message that was not settled comes back.
-			time.Sleep(1500 * time.Millisecond)
-
-			got := rec.all()
-			if len(got) != tt.deliveries {
-				t.Fatalf("deliveries = %d, want %d", len(got), tt.deliveries)
-			}
-			for i, d := range got {
-				if d.r.Attempt != i+1 {
-					t.Errorf("delivery %d has Attempt %d, want %d", i, d.r.Attempt, i+1)
-				}
-			}
-			if tt.deliveries == 2 {
-				gap := got[1].start.Sub(got[0].end)
-				if gap < tt.minGap || gap > tt.maxGap {
-					t.Errorf("redelivered after %v, want between %v and %v", gap, tt.minGap, tt.maxGap)
-				}
-			}
-			if info := dispatchInfo(t, c); info.NumAckPending != 0 || info.NumRedelivered != 0 {
-				t.Errorf("consumer has %d pending acks and %d redelivered, want 0 and 0", info.NumAckPending, info.NumRedelivered)
-			}
-		})
-	}
+// TestSettle pins what each verdict does on the server: delivered and
+// parked events leave the backlog at once; handed back ones stay and come
+// back, not before their delay.
+func TestSettle(t *testing.T) {
+	t.Run("delivered leaves the backlog", func(t *testing.T) {
+		c := bustest.New(t, shortAck)
+		tk := newTaken()
+		consumer(t, c, tk.take)
+		publish(t, c, received("inst", "ComputerAdded", `{"k":1}`))
+		tk.next(t).Settle(nil)
+		testwait.For(t, 10*time.Second, "the backlog to empty", func() bool { return settled(t, c) })
+	})
+	t.Run("parked leaves the backlog", func(t *testing.T) {
+		c := bustest.New(t, shortAck)
+		tk := newTaken()
+		consumer(t, c, tk.take)
+		publish(t, c, received("inst", "ComputerAdded", `{"k":2}`))
+		tk.next(t).Settle(retry.Permanent(errBoom))
+		testwait.For(t, 10*time.Second, "the backlog to empty", func() bool { return settled(t, c) })
+	})
+	t.Run("handed back comes back after its delay", func(t *testing.T) {
+		c := bustest.New(t, shortAck)
+		tk := newTaken()
+		consumer(t, c, tk.take)
+		publish(t, c, received("inst", "ComputerAdded", `{"k":3}`))
+		first := tk.next(t)
+		if got := first.Event().Attempt; got != 1 {
+			t.Errorf("first delivery's Attempt = %d, want 1", got)
+		}
+		const delay = 1500 * time.Millisecond
+		handed := time.Now()
+		first.Settle(retry.After(delay, errBoom))
+		second := tk.next(t)
+		if gap := time.Since(handed); gap < delay {
+			t.Errorf("handed back for %v, came back after %v", delay, gap)
+		}
+		if got := second.Event().Attempt; got != 2 {
+			t.Errorf("second delivery's Attempt = %d, want 2", got)
+		}
+		if backlog(t, c) != 1 {
+			t.Error("a handed back event left the backlog")
+		}
+		second.Settle(nil)
+		testwait.For(t, 10*time.Second, "the backlog to empty", func() bool { return settled(t, c) })
+	})
+	t.Run("release brings a handed back event back now", func(t *testing.T) {
+		c := bustest.New(t, shortAck)
+		tk := newTaken()
+		consumer(t, c, tk.take)
+		publish(t, c, received("inst", "ComputerAdded", `{"k":4}`))
+		d := tk.next(t)
+		d.Settle(retry.After(time.Hour, errBoom))
+		d.Release()
+		again := tk.next(t) // within 15s, not an hour
+		if got := again.Event().Attempt; got != 2 {
+			t.Errorf("released delivery's Attempt = %d, want 2", got)
+		}
+		again.Settle(nil)
+		testwait.For(t, 10*time.Second, "the backlog to empty", func() bool { return settled(t, c) })
+	})
 }
 
 func TestConsumeDecodesEvent(t *testing.T) {
 	c := bustest.New(t)
-	got := make(chan jamf.Received, 1)
-	consumer(t, c, 1, 10, func(_ context.Context, r jamf.Received) error {
-		got <- r
-		return nil
-	})
+	tk := newTaken()
+	consumer(t, c, tk.take)
 	want := received("inst-7", "MobileDeviceEnrolled", `{"event":{}}`)
+	before := time.Now()
 	publish(t, c, want)
-	select {
-	case r := <-got:
-		want.Attempt = 1
-		if r.InstallationID != want.InstallationID || r.Event != want.Event || !r.ReceivedAt.Equal(want.ReceivedAt) ||
-			string(r.Body) != string(want.Body) || r.Attempt != 1 {
-			t.Errorf("handler got %+v, want %+v", r, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no delivery")
+	d := tk.next(t)
+	r := d.Event()
+	if r.InstallationID != want.InstallationID || r.Event != want.Event || !r.ReceivedAt.Equal(want.ReceivedAt) ||
+		string(r.Body) != string(want.Body) || r.Attempt != 1 {
+		t.Errorf("event = %+v, want %+v with Attempt 1", r, want)
 	}
+	if r.Queued.Before(before.Add(-time.Second)) || r.Queued.After(time.Now()) {
+		t.Errorf("Queued = %v, want the time the stream stored it (after %v)", r.Queued, before)
+	}
+	d.Settle(nil)
 }
 
-func TestConsumeAttemptsSpent(t *testing.T) {
-	c := bustest.New(t, shortAck)
-	rec := &recorder{}
-	consumer(t, c, 1, 3, rec.handler(func(context.Context, jamf.Received) error {
-		return fmt.Errorf("post to slack: %w", errBoom)
-	}))
-	r := received("inst", "ComputerAdded", `{"k":1}`)
-	publish(t, c, r)
-
-	waitFor(t, 10*time.Second, "3 deliveries", func() bool { return len(rec.all()) >= 3 })
-	waitFor(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, c) })
-	time.Sleep(1500 * time.Millisecond)
-	if got := len(rec.all()); got != 3 {
-		t.Errorf("deliveries = %d, want 3", got)
-	}
-	dead, err := c.ListDead(t.Context(), "inst")
+func TestDeliveredEventsGoToTheHistory(t *testing.T) {
+	c := bustest.New(t, func(cfg *bus.Config) { cfg.HistoryMaxAge = time.Hour })
+	tk := newTaken()
+	consumer(t, c, tk.take)
+	publish(t, c, received("inst", "ComputerAdded", `{"kept":1}`), received("inst", "ComputerAdded", `{"parked":1}`))
+	tk.next(t).Settle(nil)
+	tk.next(t).Settle(retry.Permanent(errBoom))
+	s, err := c.JetStream().Stream(t.Context(), bus.StreamHistory)
 	if err != nil {
-		t.Fatalf("ListDead: %v", err)
+		t.Fatalf("history stream: %v", err)
 	}
-	if len(dead) != 1 {
-		t.Fatalf("dead letters = %d, want 1", len(dead))
+	var m *jetstream.RawStreamMsg
+	testwait.For(t, 10*time.Second, "the delivered event in the history", func() bool {
+		m, err = s.GetLastMsgForSubject(t.Context(), "jamf.history.inst")
+		return err == nil
+	})
+	if string(m.Data) != `{"kept":1}` || m.Header.Get(bus.HeaderEvent) != "ComputerAdded" {
+		t.Errorf("history has %s with event %q, want the delivered event", m.Data, m.Header.Get(bus.HeaderEvent))
 	}
-	d := dead[0]
-	if d.Reason != "attempts_spent" || d.Attempts != 3 || d.LastBody != "post to slack: boom" ||
-		d.Event != r.Event || string(d.Body) != string(r.Body) || !d.ReceivedAt.Equal(r.ReceivedAt) {
-		t.Errorf("dead letter = %+v", d)
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("history holds %d events, want only the delivered one", info.State.Msgs)
 	}
 }
 
@@ -272,215 +284,140 @@ func TestConsumeTerminatesBadMessages(t *testing.T) {
 	}
 	publish(t, c, good)
 
-	rec := &recorder{}
-	consumer(t, c, 2, 10, rec.handler(func(context.Context, jamf.Received) error { return nil }))
-	waitFor(t, 5*time.Second, "the good event", func() bool { return len(rec.all()) >= 1 })
-	waitFor(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, c) })
-	time.Sleep(1500 * time.Millisecond)
-	got := rec.all()
-	if len(got) != 1 || string(got[0].r.Body) != string(good.Body) {
-		t.Errorf("handler calls = %d (%v), want only the good event", len(got), got)
+	tk := newTaken()
+	consumer(t, c, tk.take)
+	d := tk.next(t)
+	if string(d.Event().Body) != string(good.Body) {
+		t.Errorf("first delivery = %s, want the good event", d.Event().Body)
 	}
-	if info := dispatchInfo(t, c); info.NumRedelivered != 0 {
-		t.Errorf("redelivered = %d, want 0: bad messages must be terminated", info.NumRedelivered)
-	}
-}
-
-func TestConsumePanicRetries(t *testing.T) {
-	c := bustest.New(t, shortAck)
-	rec := &recorder{}
-	consumer(t, c, 1, 10, rec.handler(func(_ context.Context, r jamf.Received) error {
-		if r.Attempt == 1 {
-			panic("render blew up")
-		}
-		return nil
-	}))
-	publish(t, c, received("inst", "E", `{}`))
-	waitFor(t, 5*time.Second, "the retry after a panic", func() bool { return len(rec.all()) >= 1 })
-	waitFor(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, c) })
-	if info := dispatchInfo(t, c); info.Delivered.Consumer != 2 {
-		t.Errorf("deliveries = %d, want 2", info.Delivered.Consumer)
+	d.Settle(nil)
+	// Terminated, the bad messages left the backlog with the good one.
+	testwait.For(t, 10*time.Second, "the backlog to empty", func() bool { return settled(t, c) })
+	if n := tk.count(); n != 1 {
+		t.Errorf("%d deliveries, want only the good event", n)
 	}
 }
 
-// TestConsumeKeepsSlowHandlerAlive runs a handler for longer than AckWait:
-// progress acks must stop the server from redelivering meanwhile.
-func TestConsumeKeepsSlowHandlerAlive(t *testing.T) {
-	c := bustest.New(t, shortAck)
-	rec := &recorder{}
-	consumer(t, c, 2, 10, rec.handler(func(context.Context, jamf.Received) error {
-		time.Sleep(2500 * time.Millisecond)
-		return nil
-	}))
-	publish(t, c, received("inst", "E", `{}`))
-	waitFor(t, 10*time.Second, "the slow delivery", func() bool { return len(rec.all()) >= 1 })
-	waitFor(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, c) })
-	time.Sleep(1500 * time.Millisecond)
-	if got := len(rec.all()); got != 1 {
-		t.Errorf("deliveries = %d, want 1", got)
+// TestProgressKeepsAHeldEventAlive holds an event for longer than AckWait
+// with progress acks: the server must not give it to another consumer.
+func TestProgressKeepsAHeldEventAlive(t *testing.T) {
+	srv := bustest.Server(t)
+	a, b := srv.Connect(t, shortAck), srv.Connect(t, shortAck)
+	ta, tb := newTaken(), newTaken()
+	consumer(t, a, ta.take)
+	publish(t, a, received("inst", "E", `{"held":1}`))
+	d := ta.next(t)
+	consumer(t, b, tb.take)
+	// Three AckWaits, with a progress ack every third of one.
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	for range 10 {
+		<-tick.C
+		d.Progress()
 	}
-	if info := dispatchInfo(t, c); info.NumRedelivered != 0 {
-		t.Errorf("redelivered = %d, want 0", info.NumRedelivered)
+	d.Settle(nil)
+	testwait.For(t, 10*time.Second, "the backlog to empty", func() bool { return settled(t, a) })
+	if n := ta.count() + tb.count(); n != 1 {
+		t.Errorf("%d deliveries of an event kept alive, want 1", n)
 	}
 }
 
-// TestConsumeShared runs two dispatchers on one durable consumer: each
-// event goes to exactly one of them, once.
+// TestConsumeShared runs two consumers on the durable consumer: each event
+// goes to exactly one of them, once.
 func TestConsumeShared(t *testing.T) {
 	srv := bustest.Server(t)
 	a, b := srv.Connect(t, shortAck), srv.Connect(t, shortAck)
 	var mu sync.Mutex
 	seen := map[string]int{}
 	by := map[string]int{}
-	h := func(who string) func(context.Context, jamf.Received) error {
-		return func(_ context.Context, r jamf.Received) error {
-			time.Sleep(10 * time.Millisecond)
+	take := func(who string) func(context.Context, *bus.Delivery) error {
+		return func(_ context.Context, d *bus.Delivery) error {
 			mu.Lock()
-			defer mu.Unlock()
-			seen[string(r.Body)]++
+			seen[string(d.Event().Body)]++
 			by[who]++
+			mu.Unlock()
+			// Slow enough that both get a share.
+			time.AfterFunc(10*time.Millisecond, func() { d.Settle(nil) })
 			return nil
 		}
 	}
-	consumer(t, a, 2, 10, h("a"))
-	consumer(t, b, 2, 10, h("b"))
+	consumer(t, a, take("a"))
+	consumer(t, b, take("b"))
 	const n = 60
 	for i := range n {
 		publish(t, a, received("inst", "E", fmt.Sprintf(`{"n":%d}`, i)))
 	}
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(seen)
-	}
-	waitFor(t, 10*time.Second, "every event", func() bool { return count() == n })
-	waitFor(t, 5*time.Second, "the consumer to settle", func() bool { return settled(t, a) })
-	time.Sleep(1500 * time.Millisecond)
+	testwait.For(t, 20*time.Second, "every event settled", func() bool { return settled(t, a) })
 	mu.Lock()
 	defer mu.Unlock()
+	if len(seen) != n {
+		t.Errorf("%d distinct events delivered, want %d", len(seen), n)
+	}
 	for body, k := range seen {
 		if k != 1 {
 			t.Errorf("%s delivered %d times, want once", body, k)
 		}
 	}
 	if by["a"] == 0 || by["b"] == 0 {
-		t.Errorf("deliveries by dispatcher = %v, want both to take a share", by)
+		t.Errorf("deliveries by consumer = %v, want both to take a share", by)
 	}
 }
 
-// TestConsumeRedeliversAfterCrash loses a dispatcher mid-handle (its
-// connection goes away without an ack): another one gets the event after
-// AckWait.
+// TestConsumeRedeliversAfterCrash loses a dispatcher with an event taken
+// (its connection goes away without an ack): another one gets the event
+// after AckWait.
 func TestConsumeRedeliversAfterCrash(t *testing.T) {
 	srv := bustest.Server(t)
 	a, b := srv.Connect(t, shortAck), srv.Connect(t, shortAck)
-
-	started := make(chan struct{})
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	var startOnce sync.Once
-	stopA := consumer(t, a, 1, 10, func(context.Context, jamf.Received) error {
-		startOnce.Do(func() { close(started) })
-		<-release
-		return nil
-	})
+	ta := newTaken()
+	stopA := consumer(t, a, ta.take)
 	publish(t, b, received("inst", "E", `{"crash":1}`))
-	select {
-	case <-started:
-	case <-time.After(5 * time.Second):
-		t.Fatal("dispatcher a got nothing")
-	}
+	ta.next(t)
+	a.Close()
+	_ = stopA() // on a closed connection Consume may fail; it must return
 
-	closed := make(chan struct{})
-	go func() {
-		a.Close()
-		close(closed)
-	}()
-	<-closed
-
-	got := make(chan jamf.Received, 1)
-	consumer(t, b, 1, 10, func(_ context.Context, r jamf.Received) error {
-		got <- r
-		return nil
-	})
-	select {
-	case r := <-got:
-		if r.Attempt != 2 {
-			t.Errorf("redelivery Attempt = %d, want 2", r.Attempt)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the event was not redelivered to dispatcher b")
+	tb := newTaken()
+	consumer(t, b, tb.take)
+	d := tb.next(t)
+	if got := d.Event().Attempt; got != 2 {
+		t.Errorf("redelivery's Attempt = %d, want 2", got)
 	}
-	release <- struct{}{}
-	// Consume on a closed connection fails or, when the cancel wins the
-	// race, returns nil; either way it must return.
-	_ = stopA()
+	d.Settle(nil)
 }
 
-// TestConsumeShutdown cancels Consume while a handler runs.
-func TestConsumeShutdown(t *testing.T) {
-	t.Run("in-flight handler finishes and acks", func(t *testing.T) {
-		c := bustest.New(t, func(cfg *bus.Config) { cfg.AckWait = 30 * time.Second })
-		started := make(chan struct{})
-		var finished time.Time
-		var mu sync.Mutex
-		stop := consumer(t, c, 1, 10, func(ctx context.Context, _ jamf.Received) error {
-			close(started)
-			time.Sleep(300 * time.Millisecond)
-			mu.Lock()
-			finished = time.Now()
-			mu.Unlock()
-			if ctx.Err() != nil {
-				return errors.New("handler context cancelled within the grace")
-			}
-			return nil
-		})
-		publish(t, c, received("inst", "E", `{}`))
-		<-started
-		if err := stop(); err != nil {
-			t.Fatalf("Consume: %v", err)
+// TestConsumeShutdownHandsBufferedBack stops Consume with events pulled
+// ahead and not taken: they go back to the server at once, far sooner than
+// AckWait.
+func TestConsumeShutdownHandsBufferedBack(t *testing.T) {
+	c := bustest.New(t, func(cfg *bus.Config) { cfg.AckWait = time.Hour })
+	block := make(chan struct{})
+	var first *bus.Delivery
+	stop := consumer(t, c, func(ctx context.Context, d *bus.Delivery) error {
+		first = d
+		// The dispatcher is full: Consume waits here while it buffers.
+		select {
+		case <-block:
+		case <-ctx.Done():
 		}
-		returned := time.Now()
-		mu.Lock()
-		defer mu.Unlock()
-		if finished.IsZero() || finished.After(returned) {
-			t.Error("Consume returned before the in-flight handler finished")
-		}
-		if !settled(t, c) {
-			t.Error("the finished message was not acknowledged")
-		}
+		d.Settle(retry.After(0, ctx.Err()))
+		return ctx.Err()
 	})
-
-	t.Run("handler past the grace is cut short and handed back", func(t *testing.T) {
-		c := bustest.New(t, func(cfg *bus.Config) {
-			cfg.AckWait = 30 * time.Second
-			cfg.ShutdownGrace = 300 * time.Millisecond
-		})
-		started := make(chan struct{}, 10)
-		stop := consumer(t, c, 1, 10, func(ctx context.Context, _ jamf.Received) error {
-			started <- struct{}{}
-			<-ctx.Done()
-			return ctx.Err()
-		})
-		publish(t, c,
-			received("inst", "E", `{"n":1}`),
-			received("inst", "E", `{"n":2}`),
-			received("inst", "E", `{"n":3}`))
-		<-started
-		begin := time.Now()
-		if err := stop(); err != nil {
-			t.Fatalf("Consume: %v", err)
-		}
-		if took := time.Since(begin); took > 5*time.Second {
-			t.Errorf("Consume took %v to stop with a 300ms grace", took)
-		}
-
-		// Far sooner than AckWait (30s): the in-flight and the buffered
-		// events were handed back.
-		rec := &recorder{}
-		consumer(t, c, 2, 10, rec.handler(func(context.Context, jamf.Received) error { return nil }))
-		waitFor(t, 5*time.Second, "the handed back events", func() bool { return len(rec.all()) == 3 })
+	publish(t, c, received("inst", "E", `{"n":1}`), received("inst", "E", `{"n":2}`), received("inst", "E", `{"n":3}`))
+	testwait.For(t, 10*time.Second, "the first event taken and the rest pulled ahead", func() bool {
+		return dispatchInfo(t, c).NumAckPending == 3
 	})
+	if err := stop(); err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	if first == nil {
+		t.Fatal("nothing was taken")
+	}
+	tk := newTaken()
+	consumer(t, c, tk.take)
+	for range 3 {
+		tk.next(t).Settle(nil)
+	}
+	testwait.For(t, 10*time.Second, "the backlog to empty", func() bool { return settled(t, c) })
 }
 
 func TestConsumeNeedsProvisioning(t *testing.T) {
@@ -490,7 +427,7 @@ func TestConsumeNeedsProvisioning(t *testing.T) {
 		t.Fatalf("Connect: %v", err)
 	}
 	defer c.Close()
-	err = c.Consume(t.Context(), 1, 1, func(context.Context, jamf.Received) error { return nil })
+	err = c.Consume(t.Context(), 1, func(context.Context, *bus.Delivery) error { return nil })
 	if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("Consume on an empty server = %v, want stream or consumer not found", err)
 	}
@@ -501,27 +438,21 @@ func TestConsumeNeedsProvisioning(t *testing.T) {
 func TestConsumeSurvivesRestart(t *testing.T) {
 	srv := bustest.Server(t)
 	c := srv.Connect(t)
-	got := make(chan string, 10)
-	consumer(t, c, 2, 10, func(_ context.Context, r jamf.Received) error {
-		got <- string(r.Body)
-		return nil
-	})
+	tk := newTaken()
+	consumer(t, c, tk.take)
 	expect := func(body string) {
 		t.Helper()
-		select {
-		case b := <-got:
-			if b != body {
-				t.Errorf("delivered %s, want %s", b, body)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatalf("%s not delivered", body)
+		d := tk.next(t)
+		if b := string(d.Event().Body); b != body {
+			t.Errorf("delivered %s, want %s", b, body)
 		}
+		d.Settle(nil)
 	}
 	publish(t, c, received("inst", "E", `{"before":1}`))
 	expect(`{"before":1}`)
 
 	srv.Restart()
-	waitFor(t, 15*time.Second, "a publish after the restart", func() bool {
+	testwait.For(t, 15*time.Second, "a publish after the restart", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		return c.Publish(ctx, received("inst", "E", `{"after":1}`)) == nil
@@ -570,14 +501,15 @@ func TestConsumeResumesAfterALostPull(t *testing.T) {
 	if err := nc.PublishRequest(next, inbox, []byte(req)); err != nil {
 		t.Fatalf("pull: %v", err)
 	}
-	waitFor(t, 5*time.Second, "the test's pull to wait", func() bool { return dispatchInfo(t, c).NumWaiting == 1 })
+	testwait.For(t, 5*time.Second, "the test's pull to wait", func() bool { return dispatchInfo(t, c).NumWaiting == 1 })
 	if _, err := pulls.NextMsg(time.Second); err != nil {
 		t.Fatalf("the test's own pull: %v", err)
 	}
 
 	got := make(chan time.Time, 1)
-	consumer(t, c, 1, 10, func(context.Context, jamf.Received) error {
+	consumer(t, c, func(_ context.Context, d *bus.Delivery) error {
 		got <- time.Now()
+		d.Settle(nil)
 		return nil
 	})
 	if _, err := pulls.NextMsg(hold / 2); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 type report struct{ id, reason string }
@@ -47,12 +48,12 @@ func TestDeadChannelRoundTrip(t *testing.T) {
 			return nil
 		})
 	}()
-	waitFor(t, 5*time.Second, "the reports", func() bool {
+	testwait.For(t, 5*time.Second, "the reports", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 3
 	})
-	waitFor(t, 5*time.Second, "the work queue to empty", func() bool { return streamMsgs(t, c, bus.StreamControl) == 0 })
+	testwait.For(t, 5*time.Second, "the work queue to empty", func() bool { return streamMsgs(t, c, bus.StreamControl) == 0 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("ConsumeDeadChannels: %v", err)

@@ -83,8 +83,11 @@ func (c *Conn) ListDead(ctx context.Context, installationID string) ([]jamf.Dead
 // ReplayDead publishes the dead letters of installationID (or every one,
 // with all) back to JAMF_EVENTS, each under a fresh message ID so the dedup
 // window does not swallow it, and deletes each from JAMF_DEAD only after its
-// publish was acknowledged. It returns how many were replayed; on an error,
-// the ones counted are replayed and the rest stay dead.
+// publish was acknowledged. It clears the delivery state of each channel it
+// replayed to (see ClearDeliveryState), so that a channel marked dead and
+// enabled since takes its replayed events at once. It returns how many were
+// replayed; on an error, the ones counted are replayed and the rest stay
+// dead.
 func (c *Conn) ReplayDead(ctx context.Context, installationID string, all bool) (int, error) {
 	filter, err := deadFilter(installationID, all)
 	if err != nil {
@@ -95,10 +98,17 @@ func (c *Conn) ReplayDead(ctx context.Context, installationID string, all bool) 
 		return 0, fmt.Errorf("replay dead letters: %w", err)
 	}
 	n := 0
+	replayed := map[string]bool{}
+	defer func() {
+		for id := range replayed {
+			c.clearReplayed(ctx, id)
+		}
+	}()
 	err = c.scanDead(ctx, filter, func(raw *jetstream.RawStreamMsg) error {
-		replayed, err := c.replay(ctx, stream, raw)
-		if replayed {
+		id, ok, err := c.replay(ctx, stream, raw)
+		if ok {
 			n++
+			replayed[id] = true
 		}
 		return err
 	})
@@ -111,11 +121,11 @@ func (c *Conn) ReplayDead(ctx context.Context, installationID string, all bool) 
 // replay publishes one dead letter back to JAMF_EVENTS and deletes it from
 // JAMF_DEAD once the publish was acknowledged. A dead letter without a
 // valid installation is left in place and reported as not replayed.
-func (c *Conn) replay(ctx context.Context, stream jetstream.Stream, raw *jetstream.RawStreamMsg) (bool, error) {
+func (c *Conn) replay(ctx context.Context, stream jetstream.Stream, raw *jetstream.RawStreamMsg) (string, bool, error) {
 	d := decodeDead(raw)
 	if validID(d.InstallationID) != nil {
 		c.log.Warn("dead letter without a valid installation; left in place", "seq", raw.Sequence)
-		return false, nil
+		return "", false, nil
 	}
 	m := nats.NewMsg(subjectEvents + d.InstallationID)
 	for _, h := range []string{headerInstallation, headerEvent, headerReceivedAt} {
@@ -129,13 +139,22 @@ func (c *Conn) replay(ctx context.Context, stream jetstream.Stream, raw *jetstre
 	// is folded by the dedup window.
 	id := eventMsgID(d.InstallationID, raw.Data) + "-replay-" + strconv.FormatUint(raw.Sequence, 10)
 	if err := c.publish(ctx, m, StreamEvents, id); err != nil {
-		return false, fmt.Errorf("republish dead letter %d: %w", raw.Sequence, err)
+		return "", false, fmt.Errorf("republish dead letter %d: %w", raw.Sequence, err)
 	}
 	if err := stream.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, fmt.Errorf("delete replayed dead letter %d: %w", raw.Sequence, err)
+		return "", false, fmt.Errorf("delete replayed dead letter %d: %w", raw.Sequence, err)
 	}
 	c.log.Info("dead letter replayed", "installation", d.InstallationID, "event", d.Event, "seq", raw.Sequence)
-	return true, nil
+	return d.InstallationID, true, nil
+}
+
+// clearReplayed clears the delivery state of a channel whose dead letters
+// were replayed (see ReplayDead), logging a failure: the replay itself
+// succeeded.
+func (c *Conn) clearReplayed(ctx context.Context, id string) {
+	if err := c.ClearDeliveryState(ctx, id); err != nil {
+		c.log.Warn("cannot clear the delivery state of a replayed channel", "installation", id, "err", err)
+	}
 }
 
 // DropDead deletes the dead letters of installationID (or every one, with

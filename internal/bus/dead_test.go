@@ -1,7 +1,6 @@
 package bus_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -215,21 +214,20 @@ func TestReplayedEventsAreDelivered(t *testing.T) {
 	if n, err := c.ReplayDead(t.Context(), "a", false); err != nil || n != 1 {
 		t.Fatalf("ReplayDead = %d, %v; want 1, nil", n, err)
 	}
-	got := make(chan jamf.Received, 1)
-	consumer(t, c, 1, 10, func(_ context.Context, r jamf.Received) error {
-		got <- r
-		return nil
-	})
-	select {
-	case r := <-got:
-		want := d.Received
-		want.Attempt = 1
-		if diff := cmp.Diff(want, r); diff != "" {
-			t.Errorf("replayed event (-want +got):\n%s", diff)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("replayed event not delivered")
+	tk := newTaken()
+	consumer(t, c, tk.take)
+	dv := tk.next(t)
+	r := dv.Event()
+	want := d.Received
+	want.Attempt = 1
+	want.Queued = r.Queued // when the replay stored it
+	if diff := cmp.Diff(want, r); diff != "" {
+		t.Errorf("replayed event (-want +got):\n%s", diff)
 	}
+	if r.Queued.Before(d.At) {
+		t.Errorf("replayed event Queued = %v, before it was parked (%v): its deadline must count from the replay", r.Queued, d.At)
+	}
+	dv.Settle(nil)
 }
 
 // eventBodies returns the bodies stored in JAMF_EVENTS, oldest first.

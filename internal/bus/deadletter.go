@@ -18,10 +18,11 @@ func (c *Conn) ReplayDeadLetter(ctx context.Context, installationID string, seq 
 	if err != nil || raw == nil {
 		return 0, wrapNonNil("replay dead letter", err)
 	}
-	replayed, err := c.replay(ctx, stream, raw)
+	id, replayed, err := c.replay(ctx, stream, raw)
 	if err != nil || !replayed {
 		return 0, wrapNonNil("replay dead letter", err)
 	}
+	c.clearReplayed(ctx, id)
 	return 1, nil
 }
 

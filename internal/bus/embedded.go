@@ -106,7 +106,7 @@ func attachEmbedded(storeDir string, auth, opts []nats.Option, logger *slog.Logg
 	// only for the connection that is kept. It signs in like them.
 	probe, err := nats.Connect(u, slices.Concat(auth, []nats.Option{nats.Timeout(2 * time.Second), nats.NoReconnect()})...)
 	if err != nil {
-		logger.Debug("stale embedded server url; starting our own", "url", u, "error", err)
+		logger.Debug("stale embedded server url; starting our own", "url", u, "err", err)
 		return nil
 	}
 	same := probe.ConnectedServerId() == id
@@ -128,7 +128,7 @@ func attachEmbedded(storeDir string, auth, opts []nats.Option, logger *slog.Logg
 func writeURLFile(storeDir string, srv *server.Server, logger *slog.Logger) string {
 	path := filepath.Join(storeDir, urlFileName)
 	if err := os.WriteFile(path, []byte(urlFileLine(srv)+"\n"), 0o600); err != nil {
-		logger.Warn("cannot record the embedded server url", "path", path, "error", err)
+		logger.Warn("cannot record the embedded server url", "path", path, "err", err)
 		return ""
 	}
 	return path

@@ -27,3 +27,6 @@ const (
 
 // EventMsgID is eventMsgID, for the tests.
 var EventMsgID = eventMsgID
+
+// WatchStopped is closed once the watch keeping s current has stopped.
+func WatchStopped(s *Installations) <-chan struct{} { return s.stopped }

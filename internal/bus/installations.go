@@ -99,18 +99,26 @@ func (c *Conn) GetInstallation(ctx context.Context, id string) (registry.Entry, 
 	return e, nil
 }
 
-// installations returns the KV bucket, looked up once.
+// installations returns the KV bucket "installations", looked up once.
 func (c *Conn) installations(ctx context.Context) (jetstream.KeyValue, error) {
+	return c.bucket(ctx, BucketInstallations)
+}
+
+// bucket returns the KV bucket name, looked up once.
+func (c *Conn) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	c.kvMu.Lock()
 	defer c.kvMu.Unlock()
-	if c.kv != nil {
-		return c.kv, nil
+	if kv, ok := c.kv[name]; ok {
+		return kv, nil
 	}
-	kv, err := c.js.KeyValue(ctx, BucketInstallations)
+	kv, err := c.js.KeyValue(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	c.kv = kv
+	if c.kv == nil {
+		c.kv = map[string]jetstream.KeyValue{}
+	}
+	c.kv[name] = kv
 	return kv, nil
 }
 
@@ -128,14 +136,15 @@ func decodeEntry(key string, value []byte) (registry.Entry, error) {
 // "installations", indexed by ID and by token hash. It is safe for
 // concurrent use. WatchInstallations returns one and keeps it current.
 type Installations struct {
-	mu     sync.RWMutex
-	byID   map[string]registry.Entry
-	byHash map[string]string // token hash -> ID
-	loaded atomic.Bool
+	mu      sync.RWMutex
+	byID    map[string]registry.Entry
+	byHash  map[string]string // token hash -> ID
+	loaded  atomic.Bool
+	stopped chan struct{} // closed when the watch has stopped for good
 }
 
 func newInstallations() *Installations {
-	return &Installations{byID: map[string]registry.Entry{}, byHash: map[string]string{}}
+	return &Installations{byID: map[string]registry.Entry{}, byHash: map[string]string{}, stopped: make(chan struct{})}
 }
 
 // ByTokenHash returns the entry whose TokenHash is hash.
@@ -267,6 +276,7 @@ func (c *Conn) load(ctx context.Context, w jetstream.KeyWatcher, s *Installation
 // lost the watch's ephemeral consumer), it opens the watch again and
 // resynchronises s.
 func (c *Conn) follow(ctx context.Context, kv jetstream.KeyValue, w jetstream.KeyWatcher, s *Installations) {
+	defer close(s.stopped)
 	reconnected := c.nc.StatusChanged(nats.CONNECTED)
 	defer c.nc.RemoveStatusListener(reconnected)
 	for {
@@ -306,7 +316,7 @@ func (c *Conn) rewatch(ctx context.Context, kv jetstream.KeyValue, s *Installati
 		}
 		w, err := kv.WatchAll(ctx)
 		if err != nil {
-			c.log.Warn("installations watch failed", "error", err)
+			c.log.Warn("installations watch failed", "err", err)
 			continue
 		}
 		lctx, cancel := context.WithTimeout(ctx, reloadTimeout)
@@ -314,7 +324,7 @@ func (c *Conn) rewatch(ctx context.Context, kv jetstream.KeyValue, s *Installati
 		cancel()
 		if err != nil {
 			_ = w.Stop()
-			c.log.Warn("installations reload failed", "error", err)
+			c.log.Warn("installations reload failed", "err", err)
 			continue
 		}
 		s.keepOnly(seen)
@@ -351,7 +361,7 @@ func (c *Conn) apply(s *Installations, e jetstream.KeyValueEntry) bool {
 	case jetstream.KeyValuePut:
 		entry, err := decodeEntry(e.Key(), e.Value())
 		if err != nil {
-			c.log.Error("unreadable installation in the read model; dropped", "installation", e.Key(), "error", err)
+			c.log.Error("unreadable installation in the read model; dropped", "installation", e.Key(), "err", err)
 			s.remove(e.Key())
 			return false
 		}

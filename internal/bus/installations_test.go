@@ -12,6 +12,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 func entry(id, hash string) registry.Entry {
@@ -214,22 +215,11 @@ func TestWatchInstallations(t *testing.T) {
 			if err := st.do(); err != nil {
 				t.Fatalf("change: %v", err)
 			}
-			deadline := time.Now().Add(time.Second)
 			var got state
-			for {
+			testwait.For(t, 10*time.Second, "the read model to show the change", func() bool {
 				got = observe(s, st.id, st.hashes...)
-				if cmp.Equal(st.want, got, cmp.AllowUnexported(state{})) && s.Len() == st.len {
-					return
-				}
-				if time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			t.Errorf("after 1s (-want +got):\n%s", cmp.Diff(st.want, got, cmp.AllowUnexported(state{})))
-			if s.Len() != st.len {
-				t.Errorf("Len() = %d, want %d", s.Len(), st.len)
-			}
+				return cmp.Equal(st.want, got, cmp.AllowUnexported(state{})) && s.Len() == st.len
+			})
 		})
 	}
 }
@@ -249,8 +239,8 @@ func TestWatchInstallationsSurvivesRestart(t *testing.T) {
 	}
 
 	srv.Restart()
-	waitFor(t, 15*time.Second, "the reconnect", c.Connected)
-	waitFor(t, 15*time.Second, "a put after the restart", func() bool {
+	testwait.For(t, 15*time.Second, "the reconnect", c.Connected)
+	testwait.For(t, 15*time.Second, "a put after the restart", func() bool {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		return c.PutInstallation(pctx, entry("b", "hash-b")) == nil
@@ -258,7 +248,7 @@ func TestWatchInstallationsSurvivesRestart(t *testing.T) {
 	if err := c.DeleteInstallation(ctx, "a"); err != nil {
 		t.Fatalf("DeleteInstallation: %v", err)
 	}
-	waitFor(t, 30*time.Second, "the watch to see the changes", func() bool {
+	testwait.For(t, 30*time.Second, "the watch to see the changes", func() bool {
 		_, hasA := s.ByTokenHash("hash-a")
 		_, hasB := s.ByTokenHash("hash-b")
 		return !hasA && hasB && s.Len() == 1
@@ -273,11 +263,19 @@ func TestWatchInstallationsStopsWithContext(t *testing.T) {
 		t.Fatalf("WatchInstallations: %v", err)
 	}
 	cancel()
-	time.Sleep(200 * time.Millisecond)
+	<-bus.WatchStopped(s)
+	// A live read model sees the change: the stopped one must not.
+	live, err := c.WatchInstallations(t.Context())
+	if err != nil {
+		t.Fatalf("WatchInstallations: %v", err)
+	}
 	if err := c.PutInstallation(t.Context(), entry("late", "hash-late")); err != nil {
 		t.Fatalf("PutInstallation: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	testwait.For(t, 10*time.Second, "a live read model to see the change", func() bool {
+		_, ok := live.ByID("late")
+		return ok
+	})
 	if _, ok := s.ByID("late"); ok {
 		t.Error("the read model changed after its context ended")
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -135,28 +134,4 @@ func validKey(k string) error {
 		return errors.New("key has a character outside A-Z, a-z, 0-9, - and _")
 	}
 	return nil
-}
-
-// buckets caches the security buckets once looked up.
-type buckets struct {
-	mu sync.Mutex
-	m  map[string]jetstream.KeyValue
-}
-
-// bucket returns the KV bucket name, looked up once.
-func (c *Conn) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
-	c.secBuckets.mu.Lock()
-	defer c.secBuckets.mu.Unlock()
-	if kv, ok := c.secBuckets.m[name]; ok {
-		return kv, nil
-	}
-	kv, err := c.js.KeyValue(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", name, err)
-	}
-	if c.secBuckets.m == nil {
-		c.secBuckets.m = map[string]jetstream.KeyValue{}
-	}
-	c.secBuckets.m[name] = kv
-	return kv, nil
 }

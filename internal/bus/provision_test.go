@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 // streamShape is what the tests pin of a stream's configuration.
@@ -55,7 +57,7 @@ func checkProvisioned(t *testing.T, c *bus.Conn, maxAge, deadMaxAge time.Duratio
 			name: bus.StreamEvents,
 			want: streamShape{
 				Subjects: []string{"jamf.events.>"}, Storage: jetstream.FileStorage,
-				Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
+				Retention: jetstream.InterestPolicy, Discard: jetstream.DiscardNew,
 				MaxAge: maxAge, MaxBytes: maxBytes, Duplicates: dedup,
 			},
 		},
@@ -101,22 +103,101 @@ func checkProvisioned(t *testing.T, c *bus.Conn, maxAge, deadMaxAge time.Duratio
 				t.Errorf("consumer %s: durable %q, ack policy %v, max deliver %d; want durable, explicit, -1",
 					cc.name, cfg.Durable, cfg.AckPolicy, cfg.MaxDeliver)
 			}
+			// A flooded channel's waiting events must never stop the
+			// others': no bound on the events handed out.
+			if cc.name == bus.ConsumerDispatch && cfg.MaxAckPending != -1 {
+				t.Errorf("consumer %s: max ack pending %d, want -1", cc.name, cfg.MaxAckPending)
+			}
 		})
 	}
 
-	t.Run(bus.BucketInstallations, func(t *testing.T) {
-		kv, err := js.KeyValue(t.Context(), bus.BucketInstallations)
-		if err != nil {
-			t.Fatalf("kv: %v", err)
-		}
-		st, err := kv.Status(t.Context())
-		if err != nil {
-			t.Fatalf("kv status: %v", err)
-		}
-		if st.History() != 1 {
-			t.Errorf("kv history = %d, want 1", st.History())
-		}
+	for _, bucket := range []string{bus.BucketInstallations, bus.BucketDelivery} {
+		t.Run(bucket, func(t *testing.T) {
+			kv, err := js.KeyValue(t.Context(), bucket)
+			if err != nil {
+				t.Fatalf("kv: %v", err)
+			}
+			st, err := kv.Status(t.Context())
+			if err != nil {
+				t.Fatalf("kv status: %v", err)
+			}
+			if st.History() != 1 {
+				t.Errorf("kv history = %d, want 1", st.History())
+			}
+		})
+	}
+}
+
+// TestProvisionUpgradesOldBacklog provisions a server laid out by earlier
+// versions: JAMF_EVENTS with limits retention, holding events "dispatch"
+// already acked and events still waiting. Provision must switch it in
+// place: the delivered events leave, the waiting ones stay and are
+// delivered, each once.
+func TestProvisionUpgradesOldBacklog(t *testing.T) {
+	srv := bustest.Server(t)
+	ctx := t.Context()
+	old, err := bus.Connect(ctx, bus.Config{URL: srv.URL()}, bustest.Logger(t))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(old.Close)
+	js := old.JetStream()
+	// The layout of earlier versions, as their Provision made it.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: bus.StreamEvents, Subjects: []string{"jamf.events.>"}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, MaxAge: bus.DefaultMaxAge, MaxBytes: 64 << 20,
+		Discard: jetstream.DiscardNew, Duplicates: bus.DefaultDedupWindow,
+	}); err != nil {
+		t.Fatalf("old stream: %v", err)
+	}
+	cons, err := js.CreateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{
+		Durable: bus.ConsumerDispatch, AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
+		MaxDeliver: -1, MaxAckPending: 10000, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
+	if err != nil {
+		t.Fatalf("old consumer: %v", err)
+	}
+	const delivered, waiting = 30, 20
+	for i := range delivered + waiting {
+		publish(t, old, received("inst", "ComputerAdded", fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	batch, err := cons.Fetch(delivered)
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+	}
+	if got := streamMsgs(t, old, bus.StreamEvents); got != delivered+waiting {
+		t.Fatalf("the old layout holds %d events, want %d (delivered ones too)", got, delivered+waiting)
+	}
+
+	c := srv.Connect(t)
+	if got := shapeOf(t, c.JetStream(), bus.StreamEvents).Retention; got != jetstream.InterestPolicy {
+		t.Fatalf("retention after the upgrade = %v, want interest", got)
+	}
+	if got := streamMsgs(t, c, bus.StreamEvents); got != waiting {
+		t.Errorf("backlog after the upgrade = %d events, want the %d still waiting", got, waiting)
+	}
+	tk := newTaken()
+	consumer(t, c, tk.take)
+	seen := map[string]bool{}
+	for range waiting {
+		d := tk.next(t)
+		seen[string(d.Event().Body)] = true
+		d.Settle(nil)
+	}
+	for i := delivered; i < delivered+waiting; i++ {
+		if body := fmt.Sprintf(`{"n":%d}`, i); !seen[body] {
+			t.Errorf("waiting event %s not delivered after the upgrade", body)
+		}
+	}
+	testwait.For(t, 10*time.Second, "the backlog to empty", func() bool { return settled(t, c) })
+	if n := tk.count(); n != waiting {
+		t.Errorf("%d deliveries after the upgrade, want %d: delivered events must not come again", n, waiting)
+	}
 }
 
 func TestProvisionEmbedded(t *testing.T) {

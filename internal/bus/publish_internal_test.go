@@ -135,3 +135,24 @@ func BenchmarkEventMsg(b *testing.B) {
 		m.Header[jetstream.MsgIDHeader] = []string{eventMsgID(r.InstallationID, r.Body)}
 	}
 }
+
+func TestVersionAtLeast(t *testing.T) {
+	tests := []struct {
+		v    string
+		want bool
+	}{
+		{"2.9.10", false},
+		{"2.10.0", true},
+		{"2.15.2", true},
+		{"2.11.0-RC.1", true},
+		{"3.0.0", true},
+		{"1.4.1", false},
+		{"", true},
+		{"weird", true},
+	}
+	for _, tt := range tests {
+		if got := versionAtLeast(tt.v, 2, 10); got != tt.want {
+			t.Errorf("versionAtLeast(%q, 2, 10) = %t, want %t", tt.v, got, tt.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 func received(id, event, body string) jamf.Received {
@@ -173,22 +174,15 @@ func TestPublishServerDown(t *testing.T) {
 	}
 
 	srv.Start()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testwait.For(t, 15*time.Second, "a publish after the restart", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
 		err = c.Publish(ctx, received("a", "E", `{"n":3}`))
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Publish after restart: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
 	// The connections reconnect each on its own schedule; a publish can
 	// succeed a moment before the other one is back.
-	waitFor(t, 15*time.Second, "Connected() after a successful publish", c.Connected)
+	testwait.For(t, 15*time.Second, "Connected() after a successful publish", c.Connected)
 	s, err := c.JetStream().Stream(t.Context(), bus.StreamEvents)
 	if err != nil {
 		t.Fatalf("stream: %v", err)
@@ -214,7 +208,7 @@ func TestPublishWhileDisconnected(t *testing.T) {
 	}
 
 	srv.Stop()
-	waitFor(t, 15*time.Second, "the client to see the server gone", func() bool { return gone(c) })
+	testwait.For(t, 15*time.Second, "the client to see the server gone", func() bool { return gone(c) })
 	const deadline = 1500 * time.Millisecond // ingest's default PUBLISH_TIMEOUT
 	ctx, cancel := context.WithTimeout(t.Context(), deadline)
 	start := time.Now()
@@ -229,7 +223,7 @@ func TestPublishWhileDisconnected(t *testing.T) {
 	}
 
 	srv.Start()
-	waitFor(t, 15*time.Second, "the client to reconnect", c.Connected)
+	testwait.For(t, 15*time.Second, "the client to reconnect", c.Connected)
 	if err := c.Publish(t.Context(), received("a", "E", `{"n":3}`)); err != nil {
 		t.Fatalf("Publish after restart: %v", err)
 	}

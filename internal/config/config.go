@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackalope-app/jackalope/internal/redact"
+	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	Ingest          Ingest
 	Dispatch        Dispatch
 	Console         Console
+	// Notes are remarks on the environment that are not errors (a
+	// variable that is no longer read, say), for the start-up log.
+	Notes []string
 }
 
 // Slack configures the OAuth app and the Slack endpoints.
@@ -88,11 +92,14 @@ type NATS struct {
 	Cert  string // NATS_CERT: client certificate, with Key
 	Key   string // NATS_KEY: the client certificate's private key
 
-	Replicas    int
-	MaxAge      time.Duration
-	MaxBytes    int64
-	DedupWindow time.Duration
-	DeadMaxAge  time.Duration
+	Replicas        int
+	MaxAge          time.Duration
+	MaxBytes        int64
+	MaxMsgs         int64 // 0: no limit
+	DedupWindow     time.Duration
+	DeadMaxAge      time.Duration
+	HistoryMaxAge   time.Duration // 0: no history
+	HistoryMaxBytes int64
 }
 
 // Ingest configures the webhook receiver.
@@ -103,11 +110,23 @@ type Ingest struct {
 
 // Dispatch configures the dispatcher pool.
 type Dispatch struct {
-	Workers     int
-	MaxAttempts int
+	// Workers bounds the posts to Slack under way at once in a process.
+	Workers int
 	// AckWait is how long JetStream waits for a dispatcher that took an
 	// event and went silent (killed, say) before another gets it.
 	AckWait time.Duration
+	// Deadline is how long an event may wait for a channel that fails
+	// before it becomes a dead letter; RetryMaxDelay caps the backoff
+	// between tries of a failing channel.
+	Deadline      time.Duration
+	RetryMaxDelay time.Duration
+	// Interval and Burst are the default pace of a channel (one message
+	// per Interval, Burst at once after a quiet spell); Digests and
+	// DigestAfter say when a channel behind its pace gets digests.
+	Interval    time.Duration
+	Burst       int
+	Digests     bool
+	DigestAfter time.Duration
 }
 
 // Console configures the Slack admin's console.
@@ -155,15 +174,24 @@ var Variables = []Variable{
 	{"NATS_CERT", "(none)", "client certificate for NATS servers that verify clients, with NATS_KEY"},
 	{"NATS_KEY", "(none)", "private key of NATS_CERT"},
 	{"STREAM_REPLICAS", "1", "replicas of the streams and KV bucket (3 on a JetStream cluster)"},
-	{"STREAM_MAX_AGE", "168h", "how long undelivered events are kept in JAMF_EVENTS"},
-	{"STREAM_MAX_BYTES", "1073741824", "size limit of JAMF_EVENTS; when full, ingest answers 503"},
+	{"STREAM_MAX_AGE", "168h", "how long an event may wait in the backlog (JAMF_EVENTS)"},
+	{"STREAM_MAX_BYTES", "1073741824", "size limit of the backlog of undelivered events; when full, ingest answers 503"},
+	{"STREAM_MAX_MSGS", "(no limit)", "event count limit of the backlog; when full, ingest answers 503"},
 	{"DEDUP_WINDOW", "2m", "a repeated body within this window is stored once"},
 	{"DEAD_MAX_AGE", "720h", "how long dead letters are kept in JAMF_DEAD"},
+	{"HISTORY_MAX_AGE", "24h", "how long delivered events are kept in JAMF_HISTORY for resending; 0 keeps none"},
+	{"HISTORY_MAX_BYTES", "1073741824", "size limit of JAMF_HISTORY; its oldest events make room"},
 	{"MAX_BODY_BYTES", "1048576", "largest webhook body ingest takes (413 above)"},
 	{"PUBLISH_TIMEOUT", "1500ms", "how long ingest waits for JetStream before answering 503"},
-	{"DISPATCH_WORKERS", "8", "concurrent deliveries per dispatcher process"},
-	{"DISPATCH_MAX_ATTEMPTS", "10", "deliveries tried before an event becomes a dead letter"},
+	{"DISPATCH_WORKERS", "256", "posts to Slack under way at once per dispatcher process"},
+	{"DISPATCH_MAX_ATTEMPTS", "(ignored)", "deprecated and ignored: DELIVERY_DEADLINE decides when an event is given up"},
 	{"ACK_WAIT", "30s", "how long an event held by a dispatcher that died waits before another takes it"},
+	{"DELIVERY_DEADLINE", "24h", "how long an event may wait for a failing channel before it becomes a dead letter; at most STREAM_MAX_AGE minus 10m"},
+	{"RETRY_MAX_DELAY", "5m", "longest backoff between tries of a failing channel"},
+	{"CHANNEL_PACE", "1/s", "default pace of a channel, shared by all dispatchers (N/s, N/min, N/h)"},
+	{"CHANNEL_BURST", "3", "messages a channel may get at once after a quiet spell"},
+	{"DIGESTS", "on", "whether a channel behind its pace gets digests (on or off)"},
+	{"DIGEST_AFTER", "5s", "a channel whose waiting events cannot go out at its pace within this gets digests"},
 }
 
 // Load reads the environment through getenv and returns the Config, or an
@@ -191,28 +219,39 @@ func Load(getenv func(string) string) (Config, error) {
 		},
 		Console: Console{Admins: p.slackUsers("ADMIN_SLACK_USERS")},
 		NATS: NATS{
-			URL:         getenv("NATS_URL"),
-			Creds:       p.file("NATS_CREDS"),
-			NKey:        p.file("NATS_NKEY"),
-			CA:          p.file("NATS_CA"),
-			Cert:        p.file("NATS_CERT"),
-			Key:         p.file("NATS_KEY"),
-			Replicas:    p.intRange("STREAM_REPLICAS", 1, 1, 5),
-			MaxAge:      p.duration("STREAM_MAX_AGE", 168*time.Hour),
-			MaxBytes:    p.bytes("STREAM_MAX_BYTES", 1<<30),
-			DedupWindow: p.duration("DEDUP_WINDOW", 2*time.Minute),
-			DeadMaxAge:  p.duration("DEAD_MAX_AGE", 720*time.Hour),
+			URL:             getenv("NATS_URL"),
+			Creds:           p.file("NATS_CREDS"),
+			NKey:            p.file("NATS_NKEY"),
+			CA:              p.file("NATS_CA"),
+			Cert:            p.file("NATS_CERT"),
+			Key:             p.file("NATS_KEY"),
+			Replicas:        p.intRange("STREAM_REPLICAS", 1, 1, 5),
+			MaxAge:          p.duration("STREAM_MAX_AGE", 168*time.Hour),
+			MaxBytes:        p.bytes("STREAM_MAX_BYTES", 1<<30),
+			MaxMsgs:         p.count("STREAM_MAX_MSGS", 0),
+			DedupWindow:     p.duration("DEDUP_WINDOW", 2*time.Minute),
+			DeadMaxAge:      p.duration("DEAD_MAX_AGE", 720*time.Hour),
+			HistoryMaxAge:   p.durationOrZero("HISTORY_MAX_AGE", 24*time.Hour),
+			HistoryMaxBytes: p.bytes("HISTORY_MAX_BYTES", 1<<30),
 		},
 		Ingest: Ingest{
 			MaxBodyBytes:   p.bytes("MAX_BODY_BYTES", 1<<20),
 			PublishTimeout: p.duration("PUBLISH_TIMEOUT", 1500*time.Millisecond),
 		},
 		Dispatch: Dispatch{
-			Workers:     p.intRange("DISPATCH_WORKERS", 8, 1, 1024),
-			MaxAttempts: p.intRange("DISPATCH_MAX_ATTEMPTS", 10, 1, 1000),
-			AckWait:     p.duration("ACK_WAIT", 30*time.Second),
+			Workers:       p.intRange("DISPATCH_WORKERS", 256, 1, 4096),
+			AckWait:       p.duration("ACK_WAIT", 30*time.Second),
+			RetryMaxDelay: p.duration("RETRY_MAX_DELAY", 5*time.Minute),
+			Interval:      p.pace("CHANNEL_PACE", time.Second),
+			Burst:         p.intRange("CHANNEL_BURST", 3, 1, 100),
+			Digests:       p.onOff("DIGESTS", true),
+			DigestAfter:   p.duration("DIGEST_AFTER", 5*time.Second),
 		},
 	}
+	if v := strings.TrimSpace(getenv("DISPATCH_MAX_ATTEMPTS")); v != "" {
+		c.Notes = append(c.Notes, "DISPATCH_MAX_ATTEMPTS is no longer read: events are given up after DELIVERY_DEADLINE (see the README, Upgrading)")
+	}
+	c.Dispatch.Deadline = p.deadline(c.NATS.MaxAge)
 	if c.SecretKey != "" {
 		if err := secret.CheckKey(c.SecretKey); err != nil {
 			p.fail("SECRET_KEY", fmt.Sprintf("refused, %v; make one with: openssl rand -hex 32", err))
@@ -285,12 +324,19 @@ func (c Config) LogValue() slog.Value {
 		slog.String("nats_cert", c.NATS.Cert),
 		slog.String("nats_key", c.NATS.Key),
 		slog.Int("stream_replicas", c.NATS.Replicas),
-		slog.Duration("stream_max_age", c.NATS.MaxAge),
+		slog.String("stream_max_age", c.NATS.MaxAge.String()),
 		slog.Int64("stream_max_bytes", c.NATS.MaxBytes),
 		slog.Int64("max_body_bytes", c.Ingest.MaxBodyBytes),
+		slog.Int64("stream_max_msgs", c.NATS.MaxMsgs),
+		slog.String("history_max_age", c.NATS.HistoryMaxAge.String()),
 		slog.Int("dispatch_workers", c.Dispatch.Workers),
-		slog.Int("dispatch_max_attempts", c.Dispatch.MaxAttempts),
-		slog.Duration("ack_wait", c.Dispatch.AckWait),
+		slog.String("ack_wait", c.Dispatch.AckWait.String()),
+		slog.String("delivery_deadline", c.Dispatch.Deadline.String()),
+		slog.String("retry_max_delay", c.Dispatch.RetryMaxDelay.String()),
+		slog.String("channel_pace", registry.FormatPace(c.Dispatch.Interval)),
+		slog.Int("channel_burst", c.Dispatch.Burst),
+		slog.Bool("digests", c.Dispatch.Digests),
+		slog.String("digest_after", c.Dispatch.DigestAfter.String()),
 	)
 }
 
@@ -386,6 +432,77 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// durationOrZero reads a duration that may be 0 (off).
+func (p *parser) durationOrZero(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	if v == "0" {
+		return 0
+	}
+	return p.duration(name, def)
+}
+
+// deadline reads DELIVERY_DEADLINE, which must leave deadlineMargin before
+// the backlog's max age, so that an event is parked before the stream
+// expires it. Unset, it is 24h, or less when STREAM_MAX_AGE is short.
+func (p *parser) deadline(maxAge time.Duration) time.Duration {
+	const deadlineMargin = 10 * time.Minute
+	limit := maxAge - deadlineMargin
+	if strings.TrimSpace(p.getenv("DELIVERY_DEADLINE")) == "" {
+		return max(min(24*time.Hour, limit), time.Minute)
+	}
+	d := p.duration("DELIVERY_DEADLINE", 24*time.Hour)
+	if d > limit {
+		p.fail("DELIVERY_DEADLINE", fmt.Sprintf("%v must leave at least %v before STREAM_MAX_AGE (%v), so that an event is parked before the backlog drops it", d, deadlineMargin, maxAge))
+	}
+	return d
+}
+
+// pace reads a pace such as 1/s (see registry.ParsePace) as an interval.
+func (p *parser) pace(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := registry.ParsePace(v)
+	if err != nil {
+		p.fail(name, err.Error())
+		return def
+	}
+	return d
+}
+
+// onOff reads on/off (also true/false, yes/no, 1/0).
+func (p *parser) onOff(name string, def bool) bool {
+	switch v := strings.ToLower(strings.TrimSpace(p.getenv(name))); v {
+	case "":
+		return def
+	case "on", "true", "yes", "1":
+		return true
+	case "off", "false", "no", "0":
+		return false
+	default:
+		p.fail(name, fmt.Sprintf("%q is neither on nor off", v))
+		return def
+	}
+}
+
+// count reads a non-negative whole number; 0 means no limit.
+func (p *parser) count(name string, def int64) int64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		p.fail(name, fmt.Sprintf("%q is not a whole number of 0 or more", v))
+		return def
+	}
+	return n
 }
 
 func (p *parser) intRange(name string, def, lo, hi int) int {

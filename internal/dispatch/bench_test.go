@@ -21,25 +21,26 @@ import (
 const benchChannels = 1000
 
 // BenchmarkDelivery measures events delivered per second to the fake
-// Slack across 1,000 channels:
+// Slack across 1,000 channels, at the same number of posts in flight:
 //
 //   - dispatch: events waiting in JetStream (embedded, file storage),
-//     delivered by bus.Consume calling Handle — decode, read model, open
-//     the sealed URL, parse, render, post, double ack;
+//     taken by the dispatcher as cmd/dispatcher runs it — decode, read
+//     model, claim the channel's turn in the shared state, open the sealed
+//     URL, render, post, ack. Channels are paced at 1000/s with a burst of
+//     100 and no digests, so that every event is one post, as in bare;
 //   - bare: the same rendered messages posted to the same webhooks by
-//     plain goroutines with the same Slack client, the ceiling that the
+//     plain goroutines with the same Slack client: the ceiling that the
 //     fake and the HTTP stack allow.
 //
 // The fake answers at once, so this measures what delivery costs beyond
 // the post itself. Each iteration is one event; events are published (or
 // rendered) before the timer starts. Run it with a fixed count, e.g.
 //
-//	go test -run '^$' -bench 'BenchmarkDelivery$' -benchtime 4000x ./internal/dispatch
+//	go test -run '^$' -bench 'BenchmarkDelivery$' -benchtime 20000x ./internal/dispatch
 func BenchmarkDelivery(b *testing.B) { benchmarkDelivery(b, 0) }
 
 // BenchmarkDeliverySlowSlack is BenchmarkDelivery with the fake taking
-// 20 ms to answer each post, as a real Slack (slower still) does: workers,
-// not the dispatcher's own costs, then set the pace.
+// 20 ms to answer each post, as a real Slack (slower still) does.
 func BenchmarkDeliverySlowSlack(b *testing.B) { benchmarkDelivery(b, 20*time.Millisecond) }
 
 func benchmarkDelivery(b *testing.B, latency time.Duration) {
@@ -49,20 +50,20 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 		entry registry.Entry
 		url   string
 	}
+	fast := registry.DeliverySettings{Interval: time.Millisecond, Burst: 100, Digests: registry.DigestsOff}
 	channels := make([]channel, benchChannels)
 	for i := range channels {
-		channels[i].entry, channels[i].url = s.addChannel(fmt.Sprintf("bench-%d", i))
+		channels[i].entry, channels[i].url = s.addChannel(fmt.Sprintf("bench-%d", i), fast)
 	}
-	for _, workers := range []int{1, 4} {
-		name := fmt.Sprintf("workers=%d", workers)
+	for _, inFlight := range []int{8, 64} {
+		name := fmt.Sprintf("inflight=%d", inFlight)
 		b.Run("dispatch/"+name, func(b *testing.B) {
 			bodies := make([][]byte, b.N)
 			for i := range bodies {
-				bodies[i] = computerAdded()
+				bodies[i], _ = numberedComputerAdded()
 			}
 			publishAll(b, s.conn, bodies, func(i int) string { return channels[i%benchChannels].entry.ID })
-			opts := benchOptions(s, workers)
-			d, err := dispatch.New(opts)
+			d, err := dispatch.New(benchOptions(s, inFlight))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -71,37 +72,40 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 			done := make(chan error, 1)
 			b.ResetTimer()
 			start := time.Now()
-			go func() { done <- s.conn.Consume(ctx, workers, opts.MaxAttempts, d.Handle) }()
-			for s.slack.Total() < target {
-				time.Sleep(time.Millisecond)
-			}
+			go func() {
+				done <- d.Run(ctx, 5*time.Second, func(ctx context.Context, take dispatch.Take) error {
+					return s.conn.Consume(ctx, 256, func(ctx context.Context, dv *bus.Delivery) error { return take(ctx, dv) })
+				})
+			}()
+			s.slack.WaitTotal(b, target, 5*time.Minute)
 			elapsed := time.Since(start)
 			b.StopTimer()
 			cancel()
 			if err := <-done; err != nil {
-				b.Fatalf("consume: %v", err)
+				b.Fatalf("run: %v", err)
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 		})
 		b.Run("bare/"+name, func(b *testing.B) {
-			client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(workers)})
+			client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)})
 			type post struct {
 				url string
 				msg slack.Message
 			}
 			posts := make([]post, b.N)
 			for i := range posts {
-				env, err := jamf.Parse(computerAdded())
+				body, _ := numberedComputerAdded()
+				env, err := jamf.Parse(body)
 				if err != nil {
 					b.Fatal(err)
 				}
 				posts[i] = post{channels[i%benchChannels].url, render.Message(env, render.Options{IconBaseURL: iconBase, JamfURL: "https://jamf.example.com"})}
 			}
-			work := make(chan post, workers)
+			work := make(chan post, inFlight)
 			var wg sync.WaitGroup
 			b.ResetTimer()
 			start := time.Now()
-			for range workers {
+			for range inFlight {
 				wg.Go(func() {
 					for p := range work {
 						if err := client.Post(context.Background(), p.url, p.msg); err != nil {
@@ -124,24 +128,25 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 
 // benchOptions configures a Dispatcher as cmd/dispatcher does, logging
 // nothing.
-func benchOptions(s *system, workers int) dispatch.Options {
+func benchOptions(s *system, inFlight int) dispatch.Options {
 	return dispatch.Options{
 		Installations: s.model,
-		Poster:        slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(workers)}),
+		Poster:        slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)}),
 		DeadLetters:   s.conn,
 		Reporter:      s.conn,
 		Opener:        s.keys,
-		MaxAttempts:   dispatch.DefaultMaxAttempts,
+		States:        s.conn,
+		MaxInFlight:   inFlight,
 		IconBaseURL:   iconBase,
 		Logger:        slog.New(slog.DiscardHandler),
 	}
 }
 
-// benchHTTPClient keeps an idle connection per worker, as cmd/dispatcher's
-// Slack client does.
-func benchHTTPClient(workers int) *http.Client {
+// benchHTTPClient keeps an idle connection per post in flight, as
+// cmd/dispatcher's Slack client does.
+func benchHTTPClient(inFlight int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(workers, 2)
+	t.MaxIdleConnsPerHost = max(inFlight, 2)
 	return &http.Client{Transport: t}
 }
 

@@ -9,9 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // testSecretKey is the SECRET_KEY of every test.
@@ -100,13 +97,6 @@ func TestLeaksFindsAWebhookURL(t *testing.T) {
 // never folds two events of a test into one.
 var bodySeq atomic.Int64
 
-// computerAdded returns a ComputerAdded webhook body that no other call
-// returns.
-func computerAdded() []byte {
-	b, _ := numberedComputerAdded()
-	return b
-}
-
 // numberedComputerAdded returns a unique ComputerAdded body and its number
 // n: the computer is MBP-TEST-<n>, serial C02TEST<n, 5 digits>, and the
 // eventTimestamp is 1732870801234+n milliseconds.
@@ -125,47 +115,4 @@ func numberedComputerAdded() ([]byte, int64) {
     "jssID": %d
   }
 }`, 1732870801234+n, n, n, n, n), n
-}
-
-// clock is a settable clock for the dispatcher's Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// counter returns the value of the counter name{label=value} in reg.
-func counter(t testing.TB, reg prometheus.Gatherer, name, label, value string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
-	return 0
 }

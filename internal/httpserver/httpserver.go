@@ -53,7 +53,7 @@ func New(opts Options) *echo.Echo {
 		LogStatus: true, LogMethod: true, LogLatency: true, LogRoutePath: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			// The route pattern, never the URL: /jamf/{token} carries a secret.
-			logger.Debug("request", "method", v.Method, "route", v.RoutePath, "status", v.Status, "latency", v.Latency)
+			logger.Debug("request", "method", v.Method, "route", v.RoutePath, "status", v.Status, "latency", v.Latency.String())
 			return nil
 		},
 	}))

@@ -77,6 +77,13 @@ func (in *Installer) save(ctx context.Context, inst registry.Installation, webho
 	if err := in.publish(ctx, stored); err != nil {
 		return saved{}, fmt.Errorf("save installation: %w", err)
 	}
+	if !created {
+		// A reinstalled channel is deliverable again at once, everywhere:
+		// a dead mark, a pause or a backoff was for the old webhook.
+		if err := in.kv.ClearDeliveryState(ctx, stored.ID); err != nil {
+			in.logger.Warn("cannot clear the reinstalled channel's delivery state", "installation", stored.ID, "err", err)
+		}
+	}
 	return saved{inst: stored, created: created, token: token}, nil
 }
 
@@ -207,6 +214,13 @@ func (in *Installer) setStatus(ctx context.Context, id string, status registry.S
 	}
 	if err := in.publish(ctx, inst); err != nil {
 		return registry.Installation{}, fmt.Errorf("set status: %w", err)
+	}
+	if status == registry.StatusActive {
+		// Enabling makes the channel deliverable again at once, in every
+		// dispatcher: its dead mark goes.
+		if err := in.kv.ClearDeliveryState(ctx, inst.ID); err != nil {
+			return registry.Installation{}, fmt.Errorf("set status: %w", err)
+		}
 	}
 	in.logger.Info("installation status set", "installation", inst.ID, "status", inst.Status, "reason", inst.StatusReason)
 	return inst, nil

@@ -232,10 +232,11 @@ func (in *Installer) cmdList(ctx context.Context, args []string, stdout io.Write
 	// the last one.
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "ID\tTEAM\tCHANNEL\tSTATUS\tREASON\tCREATED\tAUTH")
+	_, _ = fmt.Fprintln(tw, "ID\tTEAM\tCHANNEL\tSTATUS\tREASON\tCREATED\tAUTH\tPACE\tDIGESTS")
 	for _, inst := range all {
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst.ID, cell(inst.TeamName), cell(inst.ChannelName),
-			inst.Status, cell(inst.StatusReason), inst.CreatedAt.UTC().Format(time.RFC3339), cell(describeInboundAuth(inst.InboundAuth)))
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst.ID, cell(inst.TeamName), cell(inst.ChannelName),
+			inst.Status, cell(inst.StatusReason), inst.CreatedAt.UTC().Format(time.RFC3339), cell(describeInboundAuth(inst.InboundAuth)),
+			describePace(inst.Delivery), describeDigests(inst.Delivery))
 	}
 	_ = tw.Flush()
 	_, err = stdout.Write(buf.Bytes())

@@ -14,7 +14,8 @@ import (
 )
 
 const (
-	setUsage = "channels set ID [--basic-auth USER:PASSWORD | --header-auth 'NAME: VALUE' ... | --no-inbound-auth]"
+	setUsage = "channels set ID [--basic-auth USER:PASSWORD | --header-auth 'NAME: VALUE' ... | --no-inbound-auth]\n" +
+		"                  [--pace N/s|N/min|default] [--burst N] [--digest on|off|default] [--digest-after 5s|default]"
 	// maxCredentialLength bounds each user name, password, header name and
 	// header value an admin gives.
 	maxCredentialLength = 1024
@@ -33,9 +34,13 @@ var reservedHeaders = map[string]bool{
 // group of flags), and only the flags given change anything. A new
 // setting adds its flags in parseSet and its change in cmdSet.
 type setFlags struct {
-	basicAuth  string
-	headerAuth headerFlags
-	noInbound  bool
+	basicAuth   string
+	headerAuth  headerFlags
+	noInbound   bool
+	pace        string
+	burst       int
+	digest      string
+	digestAfter string
 	// given holds the names of the flags on the command line.
 	given map[string]bool
 }
@@ -58,6 +63,10 @@ func parseSet(args []string) (string, setFlags, error) {
 	fs.StringVar(&f.basicAuth, "basic-auth", "", "USER:PASSWORD Jamf Pro must send with HTTP Basic authentication")
 	fs.Var(&f.headerAuth, "header-auth", "'NAME: VALUE' of a header Jamf Pro must send; repeat for more headers")
 	fs.BoolVar(&f.noInbound, "no-inbound-auth", false, "require no credentials besides the token in the Jamf URL")
+	fs.StringVar(&f.pace, "pace", "", "the channel's pace: N/s, N/min, N/h, or default")
+	fs.IntVar(&f.burst, "burst", 0, "messages the channel may get at once after a quiet spell (0: default)")
+	fs.StringVar(&f.digest, "digest", "", "digests when the channel falls behind: on, off or default")
+	fs.StringVar(&f.digestAfter, "digest-after", "", "how far behind before digests start, such as 5s, or default")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return "", f, err
@@ -65,9 +74,19 @@ func parseSet(args []string) (string, setFlags, error) {
 	f.given = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
 	if len(f.given) == 0 {
-		return "", f, &UsageError{Msg: "nothing to set: give --basic-auth, --header-auth or --no-inbound-auth"}
+		return "", f, &UsageError{Msg: "nothing to set: give --basic-auth, --header-auth, --no-inbound-auth, --pace, --burst, --digest or --digest-after"}
 	}
 	return pos[0], f, nil
+}
+
+// changesDelivery reports whether a delivery setting flag was given.
+func (f setFlags) changesDelivery() bool {
+	for _, name := range deliveryFlags {
+		if f.given[name] {
+			return true
+		}
+	}
+	return false
 }
 
 // inboundCredential is inbound auth as an admin gave it: the setting
@@ -234,8 +253,26 @@ func (in *Installer) cmdSet(ctx context.Context, args []string, stdout io.Writer
 	if err != nil {
 		return err
 	}
+	if f.changesDelivery() {
+		cur, err := in.Installation(ctx, id)
+		if err != nil {
+			return notFound(id, err)
+		}
+		d, _, err := f.delivery(cur.Delivery)
+		if err != nil {
+			return err
+		}
+		inst, err := in.SetDelivery(ctx, cur.ID, d)
+		if err != nil {
+			return notFound(id, err)
+		}
+		if _, err := fmt.Fprintf(stdout, "%s (installation %s): pace %s, digests %s; every dispatcher follows it at once.\n",
+			cell(inst.ChannelName), inst.ID, describePace(inst.Delivery), describeDigests(inst.Delivery)); err != nil {
+			return err
+		}
+	}
 	if !change {
-		return &UsageError{Msg: "nothing to set"}
+		return nil
 	}
 	inst, err := in.setInboundAuth(ctx, id, cred)
 	if err != nil {

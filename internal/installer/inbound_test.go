@@ -79,8 +79,9 @@ func TestChannelsSetInboundAuth(t *testing.T) {
 			}
 			env.checkKVMatchesSQL(t)
 			list := env.mustRun(t, "list")
-			if row := strings.Split(strings.TrimSpace(list), "\n")[1]; !strings.HasSuffix(row, " "+st.list) {
-				t.Errorf("list row %q; want it to end with %q", row, st.list)
+			want := regexp.MustCompile(`\s` + regexp.QuoteMeta(st.list) + `\s+default\s+default$`)
+			if row := strings.Split(strings.TrimSpace(list), "\n")[1]; !want.MatchString(row) {
+				t.Errorf("list row %q; want its AUTH to be %q", row, st.list)
 			}
 			for _, s := range append(secrets, inst.InboundAuth.Hash, inst.InboundAuthSealed) {
 				if s != "" && (strings.Contains(out, s) || strings.Contains(list, s)) {

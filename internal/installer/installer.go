@@ -39,15 +39,19 @@ type Store interface {
 	GetByChannel(ctx context.Context, teamID, channelID string) (registry.Installation, error)
 	Rekey(ctx context.Context, id string, prev, next registry.Keyed) (registry.Installation, error)
 	SetInboundAuth(ctx context.Context, id string, auth registry.InboundAuth, sealed string) (registry.Installation, error)
+	SetDelivery(ctx context.Context, id string, d registry.DeliverySettings) (registry.Installation, error)
 }
 
 // KV is the read model the installer publishes: the KV bucket
-// "installations", keyed by installation ID. *bus.Conn satisfies it.
+// "installations", keyed by installation ID; and the delivery state the
+// dispatchers share, which it clears when a channel is enabled or
+// reinstalled. *bus.Conn satisfies it.
 type KV interface {
 	PutInstallation(ctx context.Context, e registry.Entry) error
 	DeleteInstallation(ctx context.Context, id string) error
 	InstallationKeys(ctx context.Context) ([]string, error)
 	GetInstallation(ctx context.Context, id string) (registry.Entry, error)
+	ClearDeliveryState(ctx context.Context, id string) error
 }
 
 // Keyring is where the installer publishes the fingerprints of the keys

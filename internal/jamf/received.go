@@ -11,6 +11,10 @@ type Received struct {
 	ReceivedAt     time.Time
 	Body           []byte // the Jamf JSON, as received (XML is converted first)
 	Attempt        int    // delivery attempt, 1 for the first; 0 when publishing
+	// Queued is when the event entered the backlog (JAMF_EVENTS stored it,
+	// or stored it again on a replay); set when consuming. Its delivery
+	// deadline counts from here.
+	Queued time.Time
 }
 
 // DeadLetter is a Received that could not be delivered, with why.

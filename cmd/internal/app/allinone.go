@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"text/template"
+	"time"
 
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/config"
@@ -27,6 +28,7 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	logger := Logger(stderr, cfg, false)
 	logger.Info("jackalope starting", "config", cfg)
 	key.warn(logger)
+	LogNotes(logger, cfg)
 	keys, err := Keys(cfg)
 	if err != nil {
 		return err
@@ -68,10 +70,13 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	if err := conn.RegisterMetrics(reg); err != nil {
+		return err
+	}
 	h, err := ListenHTTP(ctx, cfg, true, logger, reg, Ready(conn,
 		Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
 		Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
-		agreement.Condition()))
+		agreement.Condition(), StoreReachable(bg, store, logger), BacklogHasRoom(bg, conn)))
 	if err != nil {
 		return err
 	}
@@ -91,7 +96,7 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	go func() {
 		defer close(consumed)
 		Forever(ctx, logger, "dispatcher", func(ctx context.Context) error {
-			return conn.Consume(ctx, cfg.Dispatch.Workers, cfg.Dispatch.MaxAttempts, disp.Handle)
+			return Deliver(ctx, cfg, conn, disp)
 		})
 	}()
 
@@ -250,29 +255,57 @@ func dlq(ctx context.Context, cfg config.Config, args []string, stdout, stderr i
 	return DLQ(ctx, cfg, Logger(stderr, cfg, true), cmd, init, stdout, stderr)
 }
 
-// DLQ connects to NATS and runs a parsed dlq command. Like every command
-// it only creates what is missing, so it never changes the services'
-// stream limits, and without init it refuses to start a new, empty
-// embedded NATS store (see CheckInstance). It says on stderr which NATS it
-// acts on before it does.
+// history runs one `history` command against the history stream.
+func history(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	args, init := CommandArgs(args)
+	cmd, err := dispatch.ParseHistoryCommand(args)
+	if err != nil {
+		return err
+	}
+	if cmd.Name == "help" {
+		return cmd.Run(ctx, nil, time.Now(), stdout)
+	}
+	return History(ctx, cfg, Logger(stderr, cfg, true), cmd, init, stdout, stderr)
+}
+
+// DLQ connects to NATS and runs a parsed dlq command (see onBus).
 func DLQ(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.DLQCommand, init bool, stdout, stderr io.Writer) error {
+	return onBus(ctx, cfg, logger, "jackalope-dlq", init, stderr, func(conn *bus.Conn) error {
+		return cmd.Run(ctx, conn, stdout)
+	})
+}
+
+// History connects to NATS and runs a parsed history command (see onBus).
+func History(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd dispatch.HistoryCommand, init bool, stdout, stderr io.Writer) error {
+	return onBus(ctx, cfg, logger, "jackalope-history", init, stderr, func(conn *bus.Conn) error {
+		return cmd.Run(ctx, conn, time.Now(), stdout)
+	})
+}
+
+// onBus runs a command that needs only NATS. Like every command it only
+// creates what is missing, so it never changes the services' stream
+// limits, and without init it refuses to start a new, empty embedded NATS
+// store (see CheckInstance). It says on stderr which NATS it acts on before
+// it does.
+func onBus(ctx context.Context, cfg config.Config, logger *slog.Logger, client string, init bool, stderr io.Writer, run func(*bus.Conn) error) error {
 	needs := Needs{NATS: true}
 	if err := CheckInstance(cfg, needs, init); err != nil {
 		return err
 	}
 	announce(stderr, cfg, needs)
-	conn, err := ConnectBus(ctx, cfg, "jackalope-dlq", logger, CreateMissing)
+	conn, err := ConnectBus(ctx, cfg, client, logger, CreateMissing)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	return cmd.Run(ctx, conn, stdout)
+	return run(conn)
 }
 
 const allInOneUsage = `usage:
   jackalope                       serve everything until SIGINT or SIGTERM
   jackalope channels <command>    manage channels by hand (jackalope channels help)
   jackalope dlq <command>         inspect, replay or drop dead letters (jackalope dlq help)
+  jackalope history resend ...    deliver again what a channel got lately (jackalope history help)
   jackalope keys reseal           seal everything again under SECRET_KEY after a key rotation (jackalope keys help)
   jackalope nats-creds DIR        write nkey seeds for the NATS users of deploy/nats
 
@@ -300,7 +333,7 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 		if len(args) > 1 {
 			return fmt.Errorf("%w: serve takes no arguments\n%s", ErrUsage, allInOneUsage)
 		}
-	case "channels", "dlq", "keys":
+	case "channels", "dlq", "history", "keys":
 	case "nats-creds":
 		// It makes files only: no configuration, no NATS.
 		return natsCreds(args[1:], stdout)
@@ -312,9 +345,13 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	if command == "dlq" {
-		// Dead letters need no key: none is generated for them.
+	switch command {
+	case "dlq":
+		// Dead letters and the history need no key: none is generated
+		// for them.
 		return dlq(ctx, cfg, args[1:], stdout, stderr)
+	case "history":
+		return history(ctx, cfg, args[1:], stdout, stderr)
 	}
 	if command != "serve" {
 		// channels and keys: checked before a key is generated into a new

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,11 +86,15 @@ func BusConfig(cfg config.Config, name string) bus.Config {
 		Replicas:      cfg.NATS.Replicas,
 		MaxAge:        cfg.NATS.MaxAge,
 		MaxBytes:      cfg.NATS.MaxBytes,
+		MaxMsgs:       cfg.NATS.MaxMsgs,
 		DedupWindow:   cfg.NATS.DedupWindow,
 		DeadMaxAge:    cfg.NATS.DeadMaxAge,
 		AckWait:       cfg.Dispatch.AckWait,
 		ShutdownGrace: cfg.ShutdownTimeout,
 		Name:          name,
+
+		HistoryMaxAge:   cfg.NATS.HistoryMaxAge,
+		HistoryMaxBytes: cfg.NATS.HistoryMaxBytes,
 	}
 }
 
@@ -302,7 +307,7 @@ func RunInstallerBackground(ctx context.Context, inst *installer.Installer, conn
 			break
 		}
 		wait := retry.Backoff(attempt, restartBase, restartMax)
-		logger.Error("reconcile failed; trying again", "err", err, "attempt", attempt, "wait", wait)
+		logger.Error("reconcile failed; trying again", "err", err, "attempt", attempt, "wait", wait.String())
 		if !Sleep(ctx, wait) {
 			break
 		}
@@ -319,7 +324,7 @@ func Forever(ctx context.Context, logger *slog.Logger, what string, f func(conte
 			return
 		}
 		wait := retry.Backoff(attempt, restartBase, restartMax)
-		logger.Error(what+" stopped; restarting", "err", err, "attempt", attempt, "wait", wait)
+		logger.Error(what+" stopped; restarting", "err", err, "attempt", attempt, "wait", wait.String())
 		if !Sleep(ctx, wait) {
 			return
 		}
@@ -391,10 +396,38 @@ func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installati
 		DeadLetters: conn,
 		Reporter:    conn,
 		Opener:      keys,
-		MaxAttempts: cfg.Dispatch.MaxAttempts,
+		States:      conn,
+		Deadline:    cfg.Dispatch.Deadline,
+		RetryMax:    cfg.Dispatch.RetryMaxDelay,
+		Interval:    cfg.Dispatch.Interval,
+		Burst:       cfg.Dispatch.Burst,
+		DigestsOff:  !cfg.Dispatch.Digests,
+		DigestAfter: cfg.Dispatch.DigestAfter,
+		MaxInFlight: cfg.Dispatch.Workers,
+		AckWait:     cfg.Dispatch.AckWait,
+		ProbeLease:  cfg.Slack.Timeout + 5*time.Second,
 		IconBaseURL: cfg.BaseURL + "/static/images",
 		Logger:      logger,
 		Registerer:  reg,
+	})
+}
+
+// consumeBuffer is how many events a dispatcher pulls ahead of those it
+// takes.
+const consumeBuffer = 256
+
+// Deliver runs disp on the events of conn until ctx ends: it follows the
+// other dispatchers' notices that a channel answers again, and, when ctx
+// ends, hands back what it holds and gives posts under way
+// SHUTDOWN_TIMEOUT to finish.
+func Deliver(ctx context.Context, cfg config.Config, conn *bus.Conn, disp *dispatch.Dispatcher) error {
+	notices, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	if err := conn.WatchDeliveryNotices(notices, disp.Recovered); err != nil {
+		return err
+	}
+	return disp.Run(ctx, cfg.ShutdownTimeout, func(ctx context.Context, take dispatch.Take) error {
+		return conn.Consume(ctx, consumeBuffer, func(ctx context.Context, d *bus.Delivery) error { return take(ctx, d) })
 	})
 }
 
@@ -433,4 +466,79 @@ type Condition struct {
 	OK     func() bool
 	Why    string
 	Reason func() string
+}
+
+// LogNotes logs what the configuration noted that is not an error (a
+// variable no longer read, say).
+func LogNotes(logger *slog.Logger, cfg config.Config) {
+	for _, n := range cfg.Notes {
+		logger.Warn(n)
+	}
+}
+
+// healthCheckInterval is how often readiness looks again at what it cannot
+// see from events: the database, the backlog's room.
+const healthCheckInterval = 2 * time.Second
+
+// StoreReachable checks store every healthCheckInterval until ctx ends:
+// the installer is not ready while its database does not answer, and says
+// why. It has nothing to do while the database is down (installs, the
+// console and commands fail), and the delivery path never needs it.
+func StoreReachable(ctx context.Context, store registry.Store, logger *slog.Logger) Condition {
+	var mu sync.Mutex
+	problem := ""
+	check := func() {
+		pctx, cancel := context.WithTimeout(ctx, healthCheckInterval)
+		defer cancel()
+		err := store.Ping(pctx)
+		mu.Lock()
+		defer mu.Unlock()
+		was := problem
+		problem = ""
+		if err != nil {
+			problem = "the registry database does not answer: " + err.Error()
+		}
+		switch {
+		case problem != "" && was == "":
+			logger.Error("registry database unreachable; not ready", "err", err)
+		case problem == "" && was != "":
+			logger.Info("registry database answers again")
+		}
+	}
+	check()
+	go func() {
+		t := time.NewTicker(healthCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				check()
+			}
+		}
+	}()
+	return Condition{
+		OK: func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return problem == ""
+		},
+		Reason: func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return problem
+		},
+	}
+}
+
+// typicalEvent is the size of a typical stored event, with room to spare:
+// a check-in is about 1 KB of JSON and 200 bytes of headers.
+const typicalEvent = 4 << 10
+
+// BacklogHasRoom watches the backlog until ctx ends: ingest is not ready
+// while a typical event would not fit in it, and says why.
+func BacklogHasRoom(ctx context.Context, conn *bus.Conn) Condition {
+	w := conn.WatchBacklog(ctx, healthCheckInterval, typicalEvent)
+	return Condition{OK: w.HasRoom, Reason: w.Why}
 }

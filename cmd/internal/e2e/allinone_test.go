@@ -84,6 +84,9 @@ func TestAllInOneInProcess(t *testing.T) {
 	start := time.Now()
 	fake := slacktest.New(t)
 	env, base := allInOneEnv(t)
+	// Every sample is checked in a message of its own: a pace that takes
+	// them all at once, and no digests.
+	env["CHANNEL_PACE"], env["CHANNEL_BURST"], env["DIGESTS"] = "100/s", "50", "off"
 	authorizeURL := withSlackApp(env, fake)
 	srv := startAllInOne(t, env)
 	waitReady(t, srv, base+"/readyz")

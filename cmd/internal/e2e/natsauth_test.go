@@ -285,21 +285,25 @@ func natsServerBinary(t *testing.T) string {
 // startNATSServer starts bin with deploy/nats/jackalope.conf on a free
 // loopback port, its store in a temporary directory and the users' public
 // keys in its environment, and returns its URL once the admin can sign in.
+// With keys nil it starts a server without users and permissions: anyone
+// may connect and do anything.
 func startNATSServer(t *testing.T, bin string, keys map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	perms, err := os.ReadFile(filepath.Join(deployNATS, "jackalope.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "jackalope.conf"), perms, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	port := freePort(t)
 	conf := "listen: 127.0.0.1:" + strconv.Itoa(port) + "\n" +
 		"jetstream { store_dir: " + strconv.Quote(filepath.Join(dir, "store")) + " }\n" +
-		"max_payload: 8MB\n" +
-		"include ./jackalope.conf\n"
+		"max_payload: 8MB\n"
+	if keys != nil {
+		perms, err := os.ReadFile(filepath.Join(deployNATS, "jackalope.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "jackalope.conf"), perms, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		conf += "include ./jackalope.conf\n"
+	}
 	confPath := filepath.Join(dir, "server.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -31,9 +31,6 @@ func TestAllInOneKill9(t *testing.T) {
 			fake := slacktest.New(t)
 			slack := newOutage(t, fake)
 			env, base := allInOneEnv(t)
-			// Attempts spent during the outage would park events as dead
-			// letters; this test is about the queue surviving a restart.
-			env["DISPATCH_MAX_ATTEMPTS"] = "1000"
 
 			first := startProcess(t, "jackalope", bin, env)
 			waitReady(t, first, base+"/readyz")

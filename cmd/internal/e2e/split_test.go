@@ -21,6 +21,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/pgtest"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 const (
@@ -28,9 +29,8 @@ const (
 	// while one of them is about to be killed.
 	splitEvents    = 200
 	inFlightEvents = 48
-	// splitWorkers is DISPATCH_WORKERS of each dispatcher. A dispatcher
-	// holds at most 3*splitWorkers unacked events: its workers' plus the
-	// 2*workers its pull iterator buffers ahead (bus.Conn.Consume).
+	// splitWorkers is DISPATCH_WORKERS of each dispatcher: the posts it
+	// makes at once.
 	splitWorkers = 4
 	// deliveredSeries is the dispatcher metric of posts Slack took.
 	deliveredSeries = `jackalope_dispatch_deliveries_total{outcome="delivered"}`
@@ -64,6 +64,9 @@ func TestSplitProcesses(t *testing.T) {
 		"SECRET_KEY":          randomKey(t),
 		"SHUTDOWN_TIMEOUT":    shutdownTimeout.String(),
 		"SLACK_WEBHOOK_HOSTS": fakeWebhookHosts,
+		// Each event in a message of its own, so that each is seen to
+		// arrive exactly once: no pace to speak of, no digests.
+		"CHANNEL_PACE": "100/s", "CHANNEL_BURST": "100", "DIGESTS": "off",
 	}
 	with := func(extra map[string]string) map[string]string {
 		env := maps.Clone(common)
@@ -155,14 +158,17 @@ func TestSplitProcesses(t *testing.T) {
 	for _, id := range ids {
 		postEvent(t, ingestJamfURL, "application/json", eventBody(t, id))
 	}
-	held := waitAckPending(t, js, 3*splitWorkers+1)
+	held := waitAckPending(t, js, inFlightEvents)
 	victim, survivor := dispatchers[0], dispatchers[1]
+	testwait.For(t, deliveryTimeout, "dispatcher-1 to hold events", func() bool {
+		return scrapeCounter(t, victim.metrics, "jackalope_dispatch_held_events") > 0
+	})
 	if err := victim.svc.stop(t, syscall.SIGKILL); !exitedBySignal(err, syscall.SIGKILL) {
 		t.Errorf("dispatcher-1 ended with %v, want death by SIGKILL", err)
 	}
 	killed := time.Now()
 	fake.SetLatency(0)
-	t.Logf("killed dispatcher-1 with %d events unacknowledged between the two dispatchers (more than dispatcher-2 can hold)", held)
+	t.Logf("killed dispatcher-1 with events of its own among the %d unacknowledged", held)
 
 	got = waitDelivered(t, fake, webhook, ids, bus.DefaultAckWait+deliveryTimeout)
 	t.Logf("all %d events delivered %v after the kill (AckWait is %v; %d duplicates from posts in flight at the kill)",
