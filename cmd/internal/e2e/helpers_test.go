@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -509,16 +510,22 @@ func eventIDs(prefix string, n int) []string {
 
 // eventBody is the ComputerAdded sample with id as the computer's name:
 // distinct bodies are distinct events to JetStream's dedup, and the name
-// shows in the message's fallback, so each message is told apart.
+// shows in the message, so each message is told apart.
 func eventBody(t *testing.T, id string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "samples", "ComputerAdded.json"))
+	return renamedSample(t, "ComputerAdded.json", id)
+}
+
+// renamedSample is the sample file with id as the computer's name.
+func renamedSample(t *testing.T, file, id string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "samples", file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	const name = `"MBP-JRIVERA-01"`
 	if bytes.Count(raw, []byte(name)) != 1 {
-		t.Fatalf("ComputerAdded.json does not name the computer %s exactly once", name)
+		t.Fatalf("%s does not name the computer %s exactly once", file, name)
 	}
 	return bytes.Replace(raw, []byte(name), []byte(strconv.Quote(id)), 1)
 }
@@ -526,12 +533,19 @@ func eventBody(t *testing.T, id string) []byte {
 // idsPattern finds event names made by eventIDs in a message.
 var idsPattern = regexp.MustCompile(`\b[a-z0-9]+-\d{3}\b`)
 
-// countIDs counts, per event name, the messages whose fallback names it.
+// countIDs counts, per event name, the messages that name it: once for a
+// message of its own, once for a digest that lists it among others.
 func countIDs(msgs []slack.Message) map[string]int {
 	n := map[string]int{}
 	for _, m := range msgs {
-		for _, a := range m.Attachments {
-			if id := idsPattern.FindString(a.Fallback); id != "" {
+		b, err := json.Marshal(m)
+		if err != nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, id := range idsPattern.FindAllString(string(b), -1) {
+			if !seen[id] {
+				seen[id] = true
 				n[id]++
 			}
 		}
