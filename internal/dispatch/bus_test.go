@@ -113,7 +113,7 @@ func (s *system) put(e registry.Entry) {
 	}
 	testwait.For(s.t, 5*time.Second, "the read model to show the installation", func() bool {
 		got, ok := s.model.ByID(e.ID)
-		return ok && got == e
+		return ok && got.Equal(e)
 	})
 }
 

@@ -34,7 +34,7 @@ func (in *Installer) Reconcile(ctx context.Context) error {
 		inSQL[inst.ID] = true
 		want := inst.Entry()
 		// A failed read (a missing key among them) is settled by the put.
-		if got, err := in.kv.GetInstallation(ctx, inst.ID); err == nil && got == want {
+		if got, err := in.kv.GetInstallation(ctx, inst.ID); err == nil && got.Equal(want) {
 			continue
 		}
 		if err := in.kv.PutInstallation(ctx, want); err != nil {

@@ -98,3 +98,15 @@ func Known(name string) bool {
 	_, ok := canonical[strings.ToLower(strings.TrimSpace(name))]
 	return ok
 }
+
+// ReportsOutcome reports whether events of type name (matched as Known
+// matches) say whether what they report succeeded: a policy or a patch
+// policy that finished (successful) and an API operation
+// (operationSuccessful). A channel can show only the failures of these.
+func ReportsOutcome(name string) bool {
+	switch Canonical(name) {
+	case EventComputerPolicyFinished, EventComputerPatchPolicyCompleted, EventRestAPIOperation:
+		return true
+	}
+	return false
+}

@@ -1,6 +1,8 @@
 package jamf_test
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -78,5 +80,31 @@ func TestEventsCannotBeChangedByCallers(t *testing.T) {
 	jamf.Events[0].Name = "Changed"
 	if got := jamf.Canonical(saved.Name); got != saved.Name {
 		t.Errorf("Canonical(%q) = %q after Events was changed, want %q", saved.Name, got, saved.Name)
+	}
+}
+
+// TestReportsOutcome holds ReportsOutcome to the samples: an event type
+// reports an outcome exactly when its sample's event has a successful or
+// operationSuccessful field.
+func TestReportsOutcome(t *testing.T) {
+	for _, e := range jamf.Events {
+		body, err := os.ReadFile(filepath.Join("testdata", e.Name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sample struct {
+			Event map[string]json.RawMessage `json:"event"`
+		}
+		if err := json.Unmarshal(body, &sample); err != nil {
+			t.Fatalf("%s sample: %v", e.Name, err)
+		}
+		_, a := sample.Event["successful"]
+		_, b := sample.Event["operationSuccessful"]
+		if got, want := jamf.ReportsOutcome(e.Name), a || b; got != want {
+			t.Errorf("ReportsOutcome(%s) = %t; its sample says %t", e.Name, got, want)
+		}
+	}
+	if !jamf.ReportsOutcome("computerpolicyfinished") || jamf.ReportsOutcome("SomethingNew") {
+		t.Error("ReportsOutcome does not match names as Known does")
 	}
 }

@@ -48,7 +48,8 @@ const uniqueViolation = "23505"
 const columns = `id::text, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
 	configuration_url, installing_user, token_hash, token_sealed, status, status_reason,
 	jamf_url, created_at, updated_at, inbound_auth_scheme, inbound_auth_headers,
-	inbound_auth_hash, inbound_auth_sealed, pace_interval_ms, pace_burst, digests, digest_after_ms`
+	inbound_auth_hash, inbound_auth_sealed, pace_interval_ms, pace_burst, digests, digest_after_ms,
+	filter_events, filter_failures_only`
 
 // Store is the PostgreSQL registry store. It is safe for concurrent use.
 type Store struct {
@@ -319,6 +320,15 @@ func (s *Store) SetDelivery(ctx context.Context, id string, d registry.DeliveryS
 		d.Interval.Milliseconds(), d.Burst, string(d.Digests), d.DigestAfter.Milliseconds())
 }
 
+// SetEventFilter implements registry.Store.
+func (s *Store) SetEventFilter(ctx context.Context, id string, f registry.EventFilter) (registry.Installation, error) {
+	if err := registry.CheckEventFilter(f); err != nil {
+		return registry.Installation{}, fmt.Errorf("set event filter: %w", err)
+	}
+	return s.update(ctx, "set event filter", id, `filter_events = $3, filter_failures_only = $4`,
+		registry.JoinEventNames(f.Events), registry.JoinEventNames(f.FailuresOnly))
+}
+
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key, ok := registry.CanonicalID(id)
@@ -359,12 +369,13 @@ func scanRow(row pgx.Row, extra ...any) (registry.Installation, error) {
 		in                        registry.Installation
 		status, digests           string
 		intervalMS, digestAfterMS int64
+		events, failuresOnly      string
 	)
 	dest := append([]any{&in.ID, &in.TeamID, &in.TeamName, &in.ChannelID, &in.ChannelName,
 		&in.WebhookURLSealed, &in.ConfigurationURL, &in.InstallingUser, &in.TokenHash,
 		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &in.CreatedAt, &in.UpdatedAt,
 		&in.InboundAuth.Scheme, &in.InboundAuth.Headers, &in.InboundAuth.Hash, &in.InboundAuthSealed,
-		&intervalMS, &in.Delivery.Burst, &digests, &digestAfterMS}, extra...)
+		&intervalMS, &in.Delivery.Burst, &digests, &digestAfterMS, &events, &failuresOnly}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return registry.Installation{}, registry.ErrNotFound
@@ -375,6 +386,7 @@ func scanRow(row pgx.Row, extra ...any) (registry.Installation, error) {
 	in.Delivery.Interval = time.Duration(intervalMS) * time.Millisecond
 	in.Delivery.Digests = registry.Digests(digests)
 	in.Delivery.DigestAfter = time.Duration(digestAfterMS) * time.Millisecond
+	in.Filter = registry.EventFilter{Events: registry.SplitEventNames(events), FailuresOnly: registry.SplitEventNames(failuresOnly)}
 	in.CreatedAt = in.CreatedAt.UTC()
 	in.UpdatedAt = in.UpdatedAt.UTC()
 	return in, nil

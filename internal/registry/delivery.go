@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -186,4 +187,92 @@ func CheckDelivery(d DeliverySettings) error {
 		return errors.New("invalid delivery settings: " + strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// Names of a channel's own delivery settings as an admin gives them: the
+// flags of `channels set` (without their dashes) and the fields of the
+// console's form.
+const (
+	SettingPace        = "pace"
+	SettingBurst       = "burst"
+	SettingDigests     = "digest"
+	SettingDigestAfter = "digest-after"
+)
+
+// DeliverySettingNames lists the names ParseDelivery takes, in order.
+var DeliverySettingNames = []string{SettingPace, SettingBurst, SettingDigests, SettingDigestAfter}
+
+// settingDefault is the word that sends a setting back to the deployment's
+// default.
+const settingDefault = "default"
+
+// ParseDelivery returns cur with the settings in given changed: each name
+// of DeliverySettingNames to a value as an admin typed it, in the console
+// or on the command line, so that both read them alike. A pace is N/s,
+// N/min or N/h (see ParsePace), burst a count, digest on or off,
+// digest-after a duration such as 10s; "default", or nothing (and 0 for
+// burst), goes back to the deployment's default. A name not given keeps
+// its setting. The error names every problem, each with its setting.
+func ParseDelivery(cur DeliverySettings, given map[string]string) (DeliverySettings, error) {
+	d := cur
+	var problems []string
+	for name := range given {
+		if !slices.Contains(DeliverySettingNames, name) {
+			problems = append(problems, fmt.Sprintf("%q is not a delivery setting", name))
+		}
+	}
+	slices.Sort(problems)
+	isDefault := func(v string) bool { return v == "" || strings.EqualFold(v, settingDefault) }
+	for _, name := range DeliverySettingNames {
+		raw, ok := given[name]
+		if !ok {
+			continue
+		}
+		v := strings.TrimSpace(raw)
+		switch name {
+		case SettingPace:
+			d.Interval = 0
+			if !isDefault(v) {
+				interval, err := ParsePace(v)
+				if err != nil {
+					problems = append(problems, err.Error()+" (or default)")
+				}
+				d.Interval = interval
+			}
+		case SettingBurst:
+			d.Burst = 0
+			if !isDefault(v) {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					problems = append(problems, fmt.Sprintf("burst %q is not a number of messages (or default)", v))
+				}
+				d.Burst = n
+			}
+		case SettingDigests:
+			switch lower := Digests(strings.ToLower(v)); {
+			case isDefault(v):
+				d.Digests = DigestsDefault
+			case lower == DigestsOn || lower == DigestsOff:
+				d.Digests = lower
+			default:
+				problems = append(problems, fmt.Sprintf("digest %q: give on, off or default", v))
+			}
+		case SettingDigestAfter:
+			d.DigestAfter = 0
+			if !isDefault(v) {
+				after, err := time.ParseDuration(v)
+				if err != nil || after <= 0 {
+					problems = append(problems, fmt.Sprintf("digest-after %q: give a duration such as 10s (or default)", v))
+				}
+				d.DigestAfter = after
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return cur, errors.New("invalid delivery settings: " + strings.Join(problems, "; "))
+	}
+	if err := CheckDelivery(d); err != nil {
+		return cur, err
+	}
+	return d, nil
 }

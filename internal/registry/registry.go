@@ -46,6 +46,7 @@ type Installation struct {
 	StatusReason     string // why it is disabled; empty when active
 	JamfURL          string // Jamf Pro base URL for deep links; optional
 	Delivery         DeliverySettings
+	Filter           EventFilter // which events the channel shows; zero shows all
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 	// InboundAuth is what Jamf Pro must send besides the token; zero when
@@ -96,6 +97,10 @@ type Store interface {
 	// CheckDelivery); the zero DeliverySettings goes back to the defaults.
 	// Upsert never changes them.
 	SetDelivery(ctx context.Context, id string, d DeliverySettings) (Installation, error)
+	// SetEventFilter sets which events the channel shows (see
+	// CheckEventFilter); the zero EventFilter shows all. Upsert never
+	// changes it.
+	SetEventFilter(ctx context.Context, id string, f EventFilter) (Installation, error)
 	// Ping reports whether the database answers, for readiness.
 	Ping(ctx context.Context) error
 }
@@ -162,6 +167,54 @@ func BasicCredential(user, password string) string {
 	return AuthBasic + ":" + lengthPrefixed(user) + lengthPrefixed(password)
 }
 
+// MaxCredentialLength bounds each user name, password, header name and
+// header value of inbound auth.
+const MaxCredentialLength = 1024
+
+// CheckBasicUser checks the user name of HTTP Basic inbound auth:
+// non-empty, at most MaxCredentialLength, printable and without a colon,
+// which would end it (RFC 7617). The error never repeats it.
+func CheckBasicUser(user string) error {
+	switch {
+	case user == "":
+		return errors.New("the user name is empty")
+	case len(user) > MaxCredentialLength:
+		return fmt.Errorf("the user name is longer than %d characters", MaxCredentialLength)
+	case strings.Contains(user, ":") || !Printable(user):
+		return errors.New("the user name must be printable text without a colon")
+	}
+	return nil
+}
+
+// CheckBasicCredential checks the credentials of HTTP Basic inbound auth:
+// a user name as CheckBasicUser wants it and a non-empty, printable
+// password of at most MaxCredentialLength. The error never repeats them.
+func CheckBasicCredential(user, password string) error {
+	if err := CheckBasicUser(user); err != nil {
+		return err
+	}
+	switch {
+	case password == "":
+		return errors.New("the password is empty")
+	case len(password) > MaxCredentialLength:
+		return fmt.Errorf("the password is longer than %d characters", MaxCredentialLength)
+	case !Printable(password):
+		return errors.New("the password must be printable text")
+	}
+	return nil
+}
+
+// Printable reports whether s has no control characters, so that it fits
+// in a header and on one line.
+func Printable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // HeaderCredential is the canonical form of header credentials that is
 // hashed: names (canonical, in the order of InboundAuth.Headers) with
 // their values.
@@ -195,6 +248,17 @@ type Entry struct {
 	InboundAuth InboundAuth `json:"inbound_auth,omitzero"`
 	// Delivery is the channel's own pace and digest settings.
 	Delivery DeliverySettings `json:"delivery,omitzero"`
+	// Filter is which events the channel shows; dispatchers settle the
+	// others without posting them.
+	Filter EventFilter `json:"filter,omitzero"`
+}
+
+// Equal reports whether e and o are the same read model.
+func (e Entry) Equal(o Entry) bool {
+	return e.ID == o.ID && e.Status == o.Status && e.StatusReason == o.StatusReason &&
+		e.TokenHash == o.TokenHash && e.WebhookURLSealed == o.WebhookURLSealed &&
+		e.TeamName == o.TeamName && e.ChannelName == o.ChannelName && e.JamfURL == o.JamfURL &&
+		e.InboundAuth == o.InboundAuth && e.Delivery == o.Delivery && e.Filter.Equal(o.Filter)
 }
 
 // Entry returns the read model of i.
@@ -210,6 +274,7 @@ func (i Installation) Entry() Entry {
 		JamfURL:          i.JamfURL,
 		InboundAuth:      i.InboundAuth,
 		Delivery:         i.Delivery,
+		Filter:           i.Filter,
 	}
 }
 

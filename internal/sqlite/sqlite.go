@@ -43,7 +43,8 @@ const busyTimeout = 5 * time.Second
 const columns = `id, team_id, team_name, channel_id, channel_name, webhook_url_sealed,
 	configuration_url, installing_user, token_hash, token_sealed, status, status_reason,
 	jamf_url, created_at, updated_at, inbound_auth_scheme, inbound_auth_headers,
-	inbound_auth_hash, inbound_auth_sealed, pace_interval_ms, pace_burst, digests, digest_after_ms`
+	inbound_auth_hash, inbound_auth_sealed, pace_interval_ms, pace_burst, digests, digest_after_ms,
+	filter_events, filter_failures_only`
 
 // Store is the SQLite registry store. It is safe for concurrent use.
 type Store struct {
@@ -175,7 +176,7 @@ func (s *Store) Upsert(ctx context.Context, in registry.Installation) (_ registr
 	case errors.Is(err, sql.ErrNoRows):
 		created = true
 		row = tx.QueryRowContext(ctx, `INSERT INTO installations (`+columns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, '', '', '', '', 0, 0, '', 0)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, '', '', '', '', 0, 0, '', 0, '', '')
 			RETURNING `+columns,
 			id, in.TeamID, in.TeamName, in.ChannelID, in.ChannelName, in.WebhookURLSealed,
 			in.ConfigurationURL, in.InstallingUser, in.TokenHash, in.TokenSealed,
@@ -363,6 +364,15 @@ func (s *Store) SetDelivery(ctx context.Context, id string, d registry.DeliveryS
 		d.Interval.Milliseconds(), d.Burst, string(d.Digests), d.DigestAfter.Milliseconds())
 }
 
+// SetEventFilter implements registry.Store.
+func (s *Store) SetEventFilter(ctx context.Context, id string, f registry.EventFilter) (registry.Installation, error) {
+	if err := registry.CheckEventFilter(f); err != nil {
+		return registry.Installation{}, fmt.Errorf("set event filter: %w", err)
+	}
+	return s.update(ctx, "set event filter", id, `filter_events = ?, filter_failures_only = ?`,
+		registry.JoinEventNames(f.Events), registry.JoinEventNames(f.FailuresOnly))
+}
+
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	key, ok := registry.CanonicalID(id)
@@ -412,12 +422,13 @@ func scanRow(row scanner) (registry.Installation, error) {
 		status, digests           string
 		created, updated          string
 		intervalMS, digestAfterMS int64
+		events, failuresOnly      string
 	)
 	err := row.Scan(&in.ID, &in.TeamID, &in.TeamName, &in.ChannelID, &in.ChannelName,
 		&in.WebhookURLSealed, &in.ConfigurationURL, &in.InstallingUser, &in.TokenHash,
 		&in.TokenSealed, &status, &in.StatusReason, &in.JamfURL, &created, &updated,
 		&in.InboundAuth.Scheme, &in.InboundAuth.Headers, &in.InboundAuth.Hash, &in.InboundAuthSealed,
-		&intervalMS, &in.Delivery.Burst, &digests, &digestAfterMS)
+		&intervalMS, &in.Delivery.Burst, &digests, &digestAfterMS, &events, &failuresOnly)
 	if errors.Is(err, sql.ErrNoRows) {
 		return registry.Installation{}, registry.ErrNotFound
 	}
@@ -428,6 +439,7 @@ func scanRow(row scanner) (registry.Installation, error) {
 	in.Delivery.Interval = time.Duration(intervalMS) * time.Millisecond
 	in.Delivery.Digests = registry.Digests(digests)
 	in.Delivery.DigestAfter = time.Duration(digestAfterMS) * time.Millisecond
+	in.Filter = registry.EventFilter{Events: registry.SplitEventNames(events), FailuresOnly: registry.SplitEventNames(failuresOnly)}
 	if in.CreatedAt, err = time.Parse(timeLayout, created); err != nil {
 		return registry.Installation{}, fmt.Errorf("installation %s: bad created_at: %w", in.ID, err)
 	}

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"RotateTokenToHashInUse", testRotateTokenToHashInUse},
 		{"SetJamfURL", testSetJamfURL},
 		{"SetDelivery", testSetDelivery},
+		{"SetEventFilter", testSetEventFilter},
 		{"Ping", testPing},
 		{"Delete", testDelete},
 		{"DuplicateTokenHash", testDuplicateTokenHash},
@@ -555,6 +556,54 @@ func testSetDelivery(t *testing.T, s registry.Store) {
 	}
 	_, err := s.SetDelivery(t.Context(), "7c2b0c3e-0000-4000-8000-000000000000", registry.DeliverySettings{})
 	checkNotFound(t, "SetDelivery of a missing installation", err)
+}
+
+func testSetEventFilter(t *testing.T, s registry.Store) {
+	orig, _ := upsert(t, s, fixture("a"))
+	filters := []registry.EventFilter{
+		{Events: []string{"ComputerAdded", "ComputerPolicyFinished"}, FailuresOnly: []string{"ComputerPolicyFinished"}},
+		{FailuresOnly: []string{"ComputerPatchPolicyCompleted", "ComputerPolicyFinished"}},
+		{Events: []string{"JSSShutdown"}},
+		{},
+	}
+	for _, f := range filters {
+		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+			got, err := s.SetEventFilter(t.Context(), orig.ID, f)
+			if err != nil {
+				t.Fatalf("SetEventFilter: %v", err)
+			}
+			want := orig
+			want.Filter = f
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(registry.Installation{}, "UpdatedAt")); diff != "" {
+				t.Errorf("SetEventFilter returned (-want +got):\n%s", diff)
+			}
+			checkNotBefore(t, "UpdatedAt", got.UpdatedAt, orig.UpdatedAt)
+			checkPersisted(t, s, got)
+		})
+	}
+	t.Run("reinstall keeps the filter", func(t *testing.T) {
+		f := registry.EventFilter{Events: []string{"ComputerAdded"}}
+		if _, err := s.SetEventFilter(t.Context(), orig.ID, f); err != nil {
+			t.Fatal(err)
+		}
+		again, _ := upsert(t, s, fixture("a"))
+		if !again.Filter.Equal(f) {
+			t.Errorf("after a reinstall Filter = %+v, want %+v", again.Filter, f)
+		}
+		if listed := list(t, s); len(listed) != 1 || !listed[0].Filter.Equal(f) {
+			t.Errorf("List = %+v; want the one installation with its filter", listed)
+		}
+	})
+	for _, bad := range []registry.EventFilter{
+		{Events: []string{"b", "a"}}, {Events: []string{"a,b"}}, {Events: []string{""}},
+		{Events: []string{"ComputerAdded"}, FailuresOnly: []string{"ComputerPolicyFinished"}},
+	} {
+		if _, err := s.SetEventFilter(t.Context(), orig.ID, bad); err == nil {
+			t.Errorf("SetEventFilter(%+v) succeeded, want it refused", bad)
+		}
+	}
+	_, err := s.SetEventFilter(t.Context(), "7c2b0c3e-0000-4000-8000-000000000000", registry.EventFilter{})
+	checkNotFound(t, "SetEventFilter of a missing installation", err)
 }
 
 func testPing(t *testing.T, s registry.Store) {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/migrations"
@@ -54,13 +55,23 @@ func RunUpgrades(t *testing.T, open func(t *testing.T, skip []int64) registry.St
 }
 
 // checkLatestSchema writes and reads back what each migration added: an
-// installation, its inbound auth (00003) and an audit entry (00004).
+// installation, its delivery settings (00002), its inbound auth (00003), an
+// audit entry (00004) and its event filter (00005).
 func checkLatestSchema(t *testing.T, s registry.Store) {
 	t.Helper()
 	in, _ := upsert(t, s, fixture("u"))
 	in, err := s.SetInboundAuth(t.Context(), in.ID, basicAuth, "v2.sealed-auth")
 	if err != nil {
 		t.Fatalf("SetInboundAuth: %v", err)
+	}
+	checkPersisted(t, s, in)
+	if in, err = s.SetDelivery(t.Context(), in.ID, registry.DeliverySettings{Interval: time.Minute, Burst: 2}); err != nil {
+		t.Fatalf("SetDelivery: %v", err)
+	}
+	checkPersisted(t, s, in)
+	in, err = s.SetEventFilter(t.Context(), in.ID, registry.EventFilter{Events: []string{"ComputerPolicyFinished"}, FailuresOnly: []string{"ComputerPolicyFinished"}})
+	if err != nil {
+		t.Fatalf("SetEventFilter: %v", err)
 	}
 	checkPersisted(t, s, in)
 	e := addAudit(t, s, auditEntry(in.TeamID, in.ID, "rotate"))
