@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/render"
 )
 
 // ChannelsUsage describes the `channels` commands.
@@ -23,7 +24,8 @@ Commands:
         adding the same webhook again keeps its Jamf URL and replaces the names
   list
         list installations: id, team, channel, status, reason, created,
-        and the inbound auth Jamf Pro must send (never its secret)
+        the inbound auth Jamf Pro must send (never its secret), pace, digests
+        and the events shown
   rotate ID
         give an installation a new Jamf URL; the old one stops working
   disable ID [--reason TEXT]
@@ -38,6 +40,15 @@ Commands:
         require credentials from Jamf Pro besides the token in the Jamf URL:
         HTTP Basic, or headers (--header-auth again for each header);
         --no-inbound-auth goes back to the token alone
+  set ID [--pace N/s|N/min|N/h|default] [--burst N|default] [--digest on|off|default]
+         [--digest-after DURATION|default]
+        the channel's own pace and digests (default: CHANNEL_PACE, CHANNEL_BURST,
+        DIGESTS, DIGEST_AFTER)
+  set ID [--events all|TYPE,...] [--failures-only none|all|TYPE,...]
+        which Jamf Pro events the channel shows (default all), and the types
+        (ComputerPolicyFinished, ComputerPatchPolicyCompleted, RestAPIOperation)
+        of which it shows only the events that did not succeed; the others are
+        settled without a post
   test ID
         post a test message to an installation's channel and print Slack's answer
 `
@@ -232,11 +243,11 @@ func (in *Installer) cmdList(ctx context.Context, args []string, stdout io.Write
 	// the last one.
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "ID\tTEAM\tCHANNEL\tSTATUS\tREASON\tCREATED\tAUTH\tPACE\tDIGESTS")
+	_, _ = fmt.Fprintln(tw, "ID\tTEAM\tCHANNEL\tSTATUS\tREASON\tCREATED\tAUTH\tPACE\tDIGESTS\tEVENTS")
 	for _, inst := range all {
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst.ID, cell(inst.TeamName), cell(inst.ChannelName),
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst.ID, cell(inst.TeamName), cell(inst.ChannelName),
 			inst.Status, cell(inst.StatusReason), inst.CreatedAt.UTC().Format(time.RFC3339), cell(describeInboundAuth(inst.InboundAuth)),
-			describePace(inst.Delivery), describeDigests(inst.Delivery))
+			describePace(inst.Delivery), describeDigests(inst.Delivery), render.DescribeFilter(inst.Filter))
 	}
 	_ = tw.Flush()
 	_, err = stdout.Write(buf.Bytes())

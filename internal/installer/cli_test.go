@@ -127,11 +127,11 @@ func TestChannelsCommands(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("list printed %d lines; want a header and 2 rows:\n%s", len(lines), out)
 	}
-	if got := strings.Fields(lines[0]); !cmp.Equal(got, []string{"ID", "TEAM", "CHANNEL", "STATUS", "REASON", "CREATED", "AUTH", "PACE", "DIGESTS"}) {
+	if got := strings.Fields(lines[0]); !cmp.Equal(got, []string{"ID", "TEAM", "CHANNEL", "STATUS", "REASON", "CREATED", "AUTH", "PACE", "DIGESTS", "EVENTS"}) {
 		t.Errorf("list header = %v", got)
 	}
-	rowA := regexp.MustCompile(`^` + idA + `\s+Acme Corp\s+#jamf-alerts\s+disabled\s+Slack workspace under review\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-\s+default\s+default$`)
-	rowB := regexp.MustCompile(`^` + idB + `\s+-\s+@someone\s+disabled\s+disabled by an operator\s+\S+Z\s+-\s+default\s+default$`)
+	rowA := regexp.MustCompile(`^` + idA + `\s+Acme Corp\s+#jamf-alerts\s+disabled\s+Slack workspace under review\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-\s+default\s+default\s+all$`)
+	rowB := regexp.MustCompile(`^` + idB + `\s+-\s+@someone\s+disabled\s+disabled by an operator\s+\S+Z\s+-\s+default\s+default\s+all$`)
 	if !rowA.MatchString(lines[1]) || !rowB.MatchString(lines[2]) {
 		t.Errorf("list rows:\n%s\n%s\nwant %s and %s", lines[1], lines[2], rowA, rowB)
 	}

@@ -5,62 +5,29 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
 )
 
-// deliveryFlags are the names of the `channels set` flags that change a
-// channel's delivery settings.
-var deliveryFlags = []string{"pace", "burst", "digest", "digest-after"}
-
-// delivery returns cur with the delivery settings the flags give, and
-// whether any was given. "default" (or 0 for --burst) goes back to the
-// deployment's default. Bad values are a *UsageError.
+// delivery returns cur with the delivery settings the flags give
+// (registry.ParseDelivery reads them, as it reads the console's form), and
+// whether any was given. Bad values are a *UsageError.
 func (f setFlags) delivery(cur registry.DeliverySettings) (registry.DeliverySettings, bool, error) {
-	d, change := cur, false
-	if f.given["pace"] {
-		change = true
-		if d.Interval = 0; !isDefault(f.pace) {
-			interval, err := registry.ParsePace(f.pace)
-			if err != nil {
-				return d, false, &UsageError{Msg: "--pace: " + err.Error() + ", or default"}
-			}
-			d.Interval = interval
+	given := map[string]string{}
+	for _, name := range registry.DeliverySettingNames {
+		if f.given[name] {
+			given[name] = f.values[name]
 		}
 	}
-	if f.given["burst"] {
-		change = true
-		d.Burst = f.burst
+	if len(given) == 0 {
+		return cur, false, nil
 	}
-	if f.given["digest"] {
-		change = true
-		switch v := strings.ToLower(strings.TrimSpace(f.digest)); v {
-		case "on", "off":
-			d.Digests = registry.Digests(v)
-		case "default":
-			d.Digests = registry.DigestsDefault
-		default:
-			return d, false, &UsageError{Msg: fmt.Sprintf("--digest %q: give on, off or default", f.digest)}
-		}
+	d, err := registry.ParseDelivery(cur, given)
+	if err != nil {
+		return cur, false, &UsageError{Msg: err.Error()}
 	}
-	if f.given["digest-after"] {
-		change = true
-		if d.DigestAfter = 0; !isDefault(f.digestAfter) {
-			after, err := time.ParseDuration(strings.TrimSpace(f.digestAfter))
-			if err != nil || after <= 0 {
-				return d, false, &UsageError{Msg: fmt.Sprintf("--digest-after %q: give a duration such as 10s, or default", f.digestAfter)}
-			}
-			d.DigestAfter = after
-		}
-	}
-	if err := registry.CheckDelivery(d); err != nil {
-		return d, false, &UsageError{Msg: err.Error()}
-	}
-	return d, change, nil
+	return d, true, nil
 }
-
-func isDefault(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "default") }
 
 // SetDelivery sets a channel's own pace and digest settings and publishes
 // them to the read model, where every dispatcher picks them up.

@@ -29,7 +29,7 @@ func TestChannelsSetDelivery(t *testing.T) {
 		{"one setting keeps the others", []string{"--digest", "on", "--digest-after", "10s"},
 			registry.DeliverySettings{Interval: 500 * time.Millisecond, Burst: 5, Digests: registry.DigestsOn, DigestAfter: 10 * time.Second},
 			`2/s burst 5\s+on after 10s`},
-		{"slow pace", []string{"--pace", "30/min", "--burst", "0"},
+		{"slow pace", []string{"--pace", "30/min", "--burst", "default"},
 			registry.DeliverySettings{Interval: 2 * time.Second, Digests: registry.DigestsOn, DigestAfter: 10 * time.Second},
 			`30/min\s+on after 10s`},
 		{"back to the defaults", []string{"--pace", "default", "--digest", "default", "--digest-after", "default"},
@@ -51,7 +51,7 @@ func TestChannelsSetDelivery(t *testing.T) {
 			}
 			env.checkKVMatchesSQL(t)
 			list := env.mustRun(t, "list")
-			if row := strings.Split(strings.TrimSpace(list), "\n")[1]; !regexp.MustCompile(`\s` + st.list + `$`).MatchString(row) {
+			if row := strings.Split(strings.TrimSpace(list), "\n")[1]; !regexp.MustCompile(`\s` + st.list + `\s+all$`).MatchString(row) {
 				t.Errorf("list row %q; want PACE and DIGESTS matching %q", row, st.list)
 			}
 		})
@@ -60,11 +60,13 @@ func TestChannelsSetDelivery(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--pace", "fast"}, "--pace"},
+		{[]string{"--pace", "fast"}, `pace "fast" is not N/s, N/min or N/h`},
 		{[]string{"--pace", "5000/s"}, "out of range"},
 		{[]string{"--burst", "500"}, "burst 500 is out of range"},
 		{[]string{"--digest", "maybe"}, "on, off or default"},
-		{[]string{"--digest-after", "soon"}, "--digest-after"},
+		{[]string{"--digest-after", "soon"}, `digest-after "soon": give a duration`},
+		{[]string{"--burst", "many"}, `burst "many" is not a number`},
+		{[]string{"--burst", "-1"}, `burst "-1" is not a number`},
 		{[]string{"--digest-after", "2h"}, "digest-after 2h0m0s is out of range"},
 	} {
 		_, err := env.run(t, append([]string{"set", id}, bad.args...)...)

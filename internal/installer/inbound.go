@@ -10,15 +10,14 @@ import (
 	"strings"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
 const (
 	setUsage = "channels set ID [--basic-auth USER:PASSWORD | --header-auth 'NAME: VALUE' ... | --no-inbound-auth]\n" +
-		"                  [--pace N/s|N/min|default] [--burst N] [--digest on|off|default] [--digest-after 5s|default]"
-	// maxCredentialLength bounds each user name, password, header name and
-	// header value an admin gives.
-	maxCredentialLength = 1024
+		"                  [--pace N/s|N/min|default] [--burst N|default] [--digest on|off|default] [--digest-after 5s|default]\n" +
+		"                  [--events all|TYPE,...] [--failures-only none|all|TYPE,...]"
 	// maxAuthHeaders bounds the headers of header authentication.
 	maxAuthHeaders = 8
 )
@@ -34,13 +33,13 @@ var reservedHeaders = map[string]bool{
 // group of flags), and only the flags given change anything. A new
 // setting adds its flags in parseSet and its change in cmdSet.
 type setFlags struct {
-	basicAuth   string
-	headerAuth  headerFlags
-	noInbound   bool
-	pace        string
-	burst       int
-	digest      string
-	digestAfter string
+	basicAuth  string
+	headerAuth headerFlags
+	noInbound  bool
+	// values holds the value of each string flag by name: the delivery
+	// settings and the event filter, read by the parsers the console
+	// shares.
+	values map[string]string
 	// given holds the names of the flags on the command line.
 	given map[string]bool
 }
@@ -63,10 +62,20 @@ func parseSet(args []string) (string, setFlags, error) {
 	fs.StringVar(&f.basicAuth, "basic-auth", "", "USER:PASSWORD Jamf Pro must send with HTTP Basic authentication")
 	fs.Var(&f.headerAuth, "header-auth", "'NAME: VALUE' of a header Jamf Pro must send; repeat for more headers")
 	fs.BoolVar(&f.noInbound, "no-inbound-auth", false, "require no credentials besides the token in the Jamf URL")
-	fs.StringVar(&f.pace, "pace", "", "the channel's pace: N/s, N/min, N/h, or default")
-	fs.IntVar(&f.burst, "burst", 0, "messages the channel may get at once after a quiet spell (0: default)")
-	fs.StringVar(&f.digest, "digest", "", "digests when the channel falls behind: on, off or default")
-	fs.StringVar(&f.digestAfter, "digest-after", "", "how far behind before digests start, such as 5s, or default")
+	f.values = map[string]string{}
+	for name, usage := range map[string]string{
+		registry.SettingPace:        "the channel's pace: N/s, N/min, N/h, or default",
+		registry.SettingBurst:       "messages the channel may get at once after a quiet spell, or default",
+		registry.SettingDigests:     "digests when the channel falls behind: on, off or default",
+		registry.SettingDigestAfter: "how far behind before digests start, such as 5s, or default",
+		flagEvents:                  "the event types the channel shows, comma-separated, or all",
+		flagFailuresOnly:            "the types of which the channel shows only failures, comma-separated, all or none",
+	} {
+		fs.Func(name, usage, func(v string) error {
+			f.values[name] = v
+			return nil
+		})
+	}
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return "", f, err
@@ -74,20 +83,23 @@ func parseSet(args []string) (string, setFlags, error) {
 	f.given = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
 	if len(f.given) == 0 {
-		return "", f, &UsageError{Msg: "nothing to set: give --basic-auth, --header-auth, --no-inbound-auth, --pace, --burst, --digest or --digest-after"}
+		return "", f, &UsageError{Msg: "nothing to set: give --basic-auth, --header-auth, --no-inbound-auth, --pace, --burst, --digest, --digest-after, --events or --failures-only"}
 	}
 	return pos[0], f, nil
 }
 
 // changesDelivery reports whether a delivery setting flag was given.
 func (f setFlags) changesDelivery() bool {
-	for _, name := range deliveryFlags {
+	for _, name := range registry.DeliverySettingNames {
 		if f.given[name] {
 			return true
 		}
 	}
 	return false
 }
+
+// changesFilter reports whether an event filter flag was given.
+func (f setFlags) changesFilter() bool { return f.given[flagEvents] || f.given[flagFailuresOnly] }
 
 // inboundCredential is inbound auth as an admin gave it: the setting
 // without its hash, and the canonical credentials to hash and seal.
@@ -114,23 +126,25 @@ func (f setFlags) inbound() (cred *inboundCredential, change bool, err error) {
 	case f.noInbound:
 		return nil, true, nil
 	case f.given["basic-auth"]:
-		cred, err := basicCredential(f.basicAuth)
-		return cred, true, err
+		user, password, ok := strings.Cut(f.basicAuth, ":")
+		if !ok || user == "" || password == "" {
+			return nil, false, &UsageError{Msg: "--basic-auth must be USER:PASSWORD, both non-empty"}
+		}
+		cred, err := basicCredential(user, password)
+		if err != nil {
+			return nil, false, &UsageError{Msg: "--basic-auth: " + err.Error()}
+		}
+		return cred, true, nil
 	}
 	cred, err = headerCredential(f.headerAuth)
 	return cred, true, err
 }
 
-// basicCredential checks "user:password".
-func basicCredential(v string) (*inboundCredential, error) {
-	user, password, ok := strings.Cut(v, ":")
-	switch {
-	case !ok || user == "" || password == "":
-		return nil, &UsageError{Msg: "--basic-auth must be USER:PASSWORD, both non-empty"}
-	case len(user) > maxCredentialLength || len(password) > maxCredentialLength:
-		return nil, &UsageError{Msg: fmt.Sprintf("--basic-auth: user name and password must be at most %d characters each", maxCredentialLength)}
-	case !printable(user) || !printable(password):
-		return nil, &UsageError{Msg: "--basic-auth: user name and password must be printable text"}
+// basicCredential checks HTTP Basic credentials (registry.
+// CheckBasicCredential): the command line's and the console's.
+func basicCredential(user, password string) (*inboundCredential, error) {
+	if err := registry.CheckBasicCredential(user, password); err != nil {
+		return nil, err
 	}
 	return &inboundCredential{
 		auth:       registry.InboundAuth{Scheme: registry.AuthBasic},
@@ -155,9 +169,9 @@ func headerCredential(list []string) (*inboundCredential, error) {
 			return nil, &UsageError{Msg: fmt.Sprintf("--header-auth: %q is not a header name", name)}
 		case reservedHeaders[name]:
 			return nil, &UsageError{Msg: fmt.Sprintf("--header-auth: %s is set by Jamf Pro or HTTP itself; choose another header, such as X-Jamf-Secret", name)}
-		case len(name) > maxCredentialLength || len(value) > maxCredentialLength:
-			return nil, &UsageError{Msg: fmt.Sprintf("--header-auth: names and values must be at most %d characters", maxCredentialLength)}
-		case !printable(value):
+		case len(name) > registry.MaxCredentialLength || len(value) > registry.MaxCredentialLength:
+			return nil, &UsageError{Msg: fmt.Sprintf("--header-auth: names and values must be at most %d characters", registry.MaxCredentialLength)}
+		case !registry.Printable(value):
 			return nil, &UsageError{Msg: fmt.Sprintf("--header-auth: the value of %s must be printable text", name)}
 		}
 		if _, dup := values[name]; dup {
@@ -192,17 +206,6 @@ func headerName(s string) bool {
 	return s != ""
 }
 
-// printable reports whether s has no control characters, so it fits in a
-// header and on one line.
-func printable(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // setInboundAuth stores what Jamf Pro must send with an installation's
 // webhooks (hashed, and sealed for a later key rotation), or clears it when
 // cred is nil, then publishes the read model, which carries only the hash.
@@ -233,6 +236,24 @@ func (in *Installer) setInboundAuth(ctx context.Context, id string, cred *inboun
 	return inst, nil
 }
 
+// SetBasicAuth makes Jamf Pro's webhooks of an installation send HTTP
+// Basic credentials besides the token: the console's way to what
+// `channels set --basic-auth` does. A bad user name or password is an error
+// that does not repeat them.
+func (in *Installer) SetBasicAuth(ctx context.Context, id, user, password string) (registry.Installation, error) {
+	cred, err := basicCredential(user, password)
+	if err != nil {
+		return registry.Installation{}, fmt.Errorf("set inbound auth: %w", err)
+	}
+	return in.setInboundAuth(ctx, id, cred)
+}
+
+// ClearInboundAuth makes an installation take Jamf Pro's webhooks with the
+// token alone again, as `channels set --no-inbound-auth` does.
+func (in *Installer) ClearInboundAuth(ctx context.Context, id string) (registry.Installation, error) {
+	return in.setInboundAuth(ctx, id, nil)
+}
+
 // describeInboundAuth says what Jamf Pro must send, without any secret.
 func describeInboundAuth(a registry.InboundAuth) string {
 	switch a.Scheme {
@@ -253,22 +274,40 @@ func (in *Installer) cmdSet(ctx context.Context, args []string, stdout io.Writer
 	if err != nil {
 		return err
 	}
-	if f.changesDelivery() {
+	if f.changesDelivery() || f.changesFilter() {
 		cur, err := in.Installation(ctx, id)
 		if err != nil {
 			return notFound(id, err)
 		}
-		d, _, err := f.delivery(cur.Delivery)
+		// Both are read before either is stored, so that a mistake in one
+		// changes nothing.
+		d, delivery, err := f.delivery(cur.Delivery)
 		if err != nil {
 			return err
 		}
-		inst, err := in.SetDelivery(ctx, cur.ID, d)
+		filter, filtered, err := f.filter(cur.Filter)
 		if err != nil {
-			return notFound(id, err)
-		}
-		if _, err := fmt.Fprintf(stdout, "%s (installation %s): pace %s, digests %s; every dispatcher follows it at once.\n",
-			cell(inst.ChannelName), inst.ID, describePace(inst.Delivery), describeDigests(inst.Delivery)); err != nil {
 			return err
+		}
+		if delivery {
+			inst, err := in.SetDelivery(ctx, cur.ID, d)
+			if err != nil {
+				return notFound(id, err)
+			}
+			if _, err := fmt.Fprintf(stdout, "%s (installation %s): pace %s, digests %s; every dispatcher follows it at once.\n",
+				cell(inst.ChannelName), inst.ID, describePace(inst.Delivery), describeDigests(inst.Delivery)); err != nil {
+				return err
+			}
+		}
+		if filtered {
+			inst, err := in.SetEventFilter(ctx, cur.ID, filter)
+			if err != nil {
+				return notFound(id, err)
+			}
+			if _, err := fmt.Fprintf(stdout, "%s (installation %s) shows %s; the dispatchers settle the other events without posting them.\n",
+				cell(inst.ChannelName), inst.ID, render.DescribeFilter(inst.Filter)); err != nil {
+				return err
+			}
 		}
 	}
 	if !change {

@@ -79,7 +79,7 @@ func TestChannelsSetInboundAuth(t *testing.T) {
 			}
 			env.checkKVMatchesSQL(t)
 			list := env.mustRun(t, "list")
-			want := regexp.MustCompile(`\s` + regexp.QuoteMeta(st.list) + `\s+default\s+default$`)
+			want := regexp.MustCompile(`\s` + regexp.QuoteMeta(st.list) + `\s+default\s+default\s+all$`)
 			if row := strings.Split(strings.TrimSpace(list), "\n")[1]; !want.MatchString(row) {
 				t.Errorf("list row %q; want its AUTH to be %q", row, st.list)
 			}

@@ -40,6 +40,7 @@ type Store interface {
 	Rekey(ctx context.Context, id string, prev, next registry.Keyed) (registry.Installation, error)
 	SetInboundAuth(ctx context.Context, id string, auth registry.InboundAuth, sealed string) (registry.Installation, error)
 	SetDelivery(ctx context.Context, id string, d registry.DeliverySettings) (registry.Installation, error)
+	SetEventFilter(ctx context.Context, id string, f registry.EventFilter) (registry.Installation, error)
 }
 
 // KV is the read model the installer publishes: the KV bucket

@@ -250,7 +250,8 @@ func checkPublished(t *testing.T, kv *bus.Conn, want bus.Fingerprints) {
 
 func mustBasic(t *testing.T, v string) *inboundCredential {
 	t.Helper()
-	c, err := basicCredential(v)
+	user, password, _ := strings.Cut(v, ":")
+	c, err := basicCredential(user, password)
 	if err != nil {
 		t.Fatal(err)
 	}
