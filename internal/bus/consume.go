@@ -128,6 +128,22 @@ func (d *Delivery) Release() {
 	}
 }
 
+// Skip acks an event the dispatcher decided not to post (its channel's
+// event filter hides it): it leaves the backlog like a delivered one, but
+// is not copied to JAMF_HISTORY, which keeps what Slack took. Like Settle,
+// it does not wait for the ack.
+func (d *Delivery) Skip() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.msg == nil {
+		return
+	}
+	if err := d.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		d.c.log.Warn("ack failed; the event will be delivered again", "installation", d.ev.InstallationID, "seq", d.seq, "err", err)
+	}
+	d.msg, d.ev.Body = nil, nil
+}
+
 // Progress tells the server that the event is still being worked on, so
 // that it does not give it to another dispatcher after AckWait.
 func (d *Delivery) Progress() {

@@ -15,7 +15,10 @@
 //
 // Each event ends in one verdict for the bus (Delivery.Settle): nil once
 // Slack took it, retry.After(d, err) to come back after d,
-// retry.Permanent(err) once it was parked as a dead letter. Events are
+// retry.Permanent(err) once it was parked as a dead letter; or, when its
+// channel's event filter (registry.EventFilter, applied by render.Shows)
+// hides it, Delivery.Skip: settled at once without a post and without a
+// dead letter, and counted in jackalope_events_filtered_total. Events are
 // given up only when their delivery deadline passed while their channel
 // fails (deadline_passed), or for what no retry fixes (a dead channel, a
 // message Slack refuses, a disabled installation, a webhook URL this
@@ -40,6 +43,7 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/jamf"
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/retry"
 	"github.com/jackalope-app/jackalope/internal/slack"
 )
@@ -102,6 +106,10 @@ type Delivery interface {
 	// Progress keeps an event the Dispatcher holds from going to another
 	// dispatcher.
 	Progress()
+	// Skip settles an event that is not to be posted (its channel's
+	// event filter hides it): it leaves the bus as a delivered one does,
+	// but is not kept as delivered.
+	Skip()
 }
 
 // Defaults of Options.
@@ -347,6 +355,10 @@ func (d *Dispatcher) take(ctx context.Context, dv Delivery) error {
 		d.park(d.work, log, dv, failure{reason: ReasonBadMessage})
 		return nil
 	}
+	if e, ok := d.installations.ByID(ev.InstallationID); ok && !render.Shows(e.Filter, env) {
+		d.filtered(dv, ev, env)
+		return nil
+	}
 	now := time.Now()
 	it := &item{dv: dv, ev: ev, env: env, taken: now, since: now}
 
@@ -394,6 +406,20 @@ func (d *Dispatcher) take(ctx context.Context, dv Delivery) error {
 	d.wakeLocked(ch)
 	d.mu.Unlock()
 	return nil
+}
+
+// filtered settles dv, whose channel's event filter hides it, without a
+// post or a dead letter, and counts it by event type: the catalog's name,
+// or "other" for a type Jamf Pro added later, so that the label stays
+// bounded.
+func (d *Dispatcher) filtered(dv Delivery, ev jamf.Received, env jamf.Envelope) {
+	label := jamf.Canonical(env.Webhook.Event)
+	if !jamf.Known(label) {
+		label = filteredOther
+	}
+	d.metrics.filtered.WithLabelValues(label).Inc()
+	d.eventLog(ev).Debug("event hidden by the channel's event filter; not posted")
+	dv.Skip()
 }
 
 // Recovered tells the Dispatcher that installation id's channel takes

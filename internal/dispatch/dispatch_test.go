@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -643,6 +644,56 @@ func TestStormIsFairBetweenDispatchers(t *testing.T) {
 		}
 		if limited := countStatus(h.slack.posts(url), http.StatusTooManyRequests); limited > 0 {
 			t.Errorf("Slack answered 429 %d times", limited)
+		}
+	})
+}
+
+// TestFilteredEventsAreSettledWithoutAPost sends a channel that shows only
+// failed policies every kind of event: only the failure is posted; the
+// others are settled at once, without a post or a dead letter, and counted
+// by type. A channel without a filter still gets everything.
+func TestFilteredEventsAreSettledWithoutAPost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		policies, hook := h.channel("policies", registry.DeliverySettings{})
+		policies.Filter = registry.EventFilter{
+			Events:       []string{"ComputerPolicyFinished"},
+			FailuresOnly: []string{"ComputerPolicyFinished"},
+		}
+		h.model.put(policies)
+		everything, other := h.channel("everything", registry.DeliverySettings{})
+		_, reg := h.dispatcher(nil)
+
+		policy := func(name string, ok bool) []byte {
+			return fmt.Appendf(nil, `{"webhook": {"webhookEvent": "ComputerPolicyFinished"},
+ "event": {"computer": {"deviceName": %q, "jssID": 7}, "policyId": 3, "successful": %t}}`, name, ok)
+		}
+		h.bus.publishBody(policies.ID, "failed-000", policy("failed-000", false))
+		h.bus.publishBody(policies.ID, "passed-000", policy("passed-000", true))
+		h.bus.publish(policies.ID, "added-000")
+		h.bus.publishBody(policies.ID, "novel-000", []byte(`{"webhook": {"webhookEvent": "ComputerExploded"}, "event": {"name": "novel-000"}}`))
+		h.bus.publishBody(everything.ID, "passed-001", policy("passed-001", true))
+		h.bus.publish(everything.ID, "added-001")
+		waitUntil(t, time.Minute, time.Second, "the failure and the unfiltered channel's two events posted", func() bool {
+			return len(h.slack.delivered(hook)) == 1 && len(h.slack.delivered(other)) == 2
+		})
+		synctest.Wait()
+		if got := namedIn(h.slack.posts(hook)); !cmp.Equal(got, map[string]int{"failed-000": 1}) {
+			t.Errorf("the filtered channel got posts naming %v; want only failed-000", got)
+		}
+		h.bus.mu.Lock()
+		skipped := maps.Clone(h.bus.skipped)
+		h.bus.mu.Unlock()
+		if want := map[string]int{"passed-000": 1, "added-000": 1, "novel-000": 1}; !cmp.Equal(skipped, want) {
+			t.Errorf("skipped events %v, want %v", skipped, want)
+		}
+		if p := h.parked.all(); len(p) != 0 {
+			t.Errorf("filtered events were parked: %+v", p)
+		}
+		for event, want := range map[string]float64{"ComputerPolicyFinished": 1, "ComputerAdded": 1, "other": 1} {
+			if got := counterValue(t, reg, "jackalope_events_filtered_total", "event", event); got != want {
+				t.Errorf("jackalope_events_filtered_total{event=%q} = %v, want %v", event, got, want)
+			}
 		}
 	})
 }

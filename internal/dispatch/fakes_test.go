@@ -30,13 +30,14 @@ import (
 type fakeBus struct {
 	ready chan *fakeMsg
 
-	mu     sync.Mutex
-	seq    uint64
-	acked  map[string]int       // event name -> acks
-	ackAt  map[string]time.Time // event name -> its last ack
-	termed map[string]int       // event name -> terminations
-	naks   int
-	rels   int
+	mu      sync.Mutex
+	seq     uint64
+	acked   map[string]int       // event name -> acks
+	ackAt   map[string]time.Time // event name -> its last ack
+	termed  map[string]int       // event name -> terminations
+	skipped map[string]int       // event name -> skips (hidden by a filter)
+	naks    int
+	rels    int
 }
 
 // fakeMsg is one stored event.
@@ -48,7 +49,7 @@ type fakeMsg struct {
 }
 
 func newFakeBus() *fakeBus {
-	return &fakeBus{ready: make(chan *fakeMsg, 1<<20), acked: map[string]int{}, ackAt: map[string]time.Time{}, termed: map[string]int{}}
+	return &fakeBus{ready: make(chan *fakeMsg, 1<<20), acked: map[string]int{}, ackAt: map[string]time.Time{}, termed: map[string]int{}, skipped: map[string]int{}}
 }
 
 // publish stores an event for installation id whose body names it.
@@ -135,6 +136,17 @@ func (d *fakeDelivery) Release() {
 }
 
 func (d *fakeDelivery) Progress() {}
+
+func (d *fakeDelivery) Skip() {
+	b := d.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d.m.done || d.gen != d.m.gen || d.m.redirect != nil {
+		panic(fmt.Sprintf("event %s settled twice", d.ev.Event))
+	}
+	d.m.done = true
+	b.skipped[d.ev.Event]++
+}
 
 // latest returns the longest time an event of names took from entering
 // the bus (ReceivedAt) to its ack.

@@ -29,6 +29,10 @@ const (
 	ReasonWebhookRefused      = "webhook_refused"      // the webhook URL is outside SLACK_WEBHOOK_HOSTS; nothing was sent
 )
 
+// filteredOther is the event label of jackalope_events_filtered_total for
+// event types outside the catalog.
+const filteredOther = "other"
+
 // metrics are the dispatcher's Prometheus collectors. Labels never carry an
 // installation id, a webhook URL or a token: only fixed outcome, class,
 // reason and wait names.
@@ -40,6 +44,7 @@ type metrics struct {
 	waits        *prometheus.CounterVec
 	digests      prometheus.Counter
 	digestEvents prometheus.Histogram
+	filtered     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, d *Dispatcher) (*metrics, error) {
@@ -75,6 +80,10 @@ func newMetrics(reg prometheus.Registerer, d *Dispatcher) (*metrics, error) {
 			Help:    "Events per digest posted.",
 			Buckets: prometheus.ExponentialBuckets(2, 2, 14), // 2 to 16384
 		}),
+		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jackalope_events_filtered_total",
+			Help: "Events settled without a post because their channel's event filter hides them, by event type (other: a type outside the catalog).",
+		}, []string{"event"}),
 	}
 	// Every label value is created up front, so that dashboards and alerts
 	// see zeros instead of missing series.
@@ -106,7 +115,7 @@ func newMetrics(reg prometheus.Registerer, d *Dispatcher) (*metrics, error) {
 		Help: "Channels by state as this dispatcher last saw them: paused (a 429), failing, dead, digest (behind its pace, getting digests, with events here).",
 	}, []string{"state"})
 	gauges = append(gauges, channelsCollector{vec: channels, d: d})
-	for _, c := range append([]prometheus.Collector{m.deliveries, m.requests, m.deadLetters, m.lag, m.waits, m.digests, m.digestEvents}, gauges...) {
+	for _, c := range append([]prometheus.Collector{m.deliveries, m.requests, m.deadLetters, m.lag, m.waits, m.digests, m.digestEvents, m.filtered}, gauges...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register dispatch metrics: %w", err)
 		}
