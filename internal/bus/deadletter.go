@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -47,19 +46,11 @@ func (c *Conn) DropDeadLetter(ctx context.Context, installationID string, seq ui
 // installation ID, from the stream's count per subject: it reads no
 // message, so it is cheap enough for every page view.
 func (c *Conn) DeadCounts(ctx context.Context) (map[string]int, error) {
-	stream, err := c.js.Stream(ctx, StreamDead)
+	counts, err := c.subjectCounts(ctx, StreamDead, subjectDead, nil)
 	if err != nil {
 		return nil, fmt.Errorf("count dead letters: %w", err)
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subjectDead+">"))
-	if err != nil {
-		return nil, fmt.Errorf("count dead letters: %w", err)
-	}
-	out := make(map[string]int, len(info.State.Subjects))
-	for subject, n := range info.State.Subjects {
-		out[strings.TrimPrefix(subject, subjectDead)] += int(n)
-	}
-	return out, nil
+	return counts, nil
 }
 
 // deadLetterAt reads the message at seq in JAMF_DEAD if it is a dead letter

@@ -20,35 +20,48 @@ var ErrNoHistory = errors.New("no history is kept (HISTORY_MAX_AGE=0)")
 const historyFetch = 256
 
 // History returns the delivered events of installationID kept in
-// JAMF_HISTORY since since, oldest first, each with Seq set to its place in
-// the history and At to when it was delivered.
-func (c *Conn) History(ctx context.Context, installationID string, since time.Time) ([]jamf.DeadLetter, error) {
+// JAMF_HISTORY, delivered from since to until (zero: up to the newest),
+// oldest first, each with Seq set to its place in the history and At to
+// when it was delivered. See EachHistory to read many without holding them.
+func (c *Conn) History(ctx context.Context, installationID string, since, until time.Time) ([]jamf.DeadLetter, error) {
 	var out []jamf.DeadLetter
-	err := c.scanHistory(ctx, installationID, since, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
+	err := c.EachHistory(ctx, installationID, since, until, func(d jamf.DeadLetter) error {
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// EachHistory calls f with each delivered event of installationID kept in
+// JAMF_HISTORY, delivered from since to until (zero: up to the newest),
+// oldest first, as History returns them, and stops at f's first error. An
+// entry it cannot read is skipped and logged.
+func (c *Conn) EachHistory(ctx context.Context, installationID string, since, until time.Time, f func(jamf.DeadLetter) error) error {
+	err := c.scanHistory(ctx, installationID, since, until, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
 		r, err := decodeReceived(subjectEvents+installationID, m.Headers(), m.Data())
 		if err != nil {
 			c.log.Warn("unreadable history entry; skipped", "installation", installationID, "seq", md.Sequence.Stream, "err", err)
 			return nil
 		}
-		out = append(out, jamf.DeadLetter{Received: r, Seq: md.Sequence.Stream, At: md.Timestamp})
-		return nil
+		return f(jamf.DeadLetter{Received: r, Seq: md.Sequence.Stream, At: md.Timestamp})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
+		return fmt.Errorf("read history: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
-// ResendHistory publishes the delivered events of installationID kept
-// since since back to JAMF_EVENTS, to be delivered again (a channel was
-// recreated, say). Each goes under a message ID made of the event itself
+// ResendHistory publishes the delivered events of installationID kept in
+// JAMF_HISTORY, delivered from since to until (zero: up to the newest),
+// back to JAMF_EVENTS, to be delivered again (a channel was recreated,
+// say). Each goes under a message ID made of the event itself
 // (installation, body, receive time), so that the dedup window takes it
 // once: a rerun of the same resend within the window, or a resent event
 // that is in the history twice, is not sent twice. It returns how many
 // entries it read and sent.
-func (c *Conn) ResendHistory(ctx context.Context, installationID string, since time.Time) (int, error) {
+func (c *Conn) ResendHistory(ctx context.Context, installationID string, since, until time.Time) (int, error) {
 	n := 0
-	err := c.scanHistory(ctx, installationID, since, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
+	err := c.scanHistory(ctx, installationID, since, until, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
 		out := nats.NewMsg(subjectEvents + installationID)
 		for _, h := range []string{headerInstallation, headerEvent, headerReceivedAt} {
 			if v := m.Headers().Get(h); v != "" {
@@ -74,10 +87,10 @@ func (c *Conn) ResendHistory(ctx context.Context, installationID string, since t
 }
 
 // scanHistory calls f for each history message of installationID stored
-// since since, oldest first, up to the last one stored when it started. It
-// reads with an ordered consumer, which acks nothing and leaves the history
-// as it is.
-func (c *Conn) scanHistory(ctx context.Context, installationID string, since time.Time, f func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
+// from since to until (zero: no bound), oldest first, up to the last one
+// stored when it started. It reads with an ordered consumer, which acks
+// nothing and leaves the history as it is.
+func (c *Conn) scanHistory(ctx context.Context, installationID string, since, until time.Time, f func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
 	if err := validID(installationID); err != nil {
 		return err
 	}
@@ -117,7 +130,7 @@ func (c *Conn) scanHistory(ctx context.Context, installationID string, since tim
 			if err != nil {
 				return err
 			}
-			if md.Sequence.Stream > last {
+			if md.Sequence.Stream > last || !until.IsZero() && md.Timestamp.After(until) {
 				return nil
 			}
 			if err := f(m, md); err != nil {

@@ -15,11 +15,11 @@ import (
 // History is the history of delivered events as the history command uses
 // it; the bus connection satisfies it.
 type History interface {
-	// History lists the delivered events of one installation kept since
-	// a time.
-	History(ctx context.Context, installationID string, since time.Time) ([]jamf.DeadLetter, error)
+	// History lists the delivered events of one installation kept,
+	// delivered from since to until.
+	History(ctx context.Context, installationID string, since, until time.Time) ([]jamf.DeadLetter, error)
 	// ResendHistory sends them again.
-	ResendHistory(ctx context.Context, installationID string, since time.Time) (int, error)
+	ResendHistory(ctx context.Context, installationID string, since, until time.Time) (int, error)
 }
 
 // HistoryUsage describes the history command.
@@ -82,8 +82,10 @@ func (c HistoryCommand) Run(ctx context.Context, h History, now time.Time, stdou
 		_, err := io.WriteString(stdout, HistoryUsage)
 		return err
 	}
+	// The window ends at now, so that --yes sends what was listed and
+	// nothing delivered meanwhile.
 	since := now.Add(-c.Since)
-	events, err := h.History(ctx, c.Installation, since)
+	events, err := h.History(ctx, c.Installation, since, now)
 	if err != nil {
 		return fmt.Errorf("read history: %w", err)
 	}
@@ -102,7 +104,7 @@ func (c HistoryCommand) Run(ctx context.Context, h History, now time.Time, stdou
 		_, err := fmt.Fprintf(stdout, "would resend %s\nrun again with --yes to send them\n", found)
 		return err
 	}
-	n, err := h.ResendHistory(ctx, c.Installation, since)
+	n, err := h.ResendHistory(ctx, c.Installation, since, now)
 	if err != nil {
 		return fmt.Errorf("resend: %w (%d sent before the failure)", err, n)
 	}

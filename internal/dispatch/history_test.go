@@ -14,24 +14,24 @@ import (
 
 // memHistory is an in-memory History.
 type memHistory struct {
-	kept   []jamf.DeadLetter
-	since  time.Time
-	resent int
+	kept         []jamf.DeadLetter
+	since, until time.Time
+	resent       int
 }
 
-func (m *memHistory) History(_ context.Context, id string, since time.Time) ([]jamf.DeadLetter, error) {
-	m.since = since
+func (m *memHistory) History(_ context.Context, id string, since, until time.Time) ([]jamf.DeadLetter, error) {
+	m.since, m.until = since, until
 	var out []jamf.DeadLetter
 	for _, d := range m.kept {
-		if d.InstallationID == id && !d.At.Before(since) {
+		if d.InstallationID == id && !d.At.Before(since) && !d.At.After(until) {
 			out = append(out, d)
 		}
 	}
 	return out, nil
 }
 
-func (m *memHistory) ResendHistory(ctx context.Context, id string, since time.Time) (int, error) {
-	h, _ := m.History(ctx, id, since)
+func (m *memHistory) ResendHistory(ctx context.Context, id string, since, until time.Time) (int, error) {
+	h, _ := m.History(ctx, id, since, until)
 	m.resent += len(h)
 	return len(h), nil
 }
@@ -44,6 +44,8 @@ func TestHistoryCommand(t *testing.T) {
 		}
 		return &memHistory{kept: []jamf.DeadLetter{
 			entry("ComputerAdded", 3*time.Hour), entry("ComputerAdded", time.Hour), entry("ComputerCheckIn", 30*time.Minute),
+			// Delivered after the command started: neither listed nor sent.
+			entry("ComputerCheckIn", -time.Second),
 		}}
 	}
 	tests := []struct {
