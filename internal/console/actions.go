@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/jackalope-app/jackalope/internal/jamf"
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/slack"
 )
 
@@ -24,24 +27,37 @@ const (
 )
 
 // Actions, as they appear in /admin/channels/:id/:action and in the audit
-// log. The delivery engine's settings join here when they land: pace and
-// digest settings, event filters, history resend, inbound Basic auth.
+// log.
 const (
-	actionRotate  = "rotate"
-	actionDisable = "disable"
-	actionEnable  = "enable"
-	actionJamfURL = "jamf-url"
-	actionTest    = "test"
-	actionReplay  = "replay"
-	actionDrop    = "drop"
+	actionRotate   = "rotate"
+	actionDisable  = "disable"
+	actionEnable   = "enable"
+	actionJamfURL  = "jamf-url"
+	actionTest     = "test"
+	actionReplay   = "replay"
+	actionDrop     = "drop"
+	actionDelivery = "delivery"
+	actionFilter   = "filter"
+	actionInbound  = "inbound-auth"
+	actionResend   = "resend"
 )
+
+// actions lists every action.
+var actions = []string{actionRotate, actionDisable, actionEnable, actionJamfURL, actionTest, actionReplay, actionDrop,
+	actionDelivery, actionFilter, actionInbound, actionResend}
 
 // form is an action's posted form, already checked.
 type form struct {
-	Reason  string // disable
-	JamfURL string // jamf-url, as registry.CheckJamfURL returns it
-	Seq     uint64 // replay, drop: one dead letter; 0 with All
-	All     bool   // replay, drop: every dead letter of the channel
+	Reason   string                    // disable
+	JamfURL  string                    // jamf-url, as registry.CheckJamfURL returns it
+	Seq      uint64                    // replay, drop: one dead letter; 0 with All
+	All      bool                      // replay, drop: every dead letter of the channel
+	Delivery registry.DeliverySettings // delivery: the channel's own pace and digests
+	Filter   registry.EventFilter      // filter
+	User     string                    // inbound-auth: the Basic user name; "" with NoAuth
+	NoAuth   bool                      // inbound-auth: the token alone again
+	Since    time.Time                 // resend: the window of delivery times
+	Until    time.Time
 }
 
 // confirmPage asks before an action is done; its form repeats the values.
@@ -51,10 +67,20 @@ type confirmPage struct {
 	Action  string
 	Heading string
 	Explain string
+	Details []string // what will be set, one line each
 	Button  string
 	Danger  bool
 	Form    form
-	Count   int // dead letters affected
+	Fields  []field // the form's values, repeated
+	Count   int     // dead letters affected
+}
+
+// basicAuthPage shows new Basic credentials, once.
+type basicAuthPage struct {
+	frame
+	Inst     registry.Installation
+	User     string
+	Password string
 }
 
 // rotatedPage shows a new Jamf URL, once.
@@ -99,9 +125,7 @@ func (c *Console) handleAction(ec echo.Context) error {
 	if err != nil {
 		return err
 	}
-	switch action {
-	case actionRotate, actionDisable, actionEnable, actionJamfURL, actionTest, actionReplay, actionDrop:
-	default:
+	if !slices.Contains(actions, action) {
 		return c.notFound(ec, s)
 	}
 	if !c.canChange(s, inst) {
@@ -118,21 +142,32 @@ func (c *Console) handleAction(ec echo.Context) error {
 			Hint:    "You can still see its status, dead letters and changes.",
 		})
 	}
-	f, problem := c.readForm(ec, action)
+	f, problem := c.readForm(ec, inst, action)
 	if problem != "" {
 		return c.showChannel(ec, s, inst, http.StatusBadRequest, "", problem)
 	}
 	if req.PostForm.Get("confirmed") != "yes" {
+		if action == actionResend {
+			return c.previewResend(ec, s, inst, f)
+		}
 		return c.confirm(ec, s, inst, action, f)
 	}
 	return c.run(ec, s, inst, action, f)
 }
 
-// readForm reads and checks the fields action takes; problem says, for
-// the member, what is wrong.
-func (c *Console) readForm(ec echo.Context, action string) (f form, problem string) {
+// readForm reads and checks the fields action on inst takes; problem says,
+// for the member, what is wrong.
+func (c *Console) readForm(ec echo.Context, inst registry.Installation, action string) (f form, problem string) {
 	pf := ec.Request().PostForm
 	switch action {
+	case actionDelivery:
+		f.Delivery, problem = readDelivery(pf, inst.Delivery)
+	case actionFilter:
+		f.Filter, problem = readFilter(pf)
+	case actionInbound:
+		f.User, f.NoAuth, problem = readInbound(pf)
+	case actionResend:
+		return c.readResend(pf)
 	case actionDisable:
 		f.Reason = strings.Join(strings.Fields(pf.Get("reason")), " ")
 		if len(f.Reason) > maxReasonLength {
@@ -154,14 +189,41 @@ func (c *Console) readForm(ec echo.Context, action string) (f form, problem stri
 			f.Seq = seq
 		}
 	}
-	return f, ""
+	return f, problem
 }
 
 // confirm asks the member to confirm action on inst.
 func (c *Console) confirm(ec echo.Context, s *session, inst registry.Installation, action string, f form) error {
-	p := confirmPage{frame: c.frame(s, "Confirm"), Inst: inst, Action: action, Form: f}
+	p := confirmPage{frame: c.frame(s, "Confirm"), Inst: inst, Action: action, Form: f, Fields: f.hidden(action)}
 	name := inst.ChannelName
 	switch action {
+	case actionDelivery:
+		p.Heading = "Save the pace and digests of " + name + "?"
+		p.Explain = "Every dispatcher follows the new settings from the channel's next message. Settings left empty take the deployment's defaults."
+		v := c.deliveryViewOf(registry.Installation{Delivery: f.Delivery})
+		p.Details = []string{
+			"Pace: " + cmp.Or(v.Pace, "default ("+v.DefaultPace+")") + ", burst " + cmp.Or(v.Burst, "default ("+v.DefaultBurst+")"),
+			"Digests: " + cmp.Or(v.Digests, "default ("+v.DefaultDigests+")") + ", after " + cmp.Or(v.DigestAfter, "default ("+v.DefaultDigestAfter+")"),
+		}
+		p.Button = "Save"
+	case actionFilter:
+		p.Heading = "Change which events " + name + " shows?"
+		p.Explain = "From the channel's next event, every dispatcher settles the events the filter hides without posting them: they are counted, not kept, and a resend cannot bring them back."
+		p.Details = []string{"Shows: " + render.DescribeFilter(f.Filter)}
+		p.Button = "Save"
+		p.Danger = !f.Filter.IsZero()
+	case actionInbound:
+		if f.NoAuth {
+			p.Heading = "Take " + name + "'s webhooks with the token alone?"
+			p.Explain = "Jamf Pro no longer needs to send credentials: set Authentication Type to None on the channel's webhooks in Jamf Pro."
+			p.Button = "Stop requiring credentials"
+		} else {
+			p.Heading = "Require HTTP Basic credentials for " + name + "?"
+			p.Explain = "Jackalope makes a new password and shows it once, on the next page. From then on Jamf Pro gets 401, and its events are lost, " +
+				"until each of the channel's webhooks in Jamf Pro sends the user name and the password."
+			p.Details = []string{"User name: " + f.User}
+			p.Button, p.Danger = "Require credentials", true
+		}
 	case actionRotate:
 		p.Heading = "Give " + name + " a new Jamf URL?"
 		p.Explain = "The current Jamf URL stops working at once: Jamf Pro's webhooks get 404 until you paste the new URL into each of them. " +
@@ -270,6 +332,42 @@ func (c *Console) run(ec echo.Context, s *session, inst registry.Installation, a
 		return c.sendTest(ec, s, inst)
 	case actionReplay, actionDrop:
 		return c.settleDead(ec, s, inst, action, f, done, failed)
+	case actionDelivery:
+		updated, err := c.channels.SetDelivery(rctx, inst.ID, f.Delivery)
+		if err != nil {
+			return failed(err)
+		}
+		return done("Pace and digests set: "+describeDelivery(updated.Delivery)+".", "delivery", 0)
+	case actionFilter:
+		updated, err := c.channels.SetEventFilter(rctx, inst.ID, f.Filter)
+		if err != nil {
+			return failed(err)
+		}
+		return done("Event filter set: shows "+render.DescribeFilter(updated.Filter)+".", "filter", 0)
+	case actionInbound:
+		if f.NoAuth {
+			if _, err := c.channels.ClearInboundAuth(rctx, inst.ID); err != nil {
+				return failed(err)
+			}
+			return done("Inbound auth removed: Jamf Pro needs only the token.", "inbound-none", 0)
+		}
+		password := newPassword()
+		updated, err := c.channels.SetBasicAuth(rctx, inst.ID, f.User, password)
+		if err != nil {
+			return failed(err)
+		}
+		c.metrics.changes.WithLabelValues(action, "done").Inc()
+		c.record(ec, s, updated, action, "Jamf Pro must send HTTP Basic credentials (user "+f.User+"); a new password was made and shown once.")
+		return c.render(ec, http.StatusOK, pageBasicAuth, basicAuthPage{frame: c.frame(s, "Basic credentials"), Inst: updated, User: f.User, Password: password})
+	case actionResend:
+		n, err := c.history.ResendHistory(rctx, inst.ID, f.Since, f.Until)
+		if err != nil {
+			if n > 0 {
+				c.record(ec, s, inst, action, fmt.Sprintf("Resent %d event%s, then failed.", n, plural(n)))
+			}
+			return failed(err)
+		}
+		return done(fmt.Sprintf("Resent %d event%s delivered from %s to %s.", n, plural(n), stamp(f.Since), stamp(f.Until)), "resent", n)
 	}
 	return c.notFound(ec, s)
 }
@@ -383,6 +481,14 @@ func notice(code string, n int) string {
 		return "Saved the Jamf Pro URL."
 	case "replayed":
 		return fmt.Sprintf("Replayed %d dead letter%s: they are on their way to the channel.", n, plural(n))
+	case "delivery":
+		return "Saved the pace and digests: every dispatcher follows them from the channel's next message."
+	case "filter":
+		return "Saved the event filter: events it hides are no longer posted."
+	case "inbound-none":
+		return "Jamf Pro needs only the token again: set Authentication Type to None on the channel's webhooks."
+	case "resent":
+		return fmt.Sprintf("Resent %d event%s: they are on their way to the channel.", n, plural(n))
 	case "dropped":
 		return fmt.Sprintf("Dropped %d dead letter%s.", n, plural(n))
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -27,9 +28,39 @@ const (
 type channelRow struct {
 	Inst      registry.Installation
 	Dead      int
-	Delivery  *DeliveryState // nil until the delivery engine feeds it
+	Delivery  *DeliveryState // nil without the delivery engine's view
 	CanChange bool
+	Attention bool
 	attention int // higher first
+}
+
+// Attention levels of a channel, worst first: it takes nothing (disabled,
+// or Slack called it gone), its posts fail, dead letters wait for someone,
+// Slack paused it (it resumes by itself), it is behind and gets digests.
+const (
+	attentionNone = iota
+	attentionDigest
+	attentionPaused
+	attentionDeadLetters
+	attentionFailing
+	attentionStopped
+)
+
+// attentionOf ranks how much a channel needs someone at now.
+func attentionOf(inst registry.Installation, dead int, d *DeliveryState, now time.Time) int {
+	switch {
+	case inst.Status != registry.StatusActive || d != nil && d.Shared.Dead != nil:
+		return attentionStopped
+	case d != nil && d.Shared.Failing():
+		return attentionFailing
+	case dead > 0:
+		return attentionDeadLetters
+	case d != nil && d.Paused(now):
+		return attentionPaused
+	case d != nil && d.Digest():
+		return attentionDigest
+	}
+	return attentionNone
 }
 
 // channelsPage lists the channels of the member's workspace.
@@ -46,13 +77,24 @@ type channelPage struct {
 	Inst       registry.Installation
 	CanChange  bool
 	Admin      bool
-	Dead       []jamf.DeadLetter
+	Dead       []deadRow
 	DeadTotal  int
 	DeadHidden int
 	Delivery   *DeliveryState
+	Settings   deliveryView
+	Filter     filterView
+	Inbound    string // what Jamf Pro must send, never a secret
+	BasicUser  string // the user name the inbound auth form suggests
+	History    historyView
 	Changes    []registry.AuditEntry
 	Notice     string
 	Problem    string
+}
+
+// deadRow is one dead letter with the message it would have been.
+type deadRow struct {
+	jamf.DeadLetter
+	Preview *preview
 }
 
 // changesPage is the workspace's audit log.
@@ -106,12 +148,18 @@ func (c *Console) channel(ctx context.Context, s *session, id string) (registry.
 	return inst, nil
 }
 
+// deliveryTimeout bounds the delivery engine's view of a page's channels:
+// a slow NATS hides the panels rather than holding the page.
+const deliveryTimeout = 5 * time.Second
+
 // deliveryStates asks Delivery about ids, when it is set; a failure hides
 // the panels and is logged.
 func (c *Console) deliveryStates(ctx context.Context, ids []string) map[string]DeliveryState {
 	if c.delivery == nil || len(ids) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	defer cancel()
 	states, err := c.delivery.DeliveryStates(ctx, ids)
 	if err != nil {
 		c.logger.Warn("console: delivery state unavailable", "err", err)
@@ -152,19 +200,20 @@ func (c *Console) handleChannels(ec echo.Context) error {
 		if d, ok := states[r.Inst.ID]; ok {
 			r.Delivery = &d
 		}
-		switch {
-		case r.Inst.Status != registry.StatusActive:
-			r.attention = 3
-		case r.Delivery != nil && r.Delivery.needsAttention(now):
-			r.attention = 2
-		case r.Dead > 0:
-			r.attention = 1
+		r.attention = attentionOf(r.Inst, r.Dead, r.Delivery, now)
+		r.Attention = r.attention > attentionNone
+	}
+	waiting := func(r channelRow) int {
+		if r.Delivery == nil {
+			return 0
 		}
+		return r.Delivery.Waiting
 	}
 	slices.SortStableFunc(page.Rows, func(a, b channelRow) int {
 		return cmp.Or(
 			cmp.Compare(b.attention, a.attention),
 			cmp.Compare(b.Dead, a.Dead),
+			cmp.Compare(waiting(b), waiting(a)),
 			cmp.Compare(strings.ToLower(a.Inst.ChannelName), strings.ToLower(b.Inst.ChannelName)),
 			cmp.Compare(a.Inst.ID, b.Inst.ID))
 	})
@@ -213,10 +262,17 @@ func (c *Console) showChannel(ec echo.Context, s *session, inst registry.Install
 		page.DeadHidden = len(dead) - maxDeadShown
 		dead = dead[:maxDeadShown]
 	}
-	page.Dead = dead
+	for _, d := range dead {
+		page.Dead = append(page.Dead, deadRow{DeadLetter: d, Preview: c.previewEvent(d.Body, inst.JamfURL)})
+	}
 	if d, ok := c.deliveryStates(rctx, []string{inst.ID})[inst.ID]; ok {
 		page.Delivery = &d
 	}
+	page.Settings = c.deliveryViewOf(inst)
+	page.Filter = filterViewOf(inst.Filter)
+	page.Inbound = describeInbound(inst.InboundAuth)
+	page.BasicUser = defaultBasicUser
+	page.History = c.historyViewOf()
 	page.Changes, err = c.audit.ListAudit(rctx, registry.AuditFilter{TeamID: s.TeamID, InstallationID: inst.ID, Limit: auditShown})
 	if err != nil {
 		c.logger.Warn("console: audit log cannot be read", "installation", inst.ID, "err", err)

@@ -1,21 +1,19 @@
 // Package console is the Slack admin's console at /admin: Sign in with
 // Slack (OpenID Connect), the channels of the member's own workspace with
-// their health, and the fixes that exist today (rotate the Jamf URL,
-// disable, enable, the Jamf Pro URL for links, a test message, dead
-// letters), each behind a confirmation and a CSRF token, each written to
-// the audit log.
+// their health (what waits, the last event and delivery, digests, a 429's
+// pause, failures, a dead channel with Slack's answer), and the fixes,
+// each behind a confirmation and a CSRF token, each written to the audit
+// log: rotate the Jamf URL, disable, enable, the Jamf Pro URL for links,
+// the pace and digests, the event filter, inbound Basic auth, a test
+// message, dead letters (each with its rendered preview) and resending a
+// window of delivered events.
 //
 // It is a use case: it declares the interfaces it consumes (Channels,
-// DeadLetters, AuditLog, Delivery) and cmd/ wires the installer, the bus
-// and the registry store into them, so the console calls the very methods
-// the `channels` and `dlq` commands call.
-//
-// Where the delivery engine plugs in (issues 10 and 11): Delivery feeds
-// the per-channel panels (events waiting, last event received, last
-// delivery, digest mode, paused by a 429), shown only when it is set and
-// has data for a channel; actions.go lists the actions, where the pace and
-// digest settings, event filters, history resend and inbound Basic auth
-// join; web/templates/channel.html marks where their panels go.
+// DeadLetters, AuditLog, Delivery, History) and cmd/ wires the installer,
+// the bus and the registry store into them, so the console calls the very
+// methods the `channels`, `dlq` and `history` commands call, and reads
+// what an admin types with the parsers they use (registry.ParseDelivery,
+// render.ParseFilter, registry.CheckBasicCredential).
 package console
 
 import (
@@ -50,6 +48,14 @@ type Channels interface {
 	// SendTestMessage returns Slack's answer: nil when it took the
 	// message, an error wrapping *slack.Error otherwise.
 	SendTestMessage(ctx context.Context, id, by string) error
+	// SetDelivery sets the channel's own pace and digest settings.
+	SetDelivery(ctx context.Context, id string, d registry.DeliverySettings) (registry.Installation, error)
+	// SetEventFilter sets which events the channel shows.
+	SetEventFilter(ctx context.Context, id string, f registry.EventFilter) (registry.Installation, error)
+	// SetBasicAuth makes Jamf Pro send HTTP Basic credentials besides the
+	// token; ClearInboundAuth goes back to the token alone.
+	SetBasicAuth(ctx context.Context, id, user, password string) (registry.Installation, error)
+	ClearInboundAuth(ctx context.Context, id string) (registry.Installation, error)
 }
 
 // DeadLetters is the dead-letter stream as the console and the `dlq`
@@ -71,8 +77,9 @@ type AuditLog interface {
 	ListAudit(ctx context.Context, f registry.AuditFilter) ([]registry.AuditEntry, error)
 }
 
-// Delivery is where the delivery engine's view of each channel plugs in.
-// Nil (today) hides its panels; so does a channel missing from the map.
+// Delivery is the delivery engine's view of each channel, from the read
+// model and NATS. Nil hides its panels; so does a channel missing from the
+// map.
 type Delivery interface {
 	DeliveryStates(ctx context.Context, installationIDs []string) (map[string]DeliveryState, error)
 }
@@ -81,16 +88,29 @@ type Delivery interface {
 // from the read model and NATS (never from a scan of the streams).
 type DeliveryState struct {
 	Waiting       int       // events in the backlog
-	LastReceived  time.Time // last event ingest accepted; zero when none
+	LastReceived  time.Time // newest event received that is still kept; zero when none
 	LastEvent     string    // its event name
-	LastDelivered time.Time // last post Slack took; zero when none
-	Digest        bool      // the channel gets digests: its backlog outgrew its pace
-	PausedUntil   time.Time // Slack answered 429: nothing is posted before then
+	LastDelivered time.Time // last post Slack took; zero when none (or no history is kept)
+	// Shared is the state every dispatcher shares: the pace, a 429's
+	// pause, failures, the mark of a channel Slack called gone, digests.
+	Shared registry.DeliveryState
 }
 
-// needsAttention reports whether d shows a problem.
-func (d DeliveryState) needsAttention(now time.Time) bool {
-	return d.Digest || d.PausedUntil.After(now)
+// Paused reports whether a 429 holds the channel back at now.
+func (d DeliveryState) Paused(now time.Time) bool { return d.Shared.Paused(now) }
+
+// Digest reports whether the channel gets digests: its last turn carried
+// many events and more wait.
+func (d DeliveryState) Digest() bool { return !d.Shared.DigestSince.IsZero() && d.Waiting > 0 }
+
+// History is the history of delivered events as the console and the
+// `history` command use it. *bus.Conn satisfies it.
+type History interface {
+	// EachHistory calls f with each event of a channel delivered from
+	// since to until, oldest first.
+	EachHistory(ctx context.Context, installationID string, since, until time.Time, f func(jamf.DeadLetter) error) error
+	// ResendHistory sends the same window again and returns how many.
+	ResendHistory(ctx context.Context, installationID string, since, until time.Time) (int, error)
 }
 
 // OIDC configures Sign in with Slack: the same Slack app as "Add to Slack".
@@ -122,6 +142,17 @@ type Options struct {
 	DeadLetters DeadLetters
 	Audit       AuditLog
 	Delivery    Delivery // optional; see Delivery
+	// History and HistoryMaxAge (HISTORY_MAX_AGE) offer to resend
+	// delivered events; without either the panel says none are kept.
+	History       History
+	HistoryMaxAge time.Duration
+	// Defaults are the deployment's pace and digest settings
+	// (CHANNEL_PACE, CHANNEL_BURST, DIGESTS, DIGEST_AFTER), shown where a
+	// channel has none of its own; a zero field shows as "default".
+	Defaults registry.DeliverySettings
+	// IconBaseURL is where message icons are served (BaseURL +
+	// "/static/images"), for the previews of dead letters.
+	IconBaseURL string
 	Keys        *secret.Keys
 	// BaseURL is the public base URL (SERVER_NAME); the sign-in redirect
 	// is BaseURL + "/admin/callback" and cookies are Secure behind https.
@@ -141,6 +172,10 @@ type Console struct {
 	dead     DeadLetters
 	audit    AuditLog
 	delivery Delivery
+	history  History
+	maxAge   time.Duration
+	defaults registry.DeliverySettings
+	icons    string
 	keys     *secret.Keys
 	baseURL  string
 	basePath string
@@ -207,6 +242,10 @@ func New(opts Options) (*Console, error) {
 		dead:     opts.DeadLetters,
 		audit:    opts.Audit,
 		delivery: opts.Delivery,
+		history:  opts.History,
+		maxAge:   opts.HistoryMaxAge,
+		defaults: opts.Defaults,
+		icons:    strings.TrimRight(opts.IconBaseURL, "/"),
 		keys:     opts.Keys,
 		baseURL:  base,
 		basePath: u.Path,

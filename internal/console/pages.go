@@ -35,6 +35,8 @@ const (
 	pageChanges   = "changes"
 	pageProblem   = "problem"
 	pageSignedOut = "signedout"
+	pageResend    = "resend"
+	pageBasicAuth = "basicauth"
 )
 
 // pages holds one parsed template set per page.
@@ -54,8 +56,9 @@ func parsePages(basePath string) (*pages, error) {
 			}
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
+		"sub": func(a, b int) int { return a - b },
 	}
-	for _, name := range []string{pageChannels, pageChannel, pageConfirm, pageRotated, pageTested, pageChanges, pageProblem, pageSignedOut} {
+	for _, name := range []string{pageChannels, pageChannel, pageConfirm, pageRotated, pageTested, pageChanges, pageProblem, pageSignedOut, pageResend, pageBasicAuth} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/templates/layout.html", "web/templates/partials.html", "web/templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse page %s: %w", name, err)

@@ -247,7 +247,7 @@ func (in *Installer) cmdList(ctx context.Context, args []string, stdout io.Write
 	for _, inst := range all {
 		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inst.ID, cell(inst.TeamName), cell(inst.ChannelName),
 			inst.Status, cell(inst.StatusReason), inst.CreatedAt.UTC().Format(time.RFC3339), cell(describeInboundAuth(inst.InboundAuth)),
-			describePace(inst.Delivery), describeDigests(inst.Delivery), render.DescribeFilter(inst.Filter))
+			inst.Delivery.DescribePace(), inst.Delivery.DescribeDigests(), render.DescribeFilter(inst.Filter))
 	}
 	_ = tw.Flush()
 	_, err = stdout.Write(buf.Bytes())

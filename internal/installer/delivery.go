@@ -3,8 +3,6 @@ package installer
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
 )
@@ -45,35 +43,6 @@ func (in *Installer) SetDelivery(ctx context.Context, id string, d registry.Deli
 	if err := in.publish(ctx, inst); err != nil {
 		return registry.Installation{}, fmt.Errorf("set delivery settings: %w", err)
 	}
-	in.logger.Info("delivery settings set", "installation", inst.ID, "pace", describePace(inst.Delivery), "digests", describeDigests(inst.Delivery))
+	in.logger.Info("delivery settings set", "installation", inst.ID, "pace", inst.Delivery.DescribePace(), "digests", inst.Delivery.DescribeDigests())
 	return inst, nil
-}
-
-// describePace shows a channel's pace as `channels list` prints it: "1/s
-// burst 3", or "default".
-func describePace(d registry.DeliverySettings) string {
-	var parts []string
-	if d.Interval > 0 {
-		parts = append(parts, registry.FormatPace(d.Interval))
-	}
-	if d.Burst > 0 {
-		parts = append(parts, "burst "+strconv.Itoa(d.Burst))
-	}
-	if len(parts) == 0 {
-		return "default"
-	}
-	return strings.Join(parts, " ")
-}
-
-// describeDigests shows whether and when a channel gets digests: "on after
-// 10s", "off", or "default".
-func describeDigests(d registry.DeliverySettings) string {
-	s := string(d.Digests)
-	if s == "" {
-		s = "default"
-	}
-	if d.DigestAfter > 0 && d.Digests != registry.DigestsOff {
-		s += " after " + d.DigestAfter.String()
-	}
-	return s
 }

@@ -295,7 +295,7 @@ func (in *Installer) cmdSet(ctx context.Context, args []string, stdout io.Writer
 				return notFound(id, err)
 			}
 			if _, err := fmt.Fprintf(stdout, "%s (installation %s): pace %s, digests %s; every dispatcher follows it at once.\n",
-				cell(inst.ChannelName), inst.ID, describePace(inst.Delivery), describeDigests(inst.Delivery)); err != nil {
+				cell(inst.ChannelName), inst.ID, inst.Delivery.DescribePace(), inst.Delivery.DescribeDigests()); err != nil {
 				return err
 			}
 		}

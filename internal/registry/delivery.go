@@ -153,6 +153,35 @@ func FormatPace(interval time.Duration) string {
 	return interval.String()
 }
 
+// DescribePace shows a channel's own pace as `channels list` prints it and
+// the console's audit log keeps it: "1/s burst 3", or "default".
+func (s DeliverySettings) DescribePace() string {
+	var parts []string
+	if s.Interval > 0 {
+		parts = append(parts, FormatPace(s.Interval))
+	}
+	if s.Burst > 0 {
+		parts = append(parts, "burst "+strconv.Itoa(s.Burst))
+	}
+	if len(parts) == 0 {
+		return settingDefault
+	}
+	return strings.Join(parts, " ")
+}
+
+// DescribeDigests shows whether and when a channel gets digests, as
+// DescribePace shows its pace: "on after 10s", "off", or "default".
+func (s DeliverySettings) DescribeDigests() string {
+	d := string(s.Digests)
+	if d == "" {
+		d = settingDefault
+	}
+	if s.DigestAfter > 0 && s.Digests != DigestsOff {
+		d += " after " + s.DigestAfter.String()
+	}
+	return d
+}
+
 // Bounds of a channel's own delivery settings.
 const (
 	MinInterval    = time.Millisecond

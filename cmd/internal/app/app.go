@@ -263,13 +263,28 @@ func Installer(cfg config.Config, keys *secret.Keys, store registry.Store, conn 
 }
 
 // Console builds the Slack admin's console on the installer's use cases,
-// the dead-letter stream and the registry's audit log, so that it calls
-// what the `channels` and `dlq` commands call.
+// the dead-letter stream, the history, each channel's activity in NATS and
+// the registry's audit log, so that it calls what the `channels`, `dlq` and
+// `history` commands call.
 func Console(cfg config.Config, keys *secret.Keys, store registry.Store, conn *bus.Conn, inst *installer.Installer, logger *slog.Logger, reg prometheus.Registerer) (*console.Console, error) {
+	digests := registry.DigestsOn
+	if !cfg.Dispatch.Digests {
+		digests = registry.DigestsOff
+	}
 	return console.New(console.Options{
-		Channels:    inst,
-		DeadLetters: conn,
-		Audit:       store,
+		Channels:      inst,
+		DeadLetters:   conn,
+		Audit:         store,
+		Delivery:      consoleDelivery{conn},
+		History:       conn,
+		HistoryMaxAge: cfg.NATS.HistoryMaxAge,
+		Defaults: registry.DeliverySettings{
+			Interval:    cfg.Dispatch.Interval,
+			Burst:       cfg.Dispatch.Burst,
+			Digests:     digests,
+			DigestAfter: cfg.Dispatch.DigestAfter,
+		},
+		IconBaseURL: cfg.BaseURL + "/static/images",
 		Keys:        keys,
 		BaseURL:     cfg.BaseURL,
 		OIDC: console.OIDC{
@@ -282,6 +297,29 @@ func Console(cfg config.Config, keys *secret.Keys, store registry.Store, conn *b
 		Logger:     logger,
 		Registerer: reg,
 	})
+}
+
+// consoleDelivery is the console's view of the delivery engine: each
+// channel's activity as the bus reads it from the streams and the shared
+// delivery state.
+type consoleDelivery struct{ conn *bus.Conn }
+
+func (d consoleDelivery) DeliveryStates(ctx context.Context, ids []string) (map[string]console.DeliveryState, error) {
+	activity, err := d.conn.Activity(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]console.DeliveryState, len(activity))
+	for id, a := range activity {
+		out[id] = console.DeliveryState{
+			Waiting:       a.Waiting,
+			LastReceived:  a.LastReceived,
+			LastEvent:     a.LastEvent,
+			LastDelivered: a.LastDelivered,
+			Shared:        a.State,
+		}
+	}
+	return out, nil
 }
 
 // RunInstallerBackground reconciles the read model (retrying until it
