@@ -39,13 +39,14 @@ const (
 // started with deploy/nats/jackalope.conf, each service signed in as its
 // own user with the seed `jackalope nats-creds` wrote: ingest and the
 // dispatcher wait until the installer has provisioned, an event goes
-// through to Slack, a dead channel is parked, reported and disabled, and
-// the admin reads and drops the dead letter. Then each user tries what it
-// must not do, and the server refuses: ingest cannot read events or dead
+// through to Slack, a dead channel is parked, reported and disabled, the
+// console (on the installer's user) shows, resends and replays, and the
+// admin reads and drops the dead letter. Then each user tries what it must
+// not do, and the server refuses: ingest cannot read events or dead
 // letters, consume, write the installations or touch the control stream;
 // the dispatcher cannot write the installations, forge events or read
-// dead letters back; only the admin purges JAMF_DEAD; nobody without a
-// seed gets in.
+// dead letters back; the installer cannot consume events or delete or
+// purge the backlog or the history; nobody without a seed gets in.
 func TestNATSPermissions(t *testing.T) {
 	bins := binaries(t, "installer", "ingest", "dispatcher")
 	natsBin := natsServerBinary(t)
@@ -113,6 +114,11 @@ func TestNATSPermissions(t *testing.T) {
 		"METRICS_ADDR": installerOpsAddr,
 		"SERVER_NAME":  installerBase,
 		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "jackalope.db"),
+		// The console, for an admin who sees the channels added by hand.
+		"SLACK_CLIENT_ID":     slacktest.ClientID,
+		"SLACK_CLIENT_SECRET": slacktest.ClientSecret,
+		"SLACK_OIDC_ISSUER":   fake.Issuer(),
+		"ADMIN_SLACK_USERS":   consoleAdmin.UserID,
 	})
 	installer := startProcess(t, "installer", bins["installer"], installerEnv)
 	waitReady(t, installer, installerOps+"/readyz")
@@ -146,6 +152,12 @@ func TestNATSPermissions(t *testing.T) {
 		t.Errorf("dlq list as the dispatcher's user succeeded; want it refused:\n%s", out)
 	}
 
+	// The console, served by the installer on its own user, reads each
+	// channel's activity and dead letters, previews and resends the
+	// history, and replays a dead letter (parked again: the channel is
+	// disabled).
+	consoleOnInstallerUser(t, fake, installerBase, webhook)
+
 	refusals := []struct {
 		user, what string
 		op         func(context.Context, *nats.Conn) error
@@ -168,11 +180,13 @@ func TestNATSPermissions(t *testing.T) {
 		{"dispatcher", "purge the dead letters", request("$JS.API.STREAM.PURGE.JAMF_DEAD", "{}"), "$JS.API.STREAM.PURGE.JAMF_DEAD"},
 		{"dispatcher", "change the events stream", request("$JS.API.STREAM.UPDATE.JAMF_EVENTS", "{}"), "$JS.API.STREAM.UPDATE.JAMF_EVENTS"},
 		{"dispatcher", "read ingest's replies", subscribe("_INBOX.jackalope-ingest.>"), "_INBOX.jackalope-ingest.>"},
-		{"installer", "purge the dead letters", request("$JS.API.STREAM.PURGE.JAMF_DEAD", "{}"), "$JS.API.STREAM.PURGE.JAMF_DEAD"},
-		{"installer", "read a dead letter", request("$JS.API.STREAM.MSG.GET.JAMF_DEAD", `{"seq":1}`), "$JS.API.STREAM.MSG.GET.JAMF_DEAD"},
 		{"installer", "delete the events stream", request("$JS.API.STREAM.DELETE.JAMF_EVENTS", ""), "$JS.API.STREAM.DELETE.JAMF_EVENTS"},
+		{"installer", "purge the events stream", request("$JS.API.STREAM.PURGE.JAMF_EVENTS", "{}"), "$JS.API.STREAM.PURGE.JAMF_EVENTS"},
+		{"installer", "purge the history", request("$JS.API.STREAM.PURGE.JAMF_HISTORY", "{}"), "$JS.API.STREAM.PURGE.JAMF_HISTORY"},
+		{"installer", "delete a backlog event", request("$JS.API.STREAM.MSG.DELETE.JAMF_EVENTS", `{"seq":1}`), "$JS.API.STREAM.MSG.DELETE.JAMF_EVENTS"},
 		{"installer", "consume events", request("$JS.API.CONSUMER.MSG.NEXT.JAMF_EVENTS.dispatch", `{"batch":1}`), "$JS.API.CONSUMER.MSG.NEXT.JAMF_EVENTS.dispatch"},
-		{"installer", "forge an event", request("jamf.events.forged", `{}`), "jamf.events.forged"},
+		{"installer", "make a consumer of events", request("$JS.API.CONSUMER.CREATE.JAMF_EVENTS", `{"stream_name":"JAMF_EVENTS","config":{}}`), "$JS.API.CONSUMER.CREATE.JAMF_EVENTS"},
+		{"installer", "read the dispatcher's replies", subscribe("_INBOX.jackalope-dispatcher.>"), "_INBOX.jackalope-dispatcher.>"},
 	}
 	for _, r := range refusals {
 		t.Run(r.user+" may not "+r.what, func(t *testing.T) {
@@ -199,6 +213,7 @@ func TestNATSPermissions(t *testing.T) {
 		{"ingest", "read the installations", request("$JS.API.STREAM.INFO.KV_installations", "")},
 		{"dispatcher", "look at its consumer", request("$JS.API.CONSUMER.INFO.JAMF_EVENTS.dispatch", "")},
 		{"installer", "look at the dead letters stream", request("$JS.API.STREAM.INFO.JAMF_DEAD", "")},
+		{"installer", "read a dead letter, for the console", request("$JS.API.STREAM.MSG.GET.JAMF_DEAD", `{"last_by_subj":"jamf.dead.>"}`)},
 		{"admin", "read a dead letter", request("$JS.API.STREAM.MSG.GET.JAMF_DEAD", `{"last_by_subj":"jamf.dead.>"}`)},
 	}
 	for _, a := range allowed {
