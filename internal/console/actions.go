@@ -367,7 +367,7 @@ func (c *Console) run(ec echo.Context, s *session, inst registry.Installation, a
 			}
 			return failed(err)
 		}
-		return done(fmt.Sprintf("Resent %d event%s delivered from %s to %s.", n, plural(n), stamp(f.Since), stamp(f.Until)), "resent", n)
+		return done(fmt.Sprintf("Resent %d event%s delivered from %s to %s.", n, plural(n), seconds(f.Since), seconds(f.Until)), "resent", n)
 	}
 	return c.notFound(ec, s)
 }

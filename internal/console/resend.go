@@ -140,6 +140,9 @@ func (c *Console) previewResend(ec echo.Context, s *session, inst registry.Insta
 	return c.render(ec, http.StatusOK, pageResend, p)
 }
 
+// seconds writes a time as the audit log shows a resend's window.
+func seconds(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
 // stamp writes a time as a resend form carries it.
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 

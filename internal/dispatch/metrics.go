@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jackalope-app/jackalope/internal/jamf"
 )
 
 // Outcomes of delivery, the values of the outcome label of
@@ -97,6 +99,10 @@ func newMetrics(reg prometheus.Registerer, d *Dispatcher) (*metrics, error) {
 	for _, w := range []string{waitPaced, waitPaused, waitFailing, waitHeld} {
 		m.waits.WithLabelValues(w)
 	}
+	for _, e := range jamf.Events {
+		m.filtered.WithLabelValues(e.Name)
+	}
+	m.filtered.WithLabelValues(filteredOther)
 	if reg == nil {
 		return m, nil
 	}

@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,13 +67,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("Ada sees the other workspace's channel:\n%s", text)
 	}
 	wantText(t, ctx, "channels page", "#jamf-alerts", "#jamf-patching", "read-only", "Ada Lovelace")
-	screenshot(t, ctx, "console-channels")
-	phone(t, ctx, "console-channels-phone")
 
 	// The channel page lists the dead letter with Slack's answer.
 	run(t, ctx, "open #jamf-alerts", chromedp.Click(`//a[text()="#jamf-alerts"]`), chromedp.WaitVisible(chromedp.CSS("table.dead")))
 	wantText(t, ctx, "channel page", "Dead letters", "ComputerAdded", "bad_message", "400 invalid_payload", "Send a test message")
-	screenshot(t, ctx, "console-channel")
+	run(t, ctx, "open the preview", chromedp.Click(`//details[@class="preview"]/summary`), chromedp.WaitVisible(chromedp.CSS("div.card")))
+	wantText(t, ctx, "dead letter preview", "Computer Added", "MBP-JRIVERA-01")
+	screenshot(t, ctx, "console-dead-letters")
 
 	// Send a test message: confirm, then Slack's answer.
 	run(t, ctx, "send a test message", chromedp.Click(`//button[starts-with(text(),"Send a test message")]`),
@@ -161,4 +166,124 @@ func phone(t *testing.T, ctx context.Context, name string) {
 	run(t, ctx, "phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulatePortrait))
 	screenshot(t, ctx, name)
 	run(t, ctx, "desktop size", chromedp.EmulateViewport(1280, 900))
+}
+
+// TestConsoleDeliveryInBrowser drives what the console shows and sets of
+// the delivery engine, in headless Chromium against the all-in-one: Ada
+// sets her channel to show only failed policies and sees, end to end
+// through ingest and the dispatcher, that the other events are counted and
+// never posted; previews and confirms a resend of the history; sees her
+// channel paused by Slack's 429 with digests and events waiting; and
+// requires Basic credentials, shown once. With -screenshots DIR it saves
+// those pages.
+func TestConsoleDeliveryInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	fake := slacktest.New(t)
+	env, base := allInOneEnv(t)
+	authorizeURL := withSlackApp(env, fake)
+	env["SLACK_OIDC_ISSUER"] = fake.Issuer()
+	srv := startAllInOne(t, env)
+	waitReady(t, srv, base+"/readyz")
+	jamfURL, hook := installThroughSlackAs(t, fake, base, authorizeURL,
+		slacktest.Install{TeamID: "T0ACME", TeamName: "Acme", ChannelName: "jamf-policies", UserID: "U0ADA"})
+	fake.WaitFor(t, hook, 1, deliveryTimeout) // the welcome
+	// Other channels of the workspace: one with a dead letter, two quiet,
+	// one of them Bob's.
+	acme := func(channel, user string) slacktest.Install {
+		return slacktest.Install{TeamID: "T0ACME", TeamName: "Acme", ChannelName: channel, UserID: user}
+	}
+	enrolURL, enrolHook := installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-enrolment", "U0ADA"))
+	installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-inventory", "U0ADA"))
+	installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-patching", "U0BOB"))
+	fake.WaitFor(t, enrolHook, 1, deliveryTimeout)
+	fake.Script(enrolHook, slacktest.BadPayload())
+	enrolled, err := os.ReadFile(filepath.Join("testdata", "samples", "MobileDeviceEnrolled.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	postEvent(t, enrolURL, "application/json", enrolled)
+
+	fake.SetMember(slacktest.Member{UserID: "U0ADA", TeamID: "T0ACME", TeamName: "Acme", Name: "Ada Lovelace"})
+	run(t, ctx, "sign in and open the channel", chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(chromedp.CSS("table.channels")),
+		chromedp.Click(`//a[text()="#jamf-policies"]`), chromedp.WaitVisible(chromedp.ID("filter")))
+	channelURL := value(t, ctx, "read the channel's address", chromedp.Location())
+
+	// Show only the failed policies.
+	run(t, ctx, "only the types ticked", chromedp.Click(`//input[@name="scope" and @value="some"]`))
+	value(t, ctx, "tick only ComputerPolicyFinished", chromedp.Evaluate[bool](`(function(){
+		document.querySelectorAll('input[name=event]').forEach(function (box) { box.checked = box.value === "ComputerPolicyFinished"; });
+		return true;
+	})()`))
+	run(t, ctx, "failures only, and save", chromedp.Click(`//input[@name="failures" and @value="ComputerPolicyFinished"]`),
+		chromedp.Click(`//button[starts-with(text(),"Save the event filter")]`), chromedp.WaitVisible(chromedp.ID("confirm")))
+	wantText(t, ctx, "filter confirmation", "Change which events #jamf-policies shows?", "Shows: ComputerPolicyFinished (failures only)")
+	run(t, ctx, "confirm the filter", chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(`//div[@role="status"]`))
+	wantText(t, ctx, "after the filter", "Saved the event filter", "Now: ComputerPolicyFinished (failures only).")
+
+	// Through ingest and the dispatcher: only the failure is posted.
+	succeeded := bytes.Replace(renamedSample(t, "ComputerPolicyFinished.json", "passed-001"), []byte(`"successful": false`), []byte(`"successful": true`), 1)
+	postEvent(t, jamfURL, "application/json", renamedSample(t, "ComputerAdded.json", "added-001"))
+	postEvent(t, jamfURL, "application/json", succeeded)
+	postEvent(t, jamfURL, "application/json", renamedSample(t, "ComputerPolicyFinished.json", "failed-001"))
+	waitDelivered(t, fake, hook, []string{"failed-001"}, deliveryTimeout)
+	metrics := base + "/metrics"
+	poll(t, deliveryTimeout, func() (bool, string) {
+		added := scrapeCounter(t, metrics, `jackalope_events_filtered_total{event="ComputerAdded"}`)
+		policies := scrapeCounter(t, metrics, `jackalope_events_filtered_total{event="ComputerPolicyFinished"}`)
+		return added == 1 && policies == 1, fmt.Sprintf("filtered events counted: %v ComputerAdded, %v ComputerPolicyFinished; want 1 each", added, policies)
+	})
+	if got := countIDs(fake.Messages(hook)); got["added-001"] != 0 || got["passed-001"] != 0 || got["failed-001"] != 1 {
+		t.Errorf("the channel got %v; want only failed-001", got)
+	}
+
+	// Resend the history's last 15 minutes: previewed, then sent.
+	run(t, ctx, "preview the resend", chromedp.Navigate(channelURL), chromedp.WaitVisible(chromedp.ID("resend")),
+		chromedp.Click(`//button[starts-with(text(),"Preview the resend")]`), chromedp.WaitVisible(chromedp.ID("confirm")))
+	wantText(t, ctx, "resend preview", "Resend 1 event to #jamf-policies?", "Computer Policy Finished: policy 87 failed on failed-001")
+	screenshot(t, ctx, "console-resend")
+	before := fake.Count(hook)
+	run(t, ctx, "confirm the resend", chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(`//div[@role="status"]`))
+	wantText(t, ctx, "after the resend", "Resent 1 event")
+	fake.WaitFor(t, hook, before+1, deliveryTimeout)
+
+	// Slack answers 429 for 6s, then, when the channel, behind by then,
+	// sends a digest, 429 for ten minutes: paused, with digests and events
+	// waiting.
+	fake.Script(hook, slacktest.Ratelimited("6"), slacktest.Ratelimited("600"))
+	requests := len(fake.Requests(hook))
+	postEvent(t, jamfURL, "application/json", renamedSample(t, "ComputerPolicyFinished.json", "paused-001"))
+	poll(t, deliveryTimeout, func() (bool, string) {
+		return len(fake.Requests(hook)) > requests, "Slack was never asked to post paused-001"
+	})
+	for _, id := range []string{"paused-002", "paused-003"} {
+		postEvent(t, jamfURL, "application/json", renamedSample(t, "ComputerPolicyFinished.json", id))
+	}
+	waitFor(t, ctx, "the channel paused with digests", channelURL, "#delivery-state", `Events waiting</dt><dd>3 <span class="badge warn">digests</span>`)
+	wantText(t, ctx, "delivery panel", "Paused by Slack", "429 (rate limited)", "Last event received", "(ComputerPolicyFinished)", "Digests")
+	screenshot(t, ctx, "console-channel")
+	waitFor(t, ctx, "the channels page", base+"/admin", "table.channels", "digest mode")
+	waitFor(t, ctx, "the dead letter on the channels page", base+"/admin", "table.channels", `<td data-label="Dead letters"><span class="badge warn">1</span>`)
+	text := wantText(t, ctx, "channels page", "paused by Slack until", "3 waiting")
+	order := regexp.MustCompile(`#jamf-[a-z]+`).FindAllString(text, -1)
+	if want := []string{"#jamf-enrolment", "#jamf-policies", "#jamf-inventory", "#jamf-patching"}; !slices.Equal(order, want) {
+		t.Errorf("channels in order %v; want %v (dead letters, then paused, then the quiet ones)", order, want)
+	}
+	screenshot(t, ctx, "console-channels")
+	phone(t, ctx, "console-channels-phone")
+
+	// Require Basic credentials: the password is shown once.
+	run(t, ctx, "require Basic credentials", chromedp.Navigate(channelURL), chromedp.WaitVisible(chromedp.ID("inbound")),
+		chromedp.Click(`//button[starts-with(text(),"Require Basic credentials")]`), chromedp.WaitVisible(chromedp.ID("confirm")),
+		chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("basic-password")))
+	password := value(t, ctx, "read the password", chromedp.Value(chromedp.ID("basic-password")))
+	wantText(t, ctx, "Basic credentials", "shown only once", "Basic Authentication")
+	screenshot(t, ctx, "console-basic-auth")
+	status := postStatus(t, jamfURL, nil)
+	withBasic := postStatus(t, jamfURL, func(r *http.Request) { r.SetBasicAuth("jamf", password) })
+	if status != http.StatusUnauthorized || withBasic != http.StatusNoContent {
+		t.Errorf("ingest answered %d without the credentials and %d with them; want 401 and 204", status, withBasic)
+	}
+	if strings.Contains(srv.output.String(), password) {
+		t.Error("the password reached the logs")
+	}
 }
