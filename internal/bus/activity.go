@@ -40,7 +40,8 @@ type Activity struct {
 }
 
 // Activity returns the activity of each of ids, by installation ID. It
-// reads the backlog's count per subject in one request, then, for each
+// reads the backlog's and the dead letters' counts per subject (a request
+// each, whatever the number of channels), then, for each
 // channel, its delivery state and the newest message of its subject in
 // JAMF_EVENTS (when events wait), JAMF_HISTORY and JAMF_DEAD (when dead
 // letters wait), a few at a time. A channel whose reads fail is left with
@@ -55,18 +56,10 @@ func (c *Conn) Activity(ctx context.Context, ids []string) (map[string]Activity,
 	if len(ids) == 0 {
 		return out, nil
 	}
-	waiting, err := c.subjectCounts(ctx, StreamEvents, subjectEvents, ids)
-	if err != nil {
-		return nil, fmt.Errorf("activity: %w", err)
-	}
-	dead, err := c.subjectCounts(ctx, StreamDead, subjectDead, ids)
-	if err != nil {
-		return nil, fmt.Errorf("activity: %w", err)
-	}
 	streams := map[string]jetstream.Stream{}
 	for _, name := range []string{StreamEvents, StreamHistory, StreamDead} {
 		s, err := c.js.Stream(ctx, name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if errors.Is(err, jetstream.ErrStreamNotFound) && name == StreamHistory {
 			continue // the history is off
 		}
 		if err != nil {
@@ -74,6 +67,15 @@ func (c *Conn) Activity(ctx context.Context, ids []string) (map[string]Activity,
 		}
 		streams[name] = s
 	}
+	waiting, err := subjectCounts(ctx, streams[StreamEvents], subjectEvents, ids)
+	if err != nil {
+		return nil, fmt.Errorf("activity: %w", err)
+	}
+	dead, err := subjectCounts(ctx, streams[StreamDead], subjectDead, ids)
+	if err != nil {
+		return nil, fmt.Errorf("activity: %w", err)
+	}
+
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
@@ -131,18 +133,14 @@ func (c *Conn) Activity(ctx context.Context, ids []string) (map[string]Activity,
 // subjectCounts counts the messages of stream on prefix+id, by id: for
 // the one subject of one id, or for every subject (nil ids, or more than
 // one), in one request either way.
-func (c *Conn) subjectCounts(ctx context.Context, stream, prefix string, ids []string) (map[string]int, error) {
-	s, err := c.js.Stream(ctx, stream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
-	}
+func subjectCounts(ctx context.Context, stream jetstream.Stream, prefix string, ids []string) (map[string]int, error) {
 	filter := prefix + ">"
 	if len(ids) == 1 {
 		filter = prefix + ids[0]
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
+		return nil, fmt.Errorf("stream %s: %w", stream.CachedInfo().Config.Name, err)
 	}
 	out := make(map[string]int, len(info.State.Subjects))
 	for subject, n := range info.State.Subjects {

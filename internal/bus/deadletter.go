@@ -46,7 +46,11 @@ func (c *Conn) DropDeadLetter(ctx context.Context, installationID string, seq ui
 // installation ID, from the stream's count per subject: it reads no
 // message, so it is cheap enough for every page view.
 func (c *Conn) DeadCounts(ctx context.Context) (map[string]int, error) {
-	counts, err := c.subjectCounts(ctx, StreamDead, subjectDead, nil)
+	stream, err := c.js.Stream(ctx, StreamDead)
+	if err != nil {
+		return nil, fmt.Errorf("count dead letters: %w", err)
+	}
+	counts, err := subjectCounts(ctx, stream, subjectDead, nil)
 	if err != nil {
 		return nil, fmt.Errorf("count dead letters: %w", err)
 	}
