@@ -25,17 +25,8 @@ import (
 // change on a channel she did not install. With -screenshots DIR it saves
 // a screenshot of each page there (docs/ holds the README's).
 func TestConsoleInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
-	fake := slacktest.New(t)
-	env, base := allInOneEnv(t)
-	authorizeURL := withSlackApp(env, fake)
-	env["SLACK_OIDC_ISSUER"] = fake.Issuer()
-	srv := startAllInOne(t, env)
-	waitReady(t, srv, base+"/readyz")
+	ctx, fake, _, base, authorizeURL := consoleAllInOne(t)
 
-	acme := func(channel, user string) slacktest.Install {
-		return slacktest.Install{TeamID: "T0ACME", TeamName: "Acme", ChannelName: channel, UserID: user}
-	}
 	jamfURL, alerts := installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-alerts", "U0ADA"))
 	installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-patching", "U0BOB"))
 	installThroughSlackAs(t, fake, base, authorizeURL, slacktest.Install{TeamID: "T0OTHER", TeamName: "Other Corp", ChannelName: "other-secret", UserID: "U0EVE"})
@@ -139,6 +130,25 @@ func TestConsoleInBrowser(t *testing.T) {
 	run(t, ctx, "channels signed out", chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(chromedp.CSS("table.channels")))
 }
 
+// consoleAllInOne starts a browser, the fake Slack and an all-in-one with
+// the fake's Slack app and Sign in with Slack, ready.
+func consoleAllInOne(t *testing.T) (ctx context.Context, fake *slacktest.Server, srv *service, base, authorizeURL string) {
+	t.Helper()
+	ctx = newBrowser(t)
+	fake = slacktest.New(t)
+	env, base := allInOneEnv(t)
+	authorizeURL = withSlackApp(env, fake)
+	env["SLACK_OIDC_ISSUER"] = fake.Issuer()
+	srv = startAllInOne(t, env)
+	waitReady(t, srv, base+"/readyz")
+	return ctx, fake, srv, base, authorizeURL
+}
+
+// acme is a channel of the workspace Acme, installed by user.
+func acme(channel, user string) slacktest.Install {
+	return slacktest.Install{TeamID: "T0ACME", TeamName: "Acme", ChannelName: channel, UserID: user}
+}
+
 // waitFor loads url until, once selector is visible, its HTML holds want.
 func waitFor(t *testing.T, ctx context.Context, what, url, selector, want string) {
 	t.Helper()
@@ -177,21 +187,11 @@ func phone(t *testing.T, ctx context.Context, name string) {
 // requires Basic credentials, shown once. With -screenshots DIR it saves
 // those pages.
 func TestConsoleDeliveryInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
-	fake := slacktest.New(t)
-	env, base := allInOneEnv(t)
-	authorizeURL := withSlackApp(env, fake)
-	env["SLACK_OIDC_ISSUER"] = fake.Issuer()
-	srv := startAllInOne(t, env)
-	waitReady(t, srv, base+"/readyz")
-	jamfURL, hook := installThroughSlackAs(t, fake, base, authorizeURL,
-		slacktest.Install{TeamID: "T0ACME", TeamName: "Acme", ChannelName: "jamf-policies", UserID: "U0ADA"})
+	ctx, fake, srv, base, authorizeURL := consoleAllInOne(t)
+	jamfURL, hook := installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-policies", "U0ADA"))
 	fake.WaitFor(t, hook, 1, deliveryTimeout) // the welcome
 	// Other channels of the workspace: one with a dead letter, two quiet,
 	// one of them Bob's.
-	acme := func(channel, user string) slacktest.Install {
-		return slacktest.Install{TeamID: "T0ACME", TeamName: "Acme", ChannelName: channel, UserID: user}
-	}
 	enrolURL, enrolHook := installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-enrolment", "U0ADA"))
 	installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-inventory", "U0ADA"))
 	installThroughSlackAs(t, fake, base, authorizeURL, acme("jamf-patching", "U0BOB"))
