@@ -184,7 +184,10 @@ type Conn struct {
 	// a publish made then fails at once (ingest answers 503 without
 	// waiting for its deadline), and a publish that failed is never sent
 	// later, so nothing is stored after its caller reported it failed.
-	pub       *nats.Conn
+	pub *nats.Conn
+	// pubJS publishes on pub through the asynchronous pipeline (see
+	// publish).
+	pubJS     jetstream.JetStream
 	js        jetstream.JetStream
 	closed    chan struct{} // closed by nc's closed handler
 	pubClosed chan struct{} // closed by pub's closed handler
@@ -302,6 +305,14 @@ func (c *Conn) finish(nc *nats.Conn, url string, extra []nats.Option, target str
 		return nil, fmt.Errorf("connect nats %s: publish connection: %w", target, redact.Error(err, redact.Credentials(url)...))
 	}
 	c.pub = pub
+	pubJS, err := jetstream.New(pub,
+		jetstream.WithPublishAsyncMaxPending(publishMaxPending),
+		jetstream.WithPublishAsyncTimeout(publishAckTimeout))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect nats %s: jetstream: %w", target, err)
+	}
+	c.pubJS = pubJS
 	js, err := jetstream.New(nc)
 	if err != nil {
 		c.Close()

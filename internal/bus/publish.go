@@ -1,11 +1,9 @@
 package bus
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,14 +53,24 @@ func (c *Conn) Publish(ctx context.Context, r jamf.Received) error {
 	return nil
 }
 
-// Publishing without the jetstream package's per-call options: publish
-// sets the two headers they would, sends a plain request and reads the
-// acknowledgement itself, decoding its JSON only when it is not a plain
-// success.
+// Publishes share one asynchronous pipeline: every publish that waits for an
+// acknowledgement goes out on the pub connection with a reply subject of
+// the jetstream package's asynchronous publisher (one wildcard
+// subscription, no round trip per message), so concurrent callers' messages
+// leave in the same writes and their acknowledgements come back in the
+// same reads. Each caller still waits for its own acknowledgement.
 const (
 	// defaultPublishTimeout bounds a publish whose context has no deadline,
 	// as the jetstream package's default API timeout does.
 	defaultPublishTimeout = 5 * time.Second
+	// publishMaxPending bounds the publishes waiting for an
+	// acknowledgement; a publish beyond it waits for a free slot until its
+	// context's deadline and then fails.
+	publishMaxPending = 256
+	// publishAckTimeout is how long the pipeline keeps waiting for an
+	// acknowledgement its caller may have stopped waiting for. It frees the
+	// slot of a lost acknowledgement.
+	publishAckTimeout = defaultPublishTimeout
 	// noRespondersRetries and noRespondersWait retry a publish that found
 	// no stream (JetStream starting, a stream leader being elected), as
 	// the jetstream package does; the context still bounds them.
@@ -70,23 +78,16 @@ const (
 	noRespondersWait    = 250 * time.Millisecond
 )
 
-// What publish needs per stream, built once: the start of a success
-// acknowledgement (the stream's name comes first; an error answer carries
-// an "error" member, wherever it is) and the Nats-Expected-Stream value.
-var (
-	ackPrefix = map[string][]byte{
-		StreamEvents:  []byte(`{"stream":"` + StreamEvents + `",`),
-		StreamDead:    []byte(`{"stream":"` + StreamDead + `",`),
-		StreamControl: []byte(`{"stream":"` + StreamControl + `",`),
-	}
-	expectStream = map[string][]string{
-		StreamEvents:  {StreamEvents},
-		StreamDead:    {StreamDead},
-		StreamControl: {StreamControl},
-	}
-	ackError     = []byte(`"error"`)
-	ackDuplicate = []byte(`"duplicate"`)
-)
+// ErrAckLate is returned by a publish whose acknowledgement did not arrive
+// before its context ended. The message may still be stored: its caller
+// must answer so that the sender retries, and the message ID folds the
+// repeat.
+var ErrAckLate = errors.New("publish acknowledgement did not arrive in time")
+
+// noRetry turns the jetstream package's own no-responders retries off:
+// publish retries itself, within its caller's context, so nothing is sent
+// after the caller was told the publish failed.
+var noRetry = jetstream.WithRetryAttempts(0)
 
 // publish sends m with message ID id, expecting stream to store it, and
 // waits for the stream's acknowledgement or the end of ctx. A duplicate
@@ -96,21 +97,17 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 		m.Header = make(nats.Header, 2)
 	}
 	m.Header[jetstream.MsgIDHeader] = []string{id}
-	expect, ok := expectStream[stream]
-	if !ok {
-		expect = []string{stream}
-	}
 	// The server refuses the message unless stream is the one that takes
 	// its subject, and says so in its answer.
-	m.Header[jetstream.ExpectedStreamHeader] = expect
+	m.Header[jetstream.ExpectedStreamHeader] = []string{stream}
 
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
-	resp, err := c.pub.RequestMsgWithContext(ctx, m)
-	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < noRespondersRetries; r++ {
+	err := c.publishOnce(ctx, m, stream)
+	for r := 0; errors.Is(err, jetstream.ErrNoStreamResponse) && r < noRespondersRetries; r++ {
 		t := time.NewTimer(noRespondersWait)
 		select {
 		case <-ctx.Done():
@@ -118,50 +115,42 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 			return fmt.Errorf("%w: %w", jetstream.ErrNoStreamResponse, ctx.Err())
 		case <-t.C:
 		}
-		resp, err = c.pub.RequestMsgWithContext(ctx, m)
+		err = c.publishOnce(ctx, m, stream)
 	}
-	if errors.Is(err, nats.ErrNoResponders) {
-		return jetstream.ErrNoStreamResponse
-	}
-	if err != nil {
-		return err
-	}
-	duplicate, err := readAck(resp.Data, stream)
-	if err != nil {
-		return err
-	}
-	if duplicate {
-		c.log.Debug("duplicate publish ignored", "subject", m.Subject)
-	}
-	return nil
+	return err
 }
 
-// readAck reads a stream's answer to a publish: nil when stream stored the
-// message or already had it (duplicate true), the server's *jetstream.APIError
-// when it refused it, and jetstream.ErrInvalidJSAck when the answer is not
-// an acknowledgement of stream. A plain success (the stream's name first,
-// no "error" member) is recognised without decoding the JSON; anything else
-// is decoded in full.
-func readAck(data []byte, stream string) (duplicate bool, err error) {
-	prefix, ok := ackPrefix[stream]
-	if ok && bytes.HasPrefix(data, prefix) && data[len(data)-1] == '}' && !bytes.Contains(data, ackError) {
-		return bytes.Contains(data, ackDuplicate), nil
+// publishOnce sends m through the pipeline and waits for its
+// acknowledgement from stream, or for the end of ctx (ErrAckLate).
+func (c *Conn) publishOnce(ctx context.Context, m *nats.Msg, stream string) error {
+	deadline, _ := ctx.Deadline()
+	wait := time.Until(deadline)
+	if wait <= 0 || ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrAckLate, context.DeadlineExceeded)
 	}
-	var ack struct {
-		Error     *jetstream.APIError `json:"error"`
-		Stream    string              `json:"stream"`
-		Duplicate bool                `json:"duplicate"`
+	// A full pipeline holds the publish back until a slot frees, for at
+	// most what is left of ctx.
+	f, err := c.pubJS.PublishMsgAsync(m, noRetry, jetstream.WithStallWait(wait))
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return jetstream.ErrNoStreamResponse
+		}
+		return err
 	}
-	if err := json.Unmarshal(data, &ack); err != nil {
-		return false, jetstream.ErrInvalidJSAck
+	select {
+	case ack := <-f.Ok():
+		if ack.Stream != stream {
+			return jetstream.ErrInvalidJSAck
+		}
+		if ack.Duplicate {
+			c.log.Debug("duplicate publish ignored", "subject", m.Subject)
+		}
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrAckLate, ctx.Err())
 	}
-	if ack.Error != nil {
-		return false, ack.Error
-	}
-	if ack.Stream != stream {
-		return false, jetstream.ErrInvalidJSAck
-	}
-	return ack.Duplicate, nil
 }
 
 // eventMsg builds the message for r: the Jamf body and the headers that

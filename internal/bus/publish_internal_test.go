@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"testing"
 	"time"
 
@@ -51,73 +50,6 @@ func TestEventMsgID(t *testing.T) {
 func sum16(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
-}
-
-func TestReadAck(t *testing.T) {
-	tests := []struct {
-		name          string
-		stream        string
-		data          string
-		wantDuplicate bool
-		wantErr       error // matched with errors.Is; nil for success
-		wantAPICode   int   // the *jetstream.APIError's code, when there is one
-	}{
-		// Acknowledgements as nats-server 2.15 (embedded) and 2.9 send them.
-		{name: "stored", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS","seq":1}`},
-		{name: "stored, 2.9", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS", "seq":1}`},
-		{name: "duplicate", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS","seq":1,"duplicate": true}`, wantDuplicate: true},
-		{name: "duplicate, 2.9", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS", "seq":1,"duplicate": true}`, wantDuplicate: true},
-		{name: "with a domain", stream: StreamDead, data: `{"stream":"JAMF_DEAD","domain":"hub","seq":7}`},
-		{
-			name: "stored, in another order", stream: StreamEvents,
-			data: `{"seq":3,"stream":"JAMF_EVENTS"}`,
-		},
-		{
-			name: "a domain named error is still a success", stream: StreamEvents,
-			data: `{"stream":"JAMF_EVENTS","seq":3,"domain":"error"}`,
-		},
-		{
-			name: "stream full", stream: StreamEvents,
-			data:    `{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"JAMF_EVENTS","seq":0}`,
-			wantErr: &jetstream.APIError{ErrorCode: 10077}, wantAPICode: 503,
-		},
-		{
-			name: "error after the stream", stream: StreamEvents,
-			data:    `{"stream":"JAMF_EVENTS","seq":0,"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}`,
-			wantErr: &jetstream.APIError{ErrorCode: 10077}, wantAPICode: 503,
-		},
-		{
-			name: "expected stream does not match", stream: StreamEvents,
-			data:    `{"error":{"code":400,"err_code":10060,"description":"expected stream does not match"},"stream":"OTHER","seq":0}`,
-			wantErr: &jetstream.APIError{ErrorCode: 10060}, wantAPICode: 400,
-		},
-		{name: "another stream's ack", stream: StreamEvents, data: `{"stream":"OTHER","seq":1}`, wantErr: jetstream.ErrInvalidJSAck},
-		{name: "no stream", stream: StreamEvents, data: `{"seq":1}`, wantErr: jetstream.ErrInvalidJSAck},
-		{name: "empty", stream: StreamEvents, data: ``, wantErr: jetstream.ErrInvalidJSAck},
-		{name: "not JSON", stream: StreamEvents, data: `+OK`, wantErr: jetstream.ErrInvalidJSAck},
-		{name: "cut short", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS","seq":1`, wantErr: jetstream.ErrInvalidJSAck},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			duplicate, err := readAck([]byte(tt.data), tt.stream)
-			if tt.wantErr == nil {
-				if err != nil {
-					t.Fatalf("readAck(%s) error = %v, want nil", tt.data, err)
-				}
-			} else if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("readAck(%s) error = %v, want %v", tt.data, err, tt.wantErr)
-			}
-			if duplicate != tt.wantDuplicate {
-				t.Errorf("readAck(%s) duplicate = %v, want %v", tt.data, duplicate, tt.wantDuplicate)
-			}
-			if tt.wantAPICode != 0 {
-				var apiErr *jetstream.APIError
-				if !errors.As(err, &apiErr) || apiErr.Code != tt.wantAPICode {
-					t.Errorf("readAck(%s) error = %v, want an APIError with code %d", tt.data, err, tt.wantAPICode)
-				}
-			}
-		})
-	}
 }
 
 // BenchmarkEventMsg measures what Publish does before it sends: the
