@@ -2,7 +2,7 @@
 GO ?= go
 LINT = $(GO) tool -modfile=tools/go.mod golangci-lint
 
-.PHONY: check fmt vet lint test tidy build fuzz
+.PHONY: check fmt vet lint test tidy build fuzz bench
 
 check: fmt vet lint tidy test
 
@@ -34,3 +34,9 @@ build:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRender -fuzztime $(FUZZTIME) ./internal/render
+
+# bench runs the comparisons of docs/benchmarks.md (target beside its
+# ceiling, three rounds) and writes their table to bench-results.md; about
+# 9 minutes, BENCH_QUICK=1 for a 3-minute pass. See tools/bench/bench.sh.
+bench:
+	tools/bench/bench.sh
