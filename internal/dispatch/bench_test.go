@@ -68,20 +68,13 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 				b.Fatal(err)
 			}
 			target := s.slack.Total() + b.N
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
 			b.ResetTimer()
 			start := time.Now()
-			go func() {
-				done <- d.Run(ctx, 5*time.Second, func(ctx context.Context, take dispatch.Take) error {
-					return s.conn.Consume(ctx, 256, func(ctx context.Context, dv *bus.Delivery) error { return take(ctx, dv) })
-				})
-			}()
+			stop := runDispatcher(s, d)
 			s.slack.WaitTotal(b, target, 5*time.Minute)
 			elapsed := time.Since(start)
 			b.StopTimer()
-			cancel()
-			if err := <-done; err != nil {
+			if err := stop(); err != nil {
 				b.Fatalf("run: %v", err)
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
@@ -210,27 +203,36 @@ func BenchmarkDeliverySlack200ms(b *testing.B) {
 					b.Fatal(err)
 				}
 				before := s.slack.Total()
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
 				b.StartTimer()
 				start := time.Now()
-				go func() {
-					done <- d.Run(ctx, 5*time.Second, func(ctx context.Context, take dispatch.Take) error {
-						return s.conn.Consume(ctx, 256, func(ctx context.Context, dv *bus.Delivery) error { return take(ctx, dv) })
-					})
-				}()
+				stop := runDispatcher(s, d)
 				waitBacklogEmpty(b, s.conn, 2*time.Minute)
 				total += time.Since(start)
 				b.StopTimer()
 				posts += s.slack.Total() - before
-				cancel()
-				if err := <-done; err != nil {
+				if err := stop(); err != nil {
 					b.Fatalf("run: %v", err)
 				}
 			}
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/run")
 			b.ReportMetric(float64(posts)/float64(b.N), "posts/run")
 		})
+	}
+}
+
+// runDispatcher runs d on s's bus, as cmd/dispatcher does, until the
+// returned stop is called; stop returns Run's error.
+func runDispatcher(s *system, d *dispatch.Dispatcher) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- d.Run(ctx, 5*time.Second, func(ctx context.Context, take dispatch.Take) error {
+			return s.conn.Consume(ctx, 256, func(ctx context.Context, dv *bus.Delivery) error { return take(ctx, dv) })
+		})
+	}()
+	return func() error {
+		cancel()
+		return <-done
 	}
 }
 
