@@ -164,7 +164,7 @@ func TestJSONBound(t *testing.T) {
 		{name: "plain", m: slack.Message{Text: "hello", Attachments: []slack.Attachment{{Title: "t", Ts: 1 << 40, MrkdwnIn: []string{"text", "fields"}}}}},
 		{name: "escapes everywhere", m: slack.Message{Text: worst, Attachments: []slack.Attachment{{
 			Fallback: worst, Color: worst, Pretext: worst, Title: worst, TitleLink: worst, Text: worst,
-			Fields: []slack.Field{{Title: worst, Value: worst, Short: true}, {Title: "", Value: ""}},
+			Fields:   []slack.Field{{Title: worst, Value: worst, Short: true}, {Title: "", Value: ""}},
 			ThumbURL: worst, Footer: worst, Ts: -1 << 62, MrkdwnIn: []string{worst, ""},
 		}, {}}}},
 	}
