@@ -19,7 +19,7 @@
 #
 # Settings: BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNS (64),
 # BENCH_PORT (15400; uses the next 50 ports), BENCH_BIN (a directory of
-# prebuilt ingest, installer, jackalope, loadgen: compare another build),
+# prebuilt ingest, installer, jackalope: compare another build),
 # NATS_SERVER (default: built from go.mod), NATS_SERVER_OLD, BENCH_OUT
 # (bench-results.md), BENCH_IDLE_CHANNELS (1000).
 set -euo pipefail
@@ -37,9 +37,12 @@ out=${BENCH_OUT:-$root/bench-results.md}
 channels=20
 
 work=$(mktemp -d /tmp/jackalope-bench.XXXXXX)
-pids=()
+# Every process start runs is noted in $work/pids (start runs in a
+# subshell), so that cleanup can stop the ones a failure left behind.
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	if [ -f "$work/pids" ]; then
+		while read -r p; do kill "$p" 2>/dev/null || true; done <"$work/pids"
+	fi
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -53,9 +56,13 @@ command -v wrk >/dev/null || { echo "bench: wrk is required (apt-get install wrk
 # --- binaries ---------------------------------------------------------------
 bin=${BENCH_BIN:-$work/bin}
 if [ -z "${BENCH_BIN:-}" ]; then
-	log "building cmd/ingest, cmd/installer, cmd/jackalope, cmd/loadgen"
-	(cd "$root" && go build -o "$bin/" ./cmd/ingest ./cmd/installer ./cmd/jackalope ./cmd/loadgen)
+	log "building cmd/ingest, cmd/installer, cmd/jackalope"
+	(cd "$root" && go build -o "$bin/" ./cmd/ingest ./cmd/installer ./cmd/jackalope)
 fi
+# loadgen (the bare handler, the fake Slack, the steady load) always comes
+# from this tree, also when BENCH_BIN measures another build.
+(cd "$root" && go build -o "$work/tools/" ./cmd/loadgen)
+loadgen=$work/tools/loadgen
 nats=${NATS_SERVER:-}
 if [ -z "$nats" ]; then
 	log "building nats-server $(cd "$root" && go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2) from go.mod"
@@ -72,13 +79,18 @@ export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
 ingest_port=$port bare_port=$((port + 1)) slack_port=$((port + 2)) nats_port=$((port + 22)) metrics_port=$((port + 9))
 
 # --- helpers ----------------------------------------------------------------
-start() { # start NAME CMD...: runs CMD in the background, logging to $work/NAME.log
+start() { # start NAME CMD...: runs CMD in the background, logging to $work/NAME.log; prints its pid
 	local name=$1; shift
 	"$@" >"$work/$name.log" 2>&1 &
-	pids+=($!)
+	echo $! >>"$work/pids"
 	echo $!
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+port_free() {
+	if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+		echo "bench: port $1 is taken; set BENCH_PORT to another base" >&2; return 1
+	fi
+}
 wait_port() {
 	for _ in $(seq 1 200); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -108,7 +120,7 @@ wrk_run() {
 loadgen_run() {
 	local url=$1 tokens=$2; shift 2
 	local o
-	o=$("$bin/loadgen" -url "$url" -tokens "$tokens" -c "$conns" -d "${secs}s" "$@")
+	o=$("$loadgen" -url "$url" -tokens "$tokens" -c "$conns" -d "${secs}s" "$@")
 	echo "$o" >>"$work/loadgen.out"
 	echo "$o" | awk '
 		/^requests/ {r=$4; sub(/\/s/,"",r)}
@@ -123,7 +135,7 @@ rec() { echo "$1 $2" >>"$work/results"; }
 # same tokens file.
 bare_round() { # bare_round TAG TOKENS
 	local b
-	b=$(start bare "$bin/loadgen" -serve-bare "127.0.0.1:$bare_port")
+	b=$(start bare "$loadgen" -serve-bare "127.0.0.1:$bare_port")
 	wait_port "$bare_port"
 	local t0 r
 	t0=$(cpu_ticks "$b")
@@ -179,7 +191,7 @@ split_round() { # split_round TAG NATS_BINARY
 aio_start() { # aio_start DIR CHANNELS: starts the fake Slack and the all-in-one; sets aio_pid, slack_pid
 	local dir=$1
 	rm -rf "$dir"; mkdir -p "$dir"
-	slack_pid=$(start slack "$bin/loadgen" -serve-bare "127.0.0.1:$slack_port")
+	slack_pid=$(start slack "$loadgen" -serve-bare "127.0.0.1:$slack_port")
 	aio_pid=$(start aio env DATA_DIR="$dir/data" LISTEN_ADDR="127.0.0.1:$ingest_port" "$bin/jackalope")
 	wait_port "$slack_port"; wait_port "$ingest_port"
 	make_channels "$2" "$dir/urls" - env DATA_DIR="$dir/data" "$bin/jackalope"
@@ -224,7 +236,7 @@ idle_run() {
 	log "idle: making $idle_channels channels"
 	aio_start "$dir" "$idle_channels"
 	# One event per channel first, so that every channel was seen.
-	"$bin/loadgen" -url "http://127.0.0.1:$ingest_port" -tokens "$dir/urls" -c 8 -n "$idle_channels" >/dev/null
+	"$loadgen" -url "http://127.0.0.1:$ingest_port" -tokens "$dir/urls" -c 8 -n "$idle_channels" >/dev/null
 	sleep 5
 	local t0
 	t0=$(cpu_ticks "$aio_pid")
@@ -245,6 +257,7 @@ dispatch_run() {
 }
 
 # --- run ----------------------------------------------------------------------
+for p in "$ingest_port" "$bare_port" "$slack_port" "$nats_port" "$metrics_port"; do port_free "$p"; done
 log "$rounds round(s) of ${secs}s, $conns connections; scenarios: $only; load $(load1)"
 for r in $(seq 1 "$rounds"); do
 	want split && { log "round $r: split"; split_round split "$nats"; }
@@ -324,4 +337,8 @@ ratio() {
 } >"$out"
 cat "$out"
 log "table written to $out; raw output in $work is removed on exit (set BENCH_KEEP=1 to keep it)"
-if [ -n "${BENCH_KEEP:-}" ]; then trap - EXIT; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; log "kept $work"; fi
+if [ -n "${BENCH_KEEP:-}" ]; then
+	trap - EXIT
+	while read -r p; do kill "$p" 2>/dev/null || true; done <"$work/pids"
+	log "kept $work"
+fi
