@@ -192,7 +192,9 @@ aio_start() { # aio_start DIR CHANNELS: starts the fake Slack and the all-in-one
 	local dir=$1
 	rm -rf "$dir"; mkdir -p "$dir"
 	slack_pid=$(start slack "$loadgen" -serve-bare "127.0.0.1:$slack_port")
-	aio_pid=$(start aio env DATA_DIR="$dir/data" LISTEN_ADDR="127.0.0.1:$ingest_port" "$bin/jackalope")
+	# Each channel may take 100 posts a second, so that the dispatcher posts
+	# every event on its own (no digests) and keeps up at the steady rate.
+	aio_pid=$(start aio env DATA_DIR="$dir/data" LISTEN_ADDR="127.0.0.1:$ingest_port" CHANNEL_PACE=100/s CHANNEL_BURST=10 "$bin/jackalope")
 	wait_port "$slack_port"; wait_port "$ingest_port"
 	make_channels "$2" "$dir/urls" - env DATA_DIR="$dir/data" "$bin/jackalope"
 }
