@@ -4,7 +4,7 @@
 # in the same round: the target, then its ceiling (a bare net/http 204
 # handler, or a bare posting loop), BENCH_ROUNDS rounds, medians and ranges.
 # Load comes from wrk with unique bodies (tools/bench/unique.lua); cmd/loadgen
-# is run beside it once per round to check it against wrk.
+# is run beside it in the first round to check it against wrk.
 #
 #   make bench                               # 3 rounds of 10 s, ~9 minutes
 #   BENCH_QUICK=1 make bench                 # 1 round of 4 s, ~3 minutes
@@ -143,7 +143,7 @@ bare_round() { # bare_round TAG TOKENS
 	rec "$1.bare.rps" "$rps"; rec "$1.bare.p99" "$p99"
 	r=$(( $(cpu_ticks "$b") - t0 ))
 	rec "$1.bare.cpu_us" "$(awk -v t="$r" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
-	if [ "$1" = split ]; then
+	if [ "$1" = split ] && [ "$round" = 1 ]; then
 		read -r lrps lp99 < <(loadgen_run "http://127.0.0.1:$bare_port" "$2")
 		rec "loadgen.bare.rps" "$lrps"
 	fi
@@ -179,7 +179,7 @@ split_round() { # split_round TAG NATS_BINARY
 	rec "$tag.rps" "$rps"; rec "$tag.p99" "$p99"; rec "$tag.bad" "$bad"
 	rec "$tag.cpu_us" "$(awk -v t="$(( $(cpu_ticks "$i") - ti ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
 	rec "$tag.nats_cpu_us" "$(awk -v t="$(( $(cpu_ticks "$n") - tn ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
-	if [ "$tag" = split ]; then
+	if [ "$tag" = split ] && [ "$round" = 1 ]; then
 		read -r lrps lp99 < <(loadgen_run "http://127.0.0.1:$ingest_port" "$dir/urls")
 		rec "loadgen.split.rps" "$lrps"; rec "loadgen.split.p99" "$lp99"
 	fi
@@ -261,7 +261,8 @@ dispatch_run() {
 # --- run ----------------------------------------------------------------------
 for p in "$ingest_port" "$bare_port" "$slack_port" "$nats_port" "$metrics_port"; do port_free "$p"; done
 log "$rounds round(s) of ${secs}s, $conns connections; scenarios: $only; load $(load1)"
-for r in $(seq 1 "$rounds"); do
+for round in $(seq 1 "$rounds"); do
+	r=$round
 	want split && { log "round $r: split"; split_round split "$nats"; }
 	want split-old && [ -n "$nats_old" ] && { log "round $r: split-old ($nats_old)"; split_round split-old "$nats_old" || log "split-old failed; see $work/split-old-ingest.log"; }
 	want aio && { log "round $r: aio"; aio_round; }
