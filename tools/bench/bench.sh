@@ -72,6 +72,17 @@ fi
 nats_version() { "$1" --version 2>/dev/null | awk '{print $NF}'; }
 nats_old=${NATS_SERVER_OLD:-$(command -v nats-server || true)}
 if [ -n "$nats_old" ] && [ "$(nats_version "$nats_old")" = "$(nats_version "$nats")" ]; then nats_old=; fi
+# Jackalope provisions streams only on 2.10 or later (bus.Provision says
+# so); an older server is named in the table but not run.
+nats_old_note=
+if [ -n "$nats_old" ]; then
+	v=$(nats_version "$nats_old"); v=${v#v}
+	if [ "${v%%.*}" -lt 2 ] || { [ "${v%%.*}" = 2 ] && [ "$(echo "$v" | cut -d. -f2)" -lt 10 ]; }; then
+		nats_old_note="nats-server v$v ($nats_old) not run: Jackalope provisions its streams only on 2.10 or later"
+		log "$nats_old_note"
+		nats_old=
+	fi
+fi
 
 export SECRET_KEY=bench-secret-key-0123456789-abcdefghij
 export SLACK_WEBHOOK_HOSTS=127.0.0.1
@@ -264,7 +275,7 @@ log "$rounds round(s) of ${secs}s, $conns connections; scenarios: $only; load $(
 for round in $(seq 1 "$rounds"); do
 	r=$round
 	want split && { log "round $r: split"; split_round split "$nats"; }
-	want split-old && [ -n "$nats_old" ] && { log "round $r: split-old ($nats_old)"; split_round split-old "$nats_old" || log "split-old failed; see $work/split-old-ingest.log"; }
+	if want split-old && [ -n "$nats_old" ]; then log "round $r: split-old ($nats_old)"; split_round split-old "$nats_old"; fi
 	want aio && { log "round $r: aio"; aio_round; }
 	want steady && { log "round $r: steady"; steady_round; }
 done
@@ -292,6 +303,7 @@ ratio() {
 {
 	echo "## make bench, $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo
+	[ -n "$nats_old_note" ] && { echo "$nats_old_note."; echo; }
 	echo "$(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(go version | awk '{print $3}'), $rounds round(s) of ${secs}s, $conns connections, wrk with unique 1,023-byte bodies over $channels tokens; nats-server $(nats_version "$nats")${nats_old:+, old $(nats_version "$nats_old")}. Medians [ranges]."
 	echo
 	echo "| comparison | target | ceiling | ratio | target p99 ms | ceiling p99 ms | load (1 min) |"
