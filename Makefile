@@ -36,7 +36,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRender -fuzztime $(FUZZTIME) ./internal/render
 
 # bench runs the comparisons of docs/benchmarks.md (target beside its
-# ceiling, three rounds) and writes their table to bench-results.md; about
-# 9 minutes, BENCH_QUICK=1 for a 3-minute pass. See tools/bench/bench.sh.
+# ceiling, three rounds) and writes their table to bench-results.md in
+# 6–10 minutes, BENCH_QUICK=1 for a 3-minute pass. See tools/bench/bench.sh.
 bench:
 	tools/bench/bench.sh

@@ -6,7 +6,7 @@
 # Load comes from wrk with unique bodies (tools/bench/unique.lua); cmd/loadgen
 # is run beside it in the first round to check it against wrk.
 #
-#   make bench                               # 3 rounds of 10 s, ~9 minutes
+#   make bench                               # 3 rounds of 10 s, 6–10 minutes
 #   BENCH_QUICK=1 make bench                 # 1 round of 4 s, ~3 minutes
 #   BENCH_ONLY="split aio" make bench        # some scenarios only
 #
