@@ -2,7 +2,7 @@
 GO ?= go
 LINT = $(GO) tool -modfile=tools/go.mod golangci-lint
 
-.PHONY: check fmt vet lint test tidy build fuzz storm
+.PHONY: check fmt vet lint test tidy build fuzz storm bench
 
 check: fmt vet lint tidy test
 
@@ -41,3 +41,9 @@ fuzz:
 ROUNDS ?= 1
 storm:
 	JACKALOPE_LOAD_STORM=1 $(GO) test -count=$(ROUNDS) -timeout 30m -run '^TestStormLoad$$' -v $(E2E) | grep -E 'stormload_test|^(---|ok|FAIL)'
+
+# bench runs the comparisons of docs/benchmarks.md (target beside its
+# ceiling, three rounds) and writes their table to bench-results.md in
+# 6–10 minutes, BENCH_QUICK=1 for a 3-minute pass. See tools/bench/bench.sh.
+bench:
+	tools/bench/bench.sh

@@ -29,6 +29,7 @@ type config struct {
 	concurrency int
 	duration    time.Duration // 0: until n requests
 	requests    int64         // 0: until duration
+	rate        float64       // requests per second over all connections; 0: as fast as answered
 	event       string
 	body        []byte
 	bodySource  string
@@ -79,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&tokensFile, "tokens", "", "file of Jamf URL tokens or whole Jamf URLs, one a line")
 	fs.IntVar(&cfg.concurrency, "c", 64, fmt.Sprintf("concurrent connections, each with one request in flight (at most %d)", maxConcurrency))
 	fs.DurationVar(&cfg.duration, "d", 0, fmt.Sprintf("run this long (%s when -n is not set either; at most %s)", defaultRunTime, maxDuration))
+	fs.Float64Var(&cfg.rate, "rate", 0, "send at most this many requests per second in all, on a fixed schedule (0: as fast as the target answers)")
 	fs.Int64Var(&cfg.requests, "n", 0, fmt.Sprintf("stop after this many requests (at most %d)", maxRequests))
 	fs.StringVar(&cfg.event, "event", "ComputerCheckIn", "webhook.webhookEvent of the built-in ComputerCheckIn body")
 	fs.StringVar(&bodyFile, "body", "", "send this file's body instead of the built-in one (its udid, serialNumber and eventTimestamp are varied)")
@@ -132,6 +134,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.concurrency < 1 || cfg.concurrency > maxConcurrency {
 		problems = append(problems, fmt.Sprintf("-c must be from 1 to %d", maxConcurrency))
+	}
+	if cfg.rate < 0 {
+		problems = append(problems, "-rate must not be negative")
 	}
 	if cfg.duration < 0 || cfg.duration > maxDuration {
 		problems = append(problems, fmt.Sprintf("-d must be from 0 to %s", maxDuration))

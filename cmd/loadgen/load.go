@@ -142,7 +142,7 @@ func drive(ctx context.Context, cfg config) (*result, error) {
 			samples:  map[string]bool{},
 		}
 		workers[i] = w
-		wg.Go(func() { w.loop(runCtx, &next, cfg.requests, base) })
+		wg.Go(func() { w.loop(runCtx, &next, cfg.requests, base, pacer{start: start, rate: cfg.rate}) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -181,7 +181,7 @@ func drive(ctx context.Context, cfg config) (*result, error) {
 // loop sends requests until ctx ends or n (when positive) have been taken.
 // The request is built once and reused: the transport is done with it once
 // the answer's body is closed and the request body was released.
-func (w *worker) loop(ctx context.Context, next *atomic.Int64, n int64, base uint64) {
+func (w *worker) loop(ctx context.Context, next *atomic.Int64, n int64, base uint64, p pacer) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.urls[0].String(), nil)
 	if err != nil {
 		w.errs++
@@ -194,6 +194,9 @@ func (w *worker) loop(ctx context.Context, next *atomic.Int64, n int64, base uin
 	for ctx.Err() == nil {
 		seq := next.Add(1)
 		if n > 0 && seq > n {
+			return
+		}
+		if !p.wait(ctx, seq) {
 			return
 		}
 		stamp(w.body, w.spans, base+uint64(seq))
@@ -222,6 +225,33 @@ func (w *worker) loop(ctx context.Context, next *atomic.Int64, n int64, base uin
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// pacer holds a run to a fixed rate: request seq is due at
+// start + seq/rate. A zero rate sends as fast as the target answers.
+type pacer struct {
+	start time.Time
+	rate  float64
+}
+
+// wait waits until request seq is due, and reports false when ctx ended
+// first.
+func (p pacer) wait(ctx context.Context, seq int64) bool {
+	if p.rate <= 0 {
+		return true
+	}
+	d := time.Until(p.start.Add(time.Duration(float64(seq-1) / p.rate * float64(time.Second))))
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

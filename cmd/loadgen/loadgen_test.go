@@ -367,3 +367,20 @@ func TestFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestPacer checks the schedule -rate keeps: the first request is due at
+// once, a later one waits, and a run that ends stops the wait.
+func TestPacer(t *testing.T) {
+	p := pacer{start: time.Now(), rate: 0.001} // one request every 1,000 s
+	if !p.wait(t.Context(), 1) {
+		t.Error("wait(1) = false; the first request is due at the start")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if p.wait(ctx, 2) {
+		t.Error("wait(2) = true with the run over; the second request is due 1,000 s in")
+	}
+	if !(pacer{}).wait(ctx, 1000) {
+		t.Error("wait without a rate = false; without -rate requests go as fast as answered")
+	}
+}

@@ -29,9 +29,11 @@ func TestActivity(t *testing.T) {
 	consumer(t, c, tk.take)
 	publish(t, c, event("a", "ComputerAdded", 1, `{"a":1}`))
 	tk.next(t).Settle(nil)
-	testwait.For(t, 10*time.Second, "the delivered event in the history", func() bool {
+	// The ack goes out within a moment of Settle: wait for the backlog too.
+	testwait.For(t, 10*time.Second, "the delivered event in the history, and its ack", func() bool {
 		h, err := c.History(t.Context(), "a", time.Time{}, time.Time{})
-		return err == nil && len(h) == 1
+		got, aerr := c.Activity(t.Context(), []string{"a"})
+		return err == nil && len(h) == 1 && aerr == nil && got["a"].Waiting == 0
 	})
 	publish(t, c, event("a", "ComputerCheckIn", 2, `{"a":2}`))
 	waiting := tk.next(t) // taken, not settled: still in the backlog

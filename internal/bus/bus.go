@@ -193,6 +193,8 @@ type Conn struct {
 
 	kvMu sync.Mutex
 	kv   map[string]jetstream.KeyValue // buckets by name, once looked up
+
+	acks ackBatch // acks of delivered events waiting for ackDelay
 }
 
 // Connect connects to cfg.URL or, when it is empty, starts an embedded NATS
@@ -340,6 +342,8 @@ func (c *Conn) MaxPayload() int64 { return c.nc.MaxPayload() }
 // and WatchInstallations first. Close is safe to call more than once.
 func (c *Conn) Close() {
 	c.closeOnce.Do(func() {
+		// The acks that wait go out before nc drains.
+		c.sendAcks(c.acks.take(true))
 		// Both start draining before Close waits for either.
 		drain(c.pub)
 		drain(c.nc)

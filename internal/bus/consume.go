@@ -83,7 +83,8 @@ func (d *Delivery) Event() jamf.Received {
 // Settle answers the server for the event according to err:
 //
 //   - nil: delivered. The event is copied to JAMF_HISTORY when the history
-//     is on, then acked, which removes it from the backlog. The ack is not
+//     is on, then acked, which removes it from the backlog. The ack goes
+//     out within ackDelay, with the others of that moment, and is not
 //     waited for: a lost one makes the server deliver the event again after
 //     AckWait (at least once, never lost).
 //   - retry.Permanent: terminated, which removes it from the backlog. The
@@ -102,9 +103,7 @@ func (d *Delivery) Settle(err error) {
 	switch {
 	case err == nil:
 		d.c.record(d)
-		if aerr := d.msg.Ack(); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {
-			log.Warn("ack failed; the event will be delivered again", "installation", d.ev.InstallationID, "seq", d.seq, "err", aerr)
-		}
+		d.c.acks.add(d.c, pendingAck{msg: d.msg, installation: d.ev.InstallationID, seq: d.seq})
 	case retry.IsPermanent(err):
 		term(d.msg, log)
 	default:
@@ -138,10 +137,74 @@ func (d *Delivery) Skip() {
 	if d.msg == nil {
 		return
 	}
-	if err := d.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		d.c.log.Warn("ack failed; the event will be delivered again", "installation", d.ev.InstallationID, "seq", d.seq, "err", err)
-	}
+	d.c.acks.add(d.c, pendingAck{msg: d.msg, installation: d.ev.InstallationID, seq: d.seq})
 	d.msg, d.ev.Body = nil, nil
+}
+
+// ackDelay is how long the ack of a delivered event waits, to go out with
+// the acks of the events delivered meanwhile. Under interest retention an
+// acked event leaves JAMF_EVENTS, and each time the last one leaves, the
+// server's file store deletes its write block and creates a new file: at
+// a steady few hundred events a second, with each acked within
+// milliseconds, that happened for a good share of events and took about a
+// fifth of the all-in-one's CPU (docs/benchmarks.md). Held back this
+// long, acks overlap the next events and the stream rarely empties. A
+// process that dies meanwhile has its last events delivered again after
+// AckWait: at least once, as any ack lost on the way.
+const ackDelay = 20 * time.Millisecond
+
+// pendingAck is the ack of a delivered event, waiting for ackDelay.
+type pendingAck struct {
+	msg          jetstream.Msg
+	installation string
+	seq          uint64
+}
+
+// ackBatch holds the acks that wait; one timer sends them all.
+type ackBatch struct {
+	mu      sync.Mutex
+	pending []pendingAck
+	timer   *time.Timer
+	closed  bool // Close flushed the batch: acks go out at once
+}
+
+// add queues a for the next flush, or sends it now once c is closing.
+func (b *ackBatch) add(c *Conn, a pendingAck) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		c.sendAcks([]pendingAck{a})
+		return
+	}
+	b.pending = append(b.pending, a)
+	if b.timer == nil {
+		b.timer = time.AfterFunc(ackDelay, func() { c.sendAcks(b.take(false)) })
+	}
+	b.mu.Unlock()
+}
+
+// take empties the batch; closing makes later acks go out at once.
+func (b *ackBatch) take(closing bool) []pendingAck {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.closed = b.closed || closing
+	p := b.pending
+	b.pending = nil
+	return p
+}
+
+// sendAcks acks each of acks. A lost ack makes the server deliver the
+// event again after AckWait: at least once, never lost.
+func (c *Conn) sendAcks(acks []pendingAck) {
+	for _, a := range acks {
+		if err := a.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			c.log.Warn("ack failed; the event will be delivered again", "installation", a.installation, "seq", a.seq, "err", err)
+		}
+	}
 }
 
 // Progress tells the server that the event is still being worked on, so

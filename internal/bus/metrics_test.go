@@ -129,9 +129,10 @@ func TestHistoryResend(t *testing.T) {
 	// Resent again within the dedup window, the two events, which the
 	// history now holds twice each, are stored once more not at all: of the
 	// five entries since the mark only the one never resent is stored.
-	testwait.For(t, 10*time.Second, "the history to hold the resent events", func() bool {
+	// The acks go out within a moment of Settle: wait for the backlog too.
+	testwait.For(t, 10*time.Second, "the history to hold the resent events, and their acks", func() bool {
 		h, err := c.History(t.Context(), "inst", mark, time.Time{})
-		return err == nil && len(h) == 5
+		return err == nil && len(h) == 5 && backlog(t, c) == 0
 	})
 	if n, err := c.ResendHistory(t.Context(), "inst", mark, time.Time{}); err != nil || n != 5 {
 		t.Fatalf("second ResendHistory = %d, %v; want the 5 entries read", n, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +242,69 @@ func TestPublishWhileDisconnected(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{`{"n":1}`, `{"n":3}`}, bodies); diff != "" {
 		t.Errorf("stored bodies (-want +got):\n%s", diff)
+	}
+}
+
+// TestPublishAckLostOrLate puts a proxy between the publisher and the
+// server that drops or holds back what the server sends the publish
+// connection (its acknowledgements): the publish must fail with
+// bus.ErrAckLate by its deadline, never succeed, and the pipeline must
+// serve the next publish once acknowledgements flow again. A late
+// acknowledgement arriving after the caller gave up changes nothing.
+func TestPublishAckLostOrLate(t *testing.T) {
+	for _, rule := range []bustest.Rule{bustest.Drop, bustest.Hold} {
+		name := map[bustest.Rule]string{bustest.Drop: "lost", bustest.Hold: "late"}[rule]
+		t.Run(name, func(t *testing.T) {
+			srv := bustest.Server(t)
+			proxy := bustest.NewProxy(t, srv.URL())
+			c := srv.Connect(t, func(cfg *bus.Config) { cfg.URL = proxy.URL(); cfg.Name = "ackproxy" })
+			if err := c.Publish(t.Context(), received("a", "E", `{"n":1}`)); err != nil {
+				t.Fatalf("Publish before the proxy interferes: %v", err)
+			}
+
+			proxy.Set("ackproxy-publish", rule)
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			err := c.Publish(ctx, received("a", "E", `{"n":2}`))
+			cancel()
+			if !errors.Is(err, bus.ErrAckLate) {
+				t.Fatalf("Publish with its acknowledgement %s: error = %v, want bus.ErrAckLate", name, err)
+			}
+
+			proxy.Set("ackproxy-publish", bustest.Pass)
+			if err := c.Publish(t.Context(), received("a", "E", `{"n":3}`)); err != nil {
+				t.Fatalf("Publish after acknowledgements flow again: %v", err)
+			}
+			// The server stored the event whose acknowledgement went
+			// missing: a 503 promises nothing either way, and Jamf's retry
+			// of it is folded by the message ID.
+			if err := c.Publish(t.Context(), received("a", "E", `{"n":2}`)); err != nil {
+				t.Fatalf("Publish of the event again: %v", err)
+			}
+			if got := streamMsgs(t, c, bus.StreamEvents); got != 3 {
+				t.Errorf("stream holds %d messages, want 3", got)
+			}
+		})
+	}
+}
+
+// TestPublishConcurrent publishes from many goroutines at once through the
+// shared pipeline, more than it keeps pending: each must get its own
+// acknowledgement and every event must be stored once.
+func TestPublishConcurrent(t *testing.T) {
+	c := bustest.New(t)
+	const n = 600
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- c.Publish(t.Context(), received("a", "E", fmt.Sprintf(`{"n":%d}`, i)))
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("Publish: %v", err)
+		}
+	}
+	if got := streamMsgs(t, c, bus.StreamEvents); got != n {
+		t.Errorf("stream holds %d messages, want %d", got, n)
 	}
 }

@@ -68,20 +68,13 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 				b.Fatal(err)
 			}
 			target := s.slack.Total() + b.N
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
 			b.ResetTimer()
 			start := time.Now()
-			go func() {
-				done <- d.Run(ctx, 5*time.Second, func(ctx context.Context, take dispatch.Take) error {
-					return s.conn.Consume(ctx, 256, func(ctx context.Context, dv *bus.Delivery) error { return take(ctx, dv) })
-				})
-			}()
+			stop := runDispatcher(s, d)
 			s.slack.WaitTotal(b, target, 5*time.Minute)
 			elapsed := time.Since(start)
 			b.StopTimer()
-			cancel()
-			if err := <-done; err != nil {
+			if err := stop(); err != nil {
 				b.Fatalf("run: %v", err)
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
@@ -168,4 +161,97 @@ func publishAll(b *testing.B, conn *bus.Conn, bodies [][]byte, idOf func(int) st
 		})
 	}
 	wg.Wait()
+}
+
+// BenchmarkDeliverySlack200ms measures how long one dispatcher with the
+// default settings (pace, burst, digests, posts in flight) takes to
+// deliver a burst when Slack takes 200 ms to answer each post and never
+// rate limits: 2,000 events to 50 channels, and 1 event each to 1,000
+// channels. s/run is from the dispatcher's start to the moment the
+// backlog is empty (every event acknowledged: posted alone or in a
+// digest); posts/run is what the fake received. Run it once:
+//
+//	go test -run '^$' -bench 'BenchmarkDeliverySlack200ms' -benchtime 1x ./internal/dispatch
+func BenchmarkDeliverySlack200ms(b *testing.B) {
+	for _, tt := range []struct {
+		name              string
+		channels, perChan int
+	}{
+		{"events=2000/channels=50", 50, 40},
+		{"events=1000/channels=1000", 1000, 1},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			s := newSystem(b, nil)
+			s.slack.SetLatency(200 * time.Millisecond)
+			ids := make([]string, tt.channels)
+			for i := range ids {
+				e, _ := s.addChannel(fmt.Sprintf("slow-%d", i), registry.DeliverySettings{})
+				ids[i] = e.ID
+			}
+			var total time.Duration
+			posts := 0
+			for range b.N {
+				b.StopTimer()
+				n := tt.channels * tt.perChan
+				bodies := make([][]byte, n)
+				for i := range bodies {
+					bodies[i], _ = numberedComputerAdded()
+				}
+				publishAll(b, s.conn, bodies, func(i int) string { return ids[i%tt.channels] })
+				d, err := dispatch.New(benchOptions(s, 0))
+				if err != nil {
+					b.Fatal(err)
+				}
+				before := s.slack.Total()
+				b.StartTimer()
+				start := time.Now()
+				stop := runDispatcher(s, d)
+				waitBacklogEmpty(b, s.conn, 2*time.Minute)
+				total += time.Since(start)
+				b.StopTimer()
+				posts += s.slack.Total() - before
+				if err := stop(); err != nil {
+					b.Fatalf("run: %v", err)
+				}
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "s/run")
+			b.ReportMetric(float64(posts)/float64(b.N), "posts/run")
+		})
+	}
+}
+
+// runDispatcher runs d on s's bus, as cmd/dispatcher does, until the
+// returned stop is called; stop returns Run's error.
+func runDispatcher(s *system, d *dispatch.Dispatcher) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- d.Run(ctx, 5*time.Second, func(ctx context.Context, take dispatch.Take) error {
+			return s.conn.Consume(ctx, 256, func(ctx context.Context, dv *bus.Delivery) error { return take(ctx, dv) })
+		})
+	}()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// waitBacklogEmpty waits until JAMF_EVENTS holds nothing: every event was
+// acknowledged (the stream keeps an event only while it is not).
+func waitBacklogEmpty(b *testing.B, conn *bus.Conn, timeout time.Duration) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := conn.Backlog(context.Background())
+		if err != nil {
+			b.Fatalf("backlog: %v", err)
+		}
+		if st.Msgs == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("after %v the backlog still holds %d events", timeout, st.Msgs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

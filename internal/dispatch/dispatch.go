@@ -418,7 +418,10 @@ func (d *Dispatcher) filtered(dv Delivery, ev jamf.Received, env jamf.Envelope) 
 		label = filteredOther
 	}
 	d.metrics.filtered.WithLabelValues(label).Inc()
-	d.eventLog(ev).Debug("event hidden by the channel's event filter; not posted")
+	// Not through eventLog: a filter may hide most events, and a logger
+	// built per event costs even when debug lines are dropped.
+	d.log.Debug("event hidden by the channel's event filter; not posted",
+		"installation", ev.InstallationID, "event", ev.Event, "attempt", ev.Attempt)
 	dv.Skip()
 }
 

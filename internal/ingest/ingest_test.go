@@ -54,8 +54,20 @@ type testEnv struct {
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newEnvVia(t, nil)
+}
+
+// newEnvVia is newEnv with ingest's connection to NATS going through the
+// proxy that via starts for the server's URL, when via is not nil, and
+// opts applied to the bus configuration.
+func newEnvVia(t *testing.T, via func(url string) *bustest.Proxy, opts ...func(*bus.Config)) *testEnv {
+	t.Helper()
 	n := bustest.Server(t)
-	conn := n.Connect(t)
+	if via != nil {
+		proxy := via(n.URL())
+		opts = append(opts, func(c *bus.Config) { c.URL = proxy.URL(); c.Name = "ingest" })
+	}
+	conn := n.Connect(t, opts...)
 	keys, err := secret.New("test secret key for ingest tests")
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +432,55 @@ func TestUnavailableWhileJetStreamIsDown(t *testing.T) {
 	}
 	if slices.Contains(serials, "C02OUT000002") {
 		t.Errorf("stream holds %v; the event C02OUT000002, answered 503 while JetStream was down, was stored after all", serials)
+	}
+}
+
+// TestUnavailableWhenAckLostOrLate drops, then holds back, JetStream's
+// acknowledgements to ingest's publish connection: ingest must answer 503
+// with Retry-After, never 204, and 204 again once they flow.
+func TestUnavailableWhenAckLostOrLate(t *testing.T) {
+	var proxy *bustest.Proxy
+	env := newEnvVia(t, func(url string) *bustest.Proxy {
+		proxy = bustest.NewProxy(t, url)
+		return proxy
+	})
+	for i, rule := range []bustest.Rule{bustest.Drop, bustest.Hold} {
+		proxy.Set("ingest-publish", rule)
+		got := env.post(t, tokenActive, "application/json", webhook("ComputerCheckIn", fmt.Sprintf("C02ACK%06d", i)))
+		if got.Code != 503 || got.RetryAfter != "5" {
+			t.Errorf("acknowledgement %s: %d (Retry-After %q), want 503 with Retry-After 5",
+				map[bustest.Rule]string{bustest.Drop: "lost", bustest.Hold: "late"}[rule], got.Code, got.RetryAfter)
+		}
+		proxy.Set("ingest-publish", bustest.Pass)
+		if got := env.post(t, tokenActive, "application/json", webhook("ComputerCheckIn", fmt.Sprintf("C02ACK1%05d", i))); got.Code != 204 {
+			t.Errorf("acknowledgements flowing again: %d %q, want 204", got.Code, got.Body)
+		}
+	}
+}
+
+// TestUnavailableWhenStreamFull fills a small stream: the event that does
+// not fit is answered 503 with Retry-After, and every 204 was stored.
+func TestUnavailableWhenStreamFull(t *testing.T) {
+	env := newEnvVia(t, nil, func(c *bus.Config) { c.MaxBytes = 8 << 10 })
+	accepted := 0
+	for i := range 40 {
+		got := env.post(t, tokenActive, "application/json", webhook("ComputerCheckIn", fmt.Sprintf("C02FULL%05d", i)))
+		if got.Code == 503 {
+			if got.RetryAfter != "5" {
+				t.Errorf("full stream: Retry-After %q, want 5", got.RetryAfter)
+			}
+			break
+		}
+		if got.Code != 204 {
+			t.Fatalf("POST #%d = %d %q, want 204 or 503", i+1, got.Code, got.Body)
+		}
+		accepted++
+	}
+	if accepted == 40 {
+		t.Fatal("40 events fitted in an 8 KiB stream; it never answered 503")
+	}
+	if n := len(env.stored(t)); n != accepted {
+		t.Errorf("stream holds %d messages, want the %d answered 204", n, accepted)
 	}
 }
 

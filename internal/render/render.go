@@ -189,6 +189,9 @@ func Message(env jamf.Envelope, opts Options) slack.Message {
 // then halves the text, until it fits. The per-part limits make this a
 // safety net that normal messages never reach.
 func fit(m slack.Message) slack.Message {
+	if jsonBound(m) <= maxMessageJSON {
+		return m
+	}
 	for range 16 {
 		b, err := json.Marshal(m)
 		if err == nil && len(b) <= maxMessageJSON {
@@ -208,6 +211,28 @@ func fit(m slack.Message) slack.Message {
 		}
 	}
 	return m
+}
+
+// jsonBound is at least the length of m's JSON, without encoding it: every
+// byte of a string may take up to six (\u escapes), and every member's
+// name and punctuation fit in 32. Most messages are far under
+// maxMessageJSON by this bound, and fit then has nothing to check.
+func jsonBound(m slack.Message) int {
+	const perString, perMember = 6, 32
+	n := perMember + perString*len(m.Text)
+	for _, a := range m.Attachments {
+		n += perMember * 12
+		for _, s := range [...]string{a.Fallback, a.Color, a.Pretext, a.Title, a.TitleLink, a.Text, a.ThumbURL, a.Footer} {
+			n += perString * len(s)
+		}
+		for _, s := range a.MrkdwnIn {
+			n += perMember + perString*len(s)
+		}
+		for _, f := range a.Fields {
+			n += perMember*3 + perString*(len(f.Title)+len(f.Value))
+		}
+	}
+	return n
 }
 
 // build decodes the event and renders the card of its type.

@@ -151,3 +151,32 @@ func TestFitShrinksOversizedMessages(t *testing.T) {
 		t.Errorf("fit() dropped the title or all the text: %+v", a)
 	}
 }
+
+// TestJSONBound checks that jsonBound never undercounts, for messages
+// whose strings need the longest escapes and for plain ones.
+func TestJSONBound(t *testing.T) {
+	worst := strings.Repeat("\x01<>&\u2028\"\\", 20)
+	tests := []struct {
+		name string
+		m    slack.Message
+	}{
+		{name: "empty", m: slack.Message{}},
+		{name: "plain", m: slack.Message{Text: "hello", Attachments: []slack.Attachment{{Title: "t", Ts: 1 << 40, MrkdwnIn: []string{"text", "fields"}}}}},
+		{name: "escapes everywhere", m: slack.Message{Text: worst, Attachments: []slack.Attachment{{
+			Fallback: worst, Color: worst, Pretext: worst, Title: worst, TitleLink: worst, Text: worst,
+			Fields:   []slack.Field{{Title: worst, Value: worst, Short: true}, {Title: "", Value: ""}},
+			ThumbURL: worst, Footer: worst, Ts: -1 << 62, MrkdwnIn: []string{worst, ""},
+		}, {}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := jsonBound(tt.m); got < len(b) {
+				t.Errorf("jsonBound = %d, below the %d bytes of its JSON", got, len(b))
+			}
+		})
+	}
+}

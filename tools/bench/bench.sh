@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# bench.sh runs the comparisons of docs/benchmarks.md on this machine and
+# writes their table (markdown) to $BENCH_OUT. Each comparison is a pair run
+# in the same round: the target, then its ceiling (a bare net/http 204
+# handler, or a bare posting loop), BENCH_ROUNDS rounds, medians and ranges.
+# Load comes from wrk with unique bodies (tools/bench/unique.lua); cmd/loadgen
+# is run beside it in the first round to check it against wrk.
+#
+#   make bench                               # 3 rounds of 10 s, 6–10 minutes
+#   BENCH_QUICK=1 make bench                 # 1 round of 4 s, ~3 minutes
+#   BENCH_ONLY="split aio" make bench        # some scenarios only
+#
+# Scenarios: split (cmd/ingest + nats-server of go.mod's version), split-old
+# (the same with $NATS_SERVER_OLD, e.g. Debian's 2.9.10, when it is set or
+# found on PATH and differs), aio (the all-in-one delivering to a fake
+# Slack meanwhile), steady (the all-in-one at a steady 500 requests/s),
+# idle (the all-in-one idle with $BENCH_IDLE_CHANNELS channels), dispatch
+# (BenchmarkDelivery and BenchmarkDeliverySlack200ms).
+#
+# Settings: BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNS (64),
+# BENCH_PORT (15400; uses the next 50 ports), BENCH_BIN (a directory of
+# prebuilt ingest, installer, jackalope: compare another build),
+# NATS_SERVER (default: built from go.mod), NATS_SERVER_OLD, BENCH_OUT
+# (bench-results.md), BENCH_IDLE_CHANNELS (1000).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+quick=${BENCH_QUICK:-}
+rounds=${BENCH_ROUNDS:-$([ -n "$quick" ] && echo 1 || echo 3)}
+secs=${BENCH_SECONDS:-$([ -n "$quick" ] && echo 4 || echo 10)}
+conns=${BENCH_CONNS:-64}
+port=${BENCH_PORT:-15400}
+only=${BENCH_ONLY:-split split-old aio steady idle dispatch}
+idle_channels=${BENCH_IDLE_CHANNELS:-$([ -n "$quick" ] && echo 200 || echo 1000)}
+out=${BENCH_OUT:-$root/bench-results.md}
+channels=20
+
+work=$(mktemp -d /tmp/jackalope-bench.XXXXXX)
+# Every process start runs is noted in $work/pids (start runs in a
+# subshell), so that cleanup can stop the ones a failure left behind.
+cleanup() {
+	if [ -f "$work/pids" ]; then
+		while read -r p; do kill "$p" 2>/dev/null || true; done <"$work/pids"
+	fi
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+log() { echo "bench: $*" >&2; }
+want() { [[ " $only " == *" $1 "* ]]; }
+
+command -v wrk >/dev/null || { echo "bench: wrk is required (apt-get install wrk)" >&2; exit 1; }
+
+# --- binaries ---------------------------------------------------------------
+bin=${BENCH_BIN:-$work/bin}
+if [ -z "${BENCH_BIN:-}" ]; then
+	log "building cmd/ingest, cmd/installer, cmd/jackalope"
+	(cd "$root" && go build -o "$bin/" ./cmd/ingest ./cmd/installer ./cmd/jackalope)
+fi
+# loadgen (the bare handler, the fake Slack, the steady load) always comes
+# from this tree, also when BENCH_BIN measures another build.
+(cd "$root" && go build -o "$work/tools/" ./cmd/loadgen)
+loadgen=$work/tools/loadgen
+nats=${NATS_SERVER:-}
+if [ -z "$nats" ]; then
+	log "building nats-server $(cd "$root" && go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2) from go.mod"
+	(cd "$root" && go build -o "$work/nats-server" github.com/nats-io/nats-server/v2)
+	nats=$work/nats-server
+fi
+nats_version() { "$1" --version 2>/dev/null | awk '{print $NF}'; }
+nats_old=${NATS_SERVER_OLD:-$(command -v nats-server || true)}
+if [ -n "$nats_old" ] && [ "$(nats_version "$nats_old")" = "$(nats_version "$nats")" ]; then nats_old=; fi
+# Jackalope provisions streams only on 2.10 or later (bus.Provision says
+# so); an older server is named in the table but not run.
+nats_old_note=
+if [ -n "$nats_old" ]; then
+	v=$(nats_version "$nats_old"); v=${v#v}
+	if [ "${v%%.*}" -lt 2 ] || { [ "${v%%.*}" = 2 ] && [ "$(echo "$v" | cut -d. -f2)" -lt 10 ]; }; then
+		nats_old_note="nats-server v$v ($nats_old) not run: Jackalope provisions its streams only on 2.10 or later"
+		log "$nats_old_note"
+		nats_old=
+	fi
+fi
+
+export SECRET_KEY=bench-secret-key-0123456789-abcdefghij
+export SLACK_WEBHOOK_HOSTS=127.0.0.1
+export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
+ingest_port=$port bare_port=$((port + 1)) slack_port=$((port + 2)) nats_port=$((port + 22)) metrics_port=$((port + 9))
+
+# --- helpers ----------------------------------------------------------------
+start() { # start NAME CMD...: runs CMD in the background, logging to $work/NAME.log; prints its pid
+	local name=$1; shift
+	"$@" >"$work/$name.log" 2>&1 &
+	echo $! >>"$work/pids"
+	echo $!
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+port_free() {
+	if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+		echo "bench: port $1 is taken; set BENCH_PORT to another base" >&2; return 1
+	fi
+}
+wait_port() {
+	for _ in $(seq 1 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "bench: nothing listens on port $1" >&2; return 1
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+tck=$(getconf CLK_TCK)
+
+# wrk_run URL TOKENS: prints "rps p99_ms non2xx"
+wrk_run() {
+	local o
+	o=$(wrk -c "$conns" -t 2 -d "${secs}s" --latency -s "$here/unique.lua" "$1" -- "$2" "$here/checkin.json" "r$RANDOM$RANDOM")
+	echo "$o" >>"$work/wrk.out"
+	echo "$o" | awk '
+		/Requests\/sec/ {rps=$2}
+		/^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v}
+		/Non-2xx/ {bad=$NF}
+		/Socket errors/ {bad=bad "+sock"}
+		END {printf "%.0f %.2f %s\n", rps, p99, (bad==""?0:bad)}'
+}
+# loadgen_run URL TOKENS [extra flags]: prints "rps p99_ms"
+loadgen_run() {
+	local url=$1 tokens=$2; shift 2
+	local o
+	o=$("$loadgen" -url "$url" -tokens "$tokens" -c "$conns" -d "${secs}s" "$@")
+	echo "$o" >>"$work/loadgen.out"
+	echo "$o" | awk '
+		/^requests/ {r=$4; sub(/\/s/,"",r)}
+		/^latency/ {v=$7; if (v ~ /µs$/) {sub(/µs/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p=v}
+		END {printf "%.0f %.2f\n", r, p}'
+}
+
+# Results: one line per measurement, "KEY VALUE", in $work/results.
+rec() { echo "$1 $2" >>"$work/results"; }
+
+# bare ceiling: a bare 204 handler measured by wrk (and loadgen), with the
+# same tokens file.
+bare_round() { # bare_round TAG TOKENS
+	local b
+	b=$(start bare "$loadgen" -serve-bare "127.0.0.1:$bare_port")
+	wait_port "$bare_port"
+	local t0 r
+	t0=$(cpu_ticks "$b")
+	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$bare_port" "$2")
+	rec "$1.bare.rps" "$rps"; rec "$1.bare.p99" "$p99"
+	r=$(( $(cpu_ticks "$b") - t0 ))
+	rec "$1.bare.cpu_us" "$(awk -v t="$r" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	if [ "$1" = split ] && [ "$round" = 1 ]; then
+		read -r lrps lp99 < <(loadgen_run "http://127.0.0.1:$bare_port" "$2")
+		rec "loadgen.bare.rps" "$lrps"
+	fi
+	stop "$b"
+}
+
+make_channels() { # make_channels N TOKENS_FILE INIT CMD...: INIT is --init for a new installer registry, or -
+	local n=$1 file=$2 init=$3; shift 3
+	: >"$file"
+	for i in $(seq 0 $((n - 1))); do
+		local flags=()
+		if [ "$i" = 0 ] && [ "$init" != - ]; then flags=("$init"); fi
+		"$@" channels add "${flags[@]}" --channel "bench-$i" --webhook-url "http://127.0.0.1:$slack_port/services/T0/B0/x$i" 2>>"$work/channels.log" | awk '/Jamf URL:/ {print $3}' >>"$file"
+	done
+	[ "$(wc -l <"$file")" -ge "$n" ] || { echo "bench: made $(wc -l <"$file") of $n channels" >&2; return 1; }
+}
+
+# --- split: cmd/ingest with nats-server in its own process --------------------
+split_round() { # split_round TAG NATS_BINARY
+	local tag=$1 server=$2 dir=$work/$1
+	rm -rf "$dir"; mkdir -p "$dir"
+	local n
+	n=$(start "$tag-nats" "$server" -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/nats")
+	wait_port "$nats_port"
+	make_channels "$channels" "$dir/urls" --init env NATS_URL="nats://127.0.0.1:$nats_port" DATA_DIR="$dir/installer" "$bin/installer"
+	local i
+	i=$(start "$tag-ingest" env NATS_URL="nats://127.0.0.1:$nats_port" LISTEN_ADDR="127.0.0.1:$ingest_port" METRICS_ADDR="127.0.0.1:$metrics_port" "$bin/ingest")
+	wait_port "$ingest_port"
+	local ti tn
+	ti=$(cpu_ticks "$i"); tn=$(cpu_ticks "$n")
+	rec "$tag.load" "$(load1)"
+	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$ingest_port" "$dir/urls")
+	rec "$tag.rps" "$rps"; rec "$tag.p99" "$p99"; rec "$tag.bad" "$bad"
+	rec "$tag.cpu_us" "$(awk -v t="$(( $(cpu_ticks "$i") - ti ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec "$tag.nats_cpu_us" "$(awk -v t="$(( $(cpu_ticks "$n") - tn ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	if [ "$tag" = split ] && [ "$round" = 1 ]; then
+		read -r lrps lp99 < <(loadgen_run "http://127.0.0.1:$ingest_port" "$dir/urls")
+		rec "loadgen.split.rps" "$lrps"; rec "loadgen.split.p99" "$lp99"
+	fi
+	stop "$i"; stop "$n"
+	bare_round "$tag" "$dir/urls"
+}
+
+# --- aio: the all-in-one, delivering to a fake Slack meanwhile ---------------
+aio_start() { # aio_start DIR CHANNELS: starts the fake Slack and the all-in-one; sets aio_pid, slack_pid
+	local dir=$1
+	rm -rf "$dir"; mkdir -p "$dir"
+	slack_pid=$(start slack "$loadgen" -serve-bare "127.0.0.1:$slack_port")
+	# Each channel may take 100 posts a second, so that the dispatcher posts
+	# every event on its own (no digests) and keeps up at the steady rate.
+	aio_pid=$(start aio env DATA_DIR="$dir/data" LISTEN_ADDR="127.0.0.1:$ingest_port" CHANNEL_PACE=100/s CHANNEL_BURST=10 "$bin/jackalope")
+	wait_port "$slack_port"; wait_port "$ingest_port"
+	make_channels "$2" "$dir/urls" - env DATA_DIR="$dir/data" "$bin/jackalope"
+}
+aio_round() {
+	local dir=$work/aio
+	aio_start "$dir" "$channels"
+	local t0
+	t0=$(cpu_ticks "$aio_pid")
+	rec aio.load "$(load1)"
+	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$ingest_port" "$dir/urls")
+	rec aio.rps "$rps"; rec aio.p99 "$p99"; rec aio.bad "$bad"
+	rec aio.cpu_us "$(awk -v t="$(( $(cpu_ticks "$aio_pid") - t0 ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec aio.rss_peak_mib "$(( $(hwm_kib "$aio_pid") / 1024 ))"
+	stop "$aio_pid"; stop "$slack_pid"
+	bare_round aio "$dir/urls"
+}
+
+# --- steady: the all-in-one at 500 requests/s ---------------------------------
+steady_round() {
+	local dir=$work/steady
+	aio_start "$dir" "$channels"
+	local t0 s0
+	t0=$(cpu_ticks "$aio_pid"); s0=$(cpu_ticks "$slack_pid")
+	rec steady.load "$(load1)"
+	read -r rps p99 < <(conns=16 loadgen_run "http://127.0.0.1:$ingest_port" "$dir/urls" -rate 500)
+	rec steady.rps "$rps"; rec steady.p99 "$p99"
+	rec steady.cpu_us "$(awk -v t="$(( $(cpu_ticks "$aio_pid") - t0 ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec steady.rss_mib "$(( $(rss_kib "$aio_pid") / 1024 ))"
+	stop "$aio_pid"
+	# The ceiling: the bare handler at the same rate (the fake Slack is one).
+	t0=$(cpu_ticks "$slack_pid")
+	read -r brps bp99 < <(conns=16 loadgen_run "http://127.0.0.1:$slack_port" "$dir/urls" -rate 500)
+	rec steady.bare.rps "$brps"; rec steady.bare.p99 "$bp99"
+	rec steady.bare.cpu_us "$(awk -v t="$(( $(cpu_ticks "$slack_pid") - t0 ))" -v n="$brps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	stop "$slack_pid"
+}
+
+# --- idle: the all-in-one with many channels and nothing to do ----------------
+idle_run() {
+	local dir=$work/idle
+	log "idle: making $idle_channels channels"
+	aio_start "$dir" "$idle_channels"
+	# One event per channel first, so that every channel was seen.
+	"$loadgen" -url "http://127.0.0.1:$ingest_port" -tokens "$dir/urls" -c 8 -n "$idle_channels" >/dev/null
+	sleep 5
+	local t0
+	t0=$(cpu_ticks "$aio_pid")
+	rec idle.load "$(load1)"
+	sleep 20
+	rec idle.cpu_pct "$(awk -v t="$(( $(cpu_ticks "$aio_pid") - t0 ))" -v h="$tck" 'BEGIN{printf "%.2f", t/h/20*100}')"
+	rec idle.rss_mib "$(( $(rss_kib "$aio_pid") / 1024 ))"
+	stop "$aio_pid"; stop "$slack_pid"
+}
+
+# --- dispatch: the Go benchmarks, each beside its ceiling ---------------------
+dispatch_run() {
+	rec dispatch.load "$(load1)"
+	(cd "$root" && go test -run '^$' -bench 'BenchmarkDelivery$' -benchtime "$([ -n "$quick" ] && echo 4000x || echo 10000x)" -count "$rounds" ./internal/dispatch) |
+		tee -a "$work/gobench.out" | awk '/^BenchmarkDelivery\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[3]); print "dispatch." a[2] "." a[3] " " $5}' >>"$work/results"
+	(cd "$root" && go test -run '^$' -bench 'BenchmarkDeliverySlack200ms' -benchtime 1x -count "$rounds" ./internal/dispatch) |
+		tee -a "$work/gobench.out" | awk '/^BenchmarkDeliverySlack200ms\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[3]); for (i = 4; i < NF; i++) if ($(i+1) == "s/run") print "slow." a[2] "/" a[3] " " $i}' >>"$work/results"
+}
+
+# --- run ----------------------------------------------------------------------
+for p in "$ingest_port" "$bare_port" "$slack_port" "$nats_port" "$metrics_port"; do port_free "$p"; done
+log "$rounds round(s) of ${secs}s, $conns connections; scenarios: $only; load $(load1)"
+for round in $(seq 1 "$rounds"); do
+	r=$round
+	want split && { log "round $r: split"; split_round split "$nats"; }
+	if want split-old && [ -n "$nats_old" ]; then log "round $r: split-old ($nats_old)"; split_round split-old "$nats_old"; fi
+	want aio && { log "round $r: aio"; aio_round; }
+	want steady && { log "round $r: steady"; steady_round; }
+done
+want idle && idle_run
+want dispatch && { log "dispatch benchmarks"; dispatch_run; }
+
+# --- table --------------------------------------------------------------------
+# stat KEY: "median [min–max]" over the rounds
+stat() {
+	grep "^$1 " "$work/results" | awk '{print $2}' | sort -g | awk '
+		{v[NR]=$1} END {
+			if (NR == 0) {print "–"; exit}
+			m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
+			if (NR == 1) printf "%s\n", m; else printf "%s [%s–%s]\n", m, v[1], v[NR]}'
+}
+# ratio A B: median of per-round A/B with range
+ratio() {
+	paste <(grep "^$1 " "$work/results" | awk '{print $2}') <(grep "^$2 " "$work/results" | awk '{print $2}') |
+		awk '$2 > 0 {printf "%.3f\n", $1/$2}' | sort -g | awk '
+		{v[NR]=$1} END {
+			if (NR == 0) {print "–"; exit}
+			m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2
+			if (NR == 1) printf "%.2f\n", m; else printf "%.2f [%.2f–%.2f]\n", m, v[1], v[NR]}'
+}
+{
+	echo "## make bench, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo
+	[ -n "$nats_old_note" ] && { echo "$nats_old_note."; echo; }
+	echo "$(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(go version | awk '{print $3}'), $rounds round(s) of ${secs}s, $conns connections, wrk with unique 1,023-byte bodies over $channels tokens; nats-server $(nats_version "$nats")${nats_old:+, old $(nats_version "$nats_old")}. Medians [ranges]."
+	echo
+	echo "| comparison | target | ceiling | ratio | target p99 ms | ceiling p99 ms | load (1 min) |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for tag in split split-old aio; do
+		grep -q "^$tag.rps " "$work/results" 2>/dev/null || continue
+		case $tag in
+			split) what="cmd/ingest + nats-server $(nats_version "$nats"), req/s" ;;
+			split-old) what="cmd/ingest + nats-server $(nats_version "$nats_old"), req/s" ;;
+			aio) what="all-in-one, delivering meanwhile, req/s" ;;
+		esac
+		echo "| $what | $(stat "$tag.rps") | bare 204: $(stat "$tag.bare.rps") | $(ratio "$tag.rps" "$tag.bare.rps") | $(stat "$tag.p99") | $(stat "$tag.bare.p99") | $(stat "$tag.load") |"
+	done
+	if grep -q "^loadgen.split.rps " "$work/results" 2>/dev/null; then
+		echo "| loadgen instead of wrk: cmd/ingest, req/s | $(stat loadgen.split.rps) | bare 204: $(stat loadgen.bare.rps) | $(ratio loadgen.split.rps loadgen.bare.rps) | $(stat loadgen.split.p99) | | |"
+	fi
+	if grep -q "^steady.rps " "$work/results" 2>/dev/null; then
+		echo "| steady 500 req/s, all-in-one delivering: µs CPU per event | $(stat steady.cpu_us) | bare 204: $(stat steady.bare.cpu_us) | $(ratio steady.cpu_us steady.bare.cpu_us) | $(stat steady.p99) | $(stat steady.bare.p99) | $(stat steady.load) |"
+	fi
+	for p in inflight=8 inflight=64; do
+		grep -q "^dispatch.dispatch.$p " "$work/results" 2>/dev/null || continue
+		echo "| BenchmarkDelivery $p, events/s | $(stat "dispatch.dispatch.$p") | bare posting loop: $(stat "dispatch.bare.$p") | $(ratio "dispatch.dispatch.$p" "dispatch.bare.$p") | | | $(stat dispatch.load) |"
+	done
+	echo
+	echo "| measurement | value | load (1 min) |"
+	echo "| --- | ---: | ---: |"
+	for tag in split split-old; do
+		grep -q "^$tag.cpu_us " "$work/results" 2>/dev/null || continue
+		echo "| $tag: µs CPU per request, ingest + nats-server (bare 204) | $(stat "$tag.cpu_us") + $(stat "$tag.nats_cpu_us") ($(stat "$tag.bare.cpu_us")) | $(stat "$tag.load") |"
+	done
+	if grep -q "^aio.rps " "$work/results" 2>/dev/null; then
+		echo "| aio: µs CPU per request under the flood, everything included | $(stat aio.cpu_us) | $(stat aio.load) |"
+		echo "| aio: peak RSS under the flood, MiB | $(stat aio.rss_peak_mib) | $(stat aio.load) |"
+		echo "| aio ingest p99 ÷ split ingest p99 (goal 2) | $(ratio aio.p99 split.p99) | |"
+		echo "| answers other than 204 (split / aio) | $(stat split.bad) / $(stat aio.bad) | |"
+	fi
+	grep -q "^steady.rss_mib " "$work/results" 2>/dev/null && echo "| steady 500 req/s: RSS at the end, MiB | $(stat steady.rss_mib) | $(stat steady.load) |"
+	if grep -q "^idle.cpu_pct " "$work/results" 2>/dev/null; then
+		echo "| idle all-in-one with $idle_channels channels: % of a core over 20 s | $(stat idle.cpu_pct) | $(stat idle.load) |"
+		echo "| idle all-in-one: RSS, MiB | $(stat idle.rss_mib) | |"
+	fi
+	for k in events=2000/channels=50 events=1000/channels=1000; do
+		grep -q "^slow.$k " "$work/results" 2>/dev/null && echo "| Slack at 200 ms, default settings, $k: seconds to deliver all | $(stat "slow.$k") | $(stat dispatch.load) |"
+	done
+	echo
+} >"$out"
+cat "$out"
+log "table written to $out; raw output in $work is removed on exit (set BENCH_KEEP=1 to keep it)"
+if [ -n "${BENCH_KEEP:-}" ]; then
+	trap - EXIT
+	while read -r p; do kill "$p" 2>/dev/null || true; done <"$work/pids"
+	log "kept $work"
+fi
