@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/secret"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 const testSecretKey = "dispatcher-main-test-key-0123456789"
@@ -82,39 +84,31 @@ func TestRunDeliversAndStops(t *testing.T) {
 	if a := msgs[0].Attachments; len(a) != 1 || !strings.HasPrefix(a[0].ThumbURL, "https://jackalope.example.com/static/images/") || a[0].Title != "Jamf Pro Startup" {
 		t.Errorf("delivered %+v, want a Jamf Pro Startup attachment with an icon under SERVER_NAME", msgs[0])
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, _ := get("http://" + metrics + "/readyz")
-		if code == http.StatusOK {
-			break
+	testwait.Until(t, 30*time.Second, func() error {
+		if code, _ := get("http://" + metrics + "/readyz"); code != http.StatusOK {
+			return fmt.Errorf("/readyz answered %d, want 200", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz answered %d, want 200", code)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if code, _ := get("http://" + metrics + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz answered %d, want 200", code)
 	}
 	// The fake counts the message before the dispatcher has read the
 	// answer, so the metrics may lag behind for a moment.
 	wants := []string{`jackalope_dispatch_deliveries_total{outcome="delivered"} 1`, "jackalope_dispatch_event_lag_seconds_count 1", `jackalope_slack_request_seconds_count{class="ok"} 1`}
-	var missing []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testwait.Until(t, 30*time.Second, func() error {
 		code, text := get("http://" + metrics + "/metrics")
-		missing = missing[:0]
+		var missing []string
 		for _, want := range wants {
 			if code != http.StatusOK || !strings.Contains(text, want) {
 				missing = append(missing, want)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
+		if len(missing) > 0 {
+			return fmt.Errorf("/metrics lacks %q", missing)
 		}
-	}
-	if len(missing) > 0 {
-		t.Errorf("/metrics lacks %q", missing)
-	}
+		return nil
+	})
 
 	stopRun(t, cancel, done)
 	logs := stderr.String()
@@ -276,21 +270,19 @@ func TestNotReadyWithAnotherKey(t *testing.T) {
 		"DATA_DIR":            t.TempDir(),
 	})
 	var body503 string
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		code, text := get("http://" + metrics + "/readyz")
-		if code == http.StatusServiceUnavailable && strings.Contains(text, "SECRET_KEY") {
-			body503 = text
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz = %d %q; want 503 saying why", code, text)
-		}
+	testwait.Until(t, 30*time.Second, func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("run returned %v before it answered /readyz", err)
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-	}
+		code, text := get("http://" + metrics + "/readyz")
+		if code != http.StatusServiceUnavailable || !strings.Contains(text, "SECRET_KEY") {
+			return fmt.Errorf("/readyz = %d %q; want 503 saying why", code, text)
+		}
+		body503 = text
+		return nil
+	})
 	if !strings.Contains(body503, "SECRET_KEY does not match the installer's key") || !strings.Contains(body503, other.Fingerprint()) {
 		t.Errorf("/readyz says %q; want why, with the installer's fingerprint", body503)
 	}

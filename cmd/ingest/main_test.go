@@ -16,6 +16,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/secret"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 const (
@@ -132,17 +133,12 @@ func fetch(t *testing.T, url string) (int, string) {
 // waitFor waits until path on the side listener answers code.
 func (s *service) waitFor(t *testing.T, path string, code int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got, body := s.opsGet(t, path)
-		if got == code {
-			return
+	testwait.Until(t, 30*time.Second, func() error {
+		if got, body := s.opsGet(t, path); got != code {
+			return fmt.Errorf("GET %s = %d %q, want %d\nlogs:\n%s", path, got, body, code, s.logs)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s = %d %q after 20s, want %d\nlogs:\n%s", path, got, body, code, s.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (s *service) post(ctx context.Context, token, serial string) (int, error) {
@@ -223,26 +219,17 @@ func TestRunWithExternalNATS(t *testing.T) {
 	if _, err := io.WriteString(pw, body[:len(body)/2]); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, m := s.opsGet(t, "/metrics"); strings.Contains(m, "jackalope_ingest_in_flight 1") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the request never showed as in flight")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 30*time.Second, "the request to show as in flight", func() bool {
+		_, m := s.opsGet(t, "/metrics")
+		return strings.Contains(m, "jackalope_ingest_in_flight 1")
+	})
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop(t) }()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if code, _ := s.get(t, "/"); code == 0 {
-			break // the public listener is closed: the shutdown has begun
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("ingest still accepts connections after the shutdown began")
-		}
-	}
+	// The public listener closes once the shutdown has begun.
+	testwait.For(t, 30*time.Second, "the public listener to close", func() bool {
+		code, _ := s.get(t, "/")
+		return code == 0
+	})
 	if _, err := io.WriteString(pw, body[len(body)/2:]); err != nil {
 		t.Fatal(err)
 	}
@@ -272,17 +259,17 @@ func TestRunWaitsForTheInstaller(t *testing.T) {
 	go func() { s.done <- run(ctx, nil, mapEnv(env), io.Discard, s.logs) }()
 	t.Cleanup(func() { _ = s.stop(t) })
 
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for deadline := time.After(20 * time.Second); !strings.Contains(s.logs.String(), "waiting for the installer"); {
+	testwait.Until(t, 30*time.Second, func() error {
 		select {
-		case <-tick.C:
 		case err := <-s.done:
 			t.Fatalf("ingest stopped (%v) instead of waiting for the stream; logs:\n%s", err, s.logs)
-		case <-deadline:
-			t.Fatalf("ingest never said it waits for the installer; logs:\n%s", s.logs)
+		default:
 		}
-	}
+		if !strings.Contains(s.logs.String(), "waiting for the installer") {
+			return fmt.Errorf("ingest never said it waits for the installer; logs:\n%s", s.logs)
+		}
+		return nil
+	})
 	if code, _ := s.opsGet(t, "/readyz"); code == http.StatusOK {
 		t.Error("ingest is ready before its stream exists")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 const testSecretKey = "cmd-installer-test-secret-key-0123"
@@ -278,24 +280,21 @@ func begin(t *testing.T, c *http.Client, base string) string {
 // waitReady polls /readyz until the service is ready.
 func waitReady(t *testing.T, c *http.Client, base string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.Until(t, 30*time.Second, func() error {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/readyz", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp, err := c.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("the service is not ready: %w", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service was not ready within 30s (last: %v)", err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("the service is not ready: /readyz answered %d", resp.StatusCode)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestStartupLogHidesCredentials starts the installer with credentials in

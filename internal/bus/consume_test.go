@@ -314,10 +314,11 @@ func TestProgressKeepsAHeldEventAlive(t *testing.T) {
 	publish(t, a, received("inst", "E", `{"held":1}`))
 	d := ta.next(t)
 	consumer(t, b, tb.take)
-	// Three AckWaits, with a progress ack every third of one.
-	tick := time.NewTicker(300 * time.Millisecond)
+	// Three AckWaits, with a progress ack every tenth of one: a loaded
+	// machine may hold a tick back for most of an AckWait.
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for range 10 {
+	for range 30 {
 		<-tick.C
 		d.Progress()
 	}
@@ -527,12 +528,10 @@ func TestConsumeResumesAfterALostPull(t *testing.T) {
 		t.Fatalf("the test's pull did not expire: %v %v", m, err)
 	}
 	publish(t, c, received("inst", "E", `{}`))
-	published := time.Now()
+	// Missing heartbeats take a couple of seconds to notice; the client's
+	// default would take 30s. The bound sits between them.
 	select {
-	case at := <-got:
-		if wait := at.Sub(published); wait > 3*time.Second {
-			t.Errorf("event delivered %v after it was published, want within 3s", wait)
-		}
+	case <-got:
 	case <-time.After(10 * time.Second):
 		t.Fatal("event not delivered within 10s of its publish: Consume idles with its pull lost")
 	}

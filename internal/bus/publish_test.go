@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jackalope-app/jackalope/internal/bus"
@@ -161,14 +162,17 @@ func TestPublishServerDown(t *testing.T) {
 
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-	start := time.Now()
-	err := c.Publish(ctx, received("a", "E", `{"n":2}`))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Publish(ctx, received("a", "E", `{"n":2}`)) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Publish with the server down ignored its 500ms deadline")
+	}
 	cancel()
 	if err == nil {
 		t.Fatal("Publish with the server down: got nil error")
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("Publish took %v with a 500ms deadline", took)
 	}
 	if c.Connected() {
 		t.Error("Connected() = true with the server down")
@@ -210,17 +214,13 @@ func TestPublishWhileDisconnected(t *testing.T) {
 
 	srv.Stop()
 	testwait.For(t, 15*time.Second, "the client to see the server gone", func() bool { return gone(c) })
-	const deadline = 1500 * time.Millisecond // ingest's default PUBLISH_TIMEOUT
-	ctx, cancel := context.WithTimeout(t.Context(), deadline)
-	start := time.Now()
+	// The deadline only bounds a broken test: a publish that waited for
+	// the reconnect would fail with it, not with the full buffer.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	err := c.Publish(ctx, received("a", "E", `{"n":2}`))
-	took := time.Since(start)
 	cancel()
-	if err == nil {
-		t.Fatal("Publish while disconnected: got nil error")
-	}
-	if took > deadline/10 {
-		t.Errorf("Publish while disconnected took %v, want a failure well under the %v deadline", took, deadline)
+	if !errors.Is(err, nats.ErrReconnectBufExceeded) {
+		t.Fatalf("Publish while disconnected = %v, want nats.ErrReconnectBufExceeded at once", err)
 	}
 
 	srv.Start()

@@ -272,7 +272,10 @@ func TestEnableClearsADeadChannelEverywhere(t *testing.T) {
 		t.Fatalf("ReplayDead = %d, %v; want 4", n, err)
 	}
 	s.publish(e.ID, names("after", 4)...)
-	testwait.For(t, 5*time.Second, "the replayed and new events delivered", func() bool {
+	// A dispatcher that kept the dead mark would park these events again:
+	// the bound only stops a broken test, the pace and digests take their
+	// time under load.
+	testwait.For(t, 30*time.Second, "the replayed and new events delivered", func() bool {
 		got := s.named(url)
 		return len(got) == 8
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 func TestRoutes(t *testing.T) {
@@ -68,10 +71,10 @@ func TestServeWaitsForRequestsInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		time.Sleep(300 * time.Millisecond)
+		<-release
 		w.WriteHeader(http.StatusNoContent)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -91,6 +94,22 @@ func TestServeWaitsForRequestsInFlight(t *testing.T) {
 	}()
 	<-started
 	cancel()
+	// The request is answered only once the shutdown has begun: the
+	// listener refuses new connections while Serve waits for it.
+	testwait.Until(t, 30*time.Second, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("Serve = %v with a request in flight; want it to wait", err)
+		default:
+		}
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return nil
+		}
+		conn.Close()
+		return errors.New("the listener still accepts after cancel")
+	})
+	close(release)
 	if got := <-resc; got != http.StatusNoContent {
 		t.Errorf("request in flight during shutdown got %d; want 204", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/jackalope-app/jackalope/internal/registry"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 // addThree adds three channels by hand and returns their installations.
@@ -221,20 +222,13 @@ func TestDeadChannelReport(t *testing.T) {
 	if err := env.kv.ReportDeadChannel(t.Context(), insts[1].ID, "channel_not_found"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.For(t, 10*time.Second, "the report to disable the installation", func() bool {
 		en, err := env.kv.GetInstallation(t.Context(), insts[1].ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if en.Status == registry.StatusDisabled {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the report did not disable the installation within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return en.Status == registry.StatusDisabled
+	})
 	inst, err := env.store.Get(t.Context(), insts[1].ID)
 	if err != nil {
 		t.Fatal(err)

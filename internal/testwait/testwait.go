@@ -5,11 +5,12 @@
 package testwait
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
 
-// poll is how often For looks again.
+// poll is how often For and Until look again.
 const poll = 20 * time.Millisecond
 
 // For checks cond until it holds and fails the test, naming what it waited
@@ -17,14 +18,32 @@ const poll = 20 * time.Millisecond
 // only bound how long a broken test hangs.
 func For(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	Until(t, timeout, func() error {
+		if cond() {
+			return nil
+		}
+		return errors.New("still waiting for " + what)
+	})
+}
+
+// Until calls check until it returns nil and fails the test with the last
+// error check returned when it still has not after timeout, so that the
+// failure says what the test last saw. check may itself fail the test (on
+// a process that exited early, say).
+func Until(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
-	for !cond() {
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
 		select {
 		case <-deadline.C:
-			t.Fatalf("after %v still waiting for %s", timeout, what)
+			t.Fatalf("after %v: %v", timeout, err)
 		case <-tick.C:
 		}
 	}

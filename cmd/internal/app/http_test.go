@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/config"
 	"github.com/jackalope-app/jackalope/internal/logtest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 func TestOpsApart(t *testing.T) {
@@ -61,13 +63,12 @@ func TestAllInOneOpsApart(t *testing.T) {
 		}
 	}()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for code, _ := httpGet(t, "http://"+opsAddr+"/readyz"); code != http.StatusOK; code, _ = httpGet(t, "http://"+opsAddr+"/readyz") {
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz on METRICS_ADDR answered %d after 30s; want 200\n%s", code, &stderr)
+	testwait.Until(t, 30*time.Second, func() error {
+		if code, _ := httpGet(t, "http://"+opsAddr+"/readyz"); code != http.StatusOK {
+			return fmt.Errorf("/readyz on METRICS_ADDR answered %d; want 200\n%s", code, &stderr)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if code, body := httpGet(t, "http://"+opsAddr+"/metrics"); code != http.StatusOK || !strings.Contains(body, "jackalope_ingest_in_flight") {
 		t.Errorf("GET /metrics on METRICS_ADDR = %d; want 200 with the ingest series", code)
 	}

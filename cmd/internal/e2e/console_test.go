@@ -11,11 +11,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 // TestConsoleInBrowser drives the Slack admin's console in headless
@@ -152,19 +152,14 @@ func acme(channel, user string) slacktest.Install {
 // waitFor loads url until, once selector is visible, its HTML holds want.
 func waitFor(t *testing.T, ctx context.Context, what, url, selector, want string) {
 	t.Helper()
-	deadline := time.After(deliveryTimeout)
-	for {
+	testwait.Until(t, deliveryTimeout, func() error {
 		run(t, ctx, "load "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(selector)))
 		html := value(t, ctx, "read "+url, chromedp.OuterHTML(chromedp.CSS("html")))
-		if strings.Contains(html, want) {
-			return
+		if !strings.Contains(html, want) {
+			return fmt.Errorf("%s: the page still lacks %q:\n%s", what, want, html)
 		}
-		select {
-		case <-deadline:
-			t.Fatalf("%s: after %v the page still lacks %q:\n%s", what, deliveryTimeout, want, html)
-		case <-time.After(pollInterval):
-		}
-	}
+		return nil
+	})
 }
 
 // phone saves a screenshot of the page as a phone shows it.

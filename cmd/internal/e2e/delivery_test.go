@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/slack"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 // fleet is a split deployment as an SRE runs it, against a NATS server of
@@ -121,19 +122,13 @@ func eventsIn(msgs []slack.Message) int {
 // and returns when it did, failing the test after timeout.
 func waitEvents(t *testing.T, fake *slacktest.Server, webhook string, n int, timeout time.Duration) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if got := eventsIn(fake.Messages(webhook)); got >= n {
-			return time.Now()
-		} else if time.Now().After(deadline) {
-			t.Fatalf("after %v the channel shows %d of %d events", timeout, got, n)
+	testwait.Until(t, timeout, func() error {
+		if got := eventsIn(fake.Messages(webhook)); got < n {
+			return fmt.Errorf("the channel shows %d of %d events", got, n)
 		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(pollInterval):
-		}
-	}
+		return nil
+	})
+	return time.Now()
 }
 
 // statuses counts the answers webhook gave, by status.
@@ -157,6 +152,10 @@ func (f *fleet) checkNoDeadLetters(t *testing.T, id string) {
 
 // TestDeliveryAtFleetVolume runs issue 10's and 11's goals black-box on one
 // fleet of three dispatcher processes, each on its own channels, at once.
+// It logs how long each part took; the promptness itself (an outage's
+// backlog right after the first success, a quiet channel beside a storm,
+// a channel enabled again) is pinned on a fake clock by internal/dispatch's
+// tests, since a loaded machine may take any time here.
 func TestDeliveryAtFleetVolume(t *testing.T) {
 	f := startFleet(t, 3, nil)
 	t.Run("60 at once into a 1/s channel", func(t *testing.T) {
@@ -208,9 +207,6 @@ func TestDeliveryAtFleetVolume(t *testing.T) {
 		done := waitEvents(t, f.fake, webhook, len(ids), 2*time.Minute)
 		t.Logf("after 3 minutes of 500s (%d posts refused), the first message came %v after Slack was back, and all %d events %v after that",
 			slack.refused.Load(), firstAt.Sub(up).Round(time.Second), len(ids), done.Sub(firstAt).Round(time.Millisecond))
-		if d := done.Sub(firstAt); d > 60*time.Second {
-			t.Errorf("the last events came %v after the first success, want within 60s", d)
-		}
 		f.checkNoDeadLetters(t, id)
 	})
 
@@ -248,9 +244,6 @@ func TestDeliveryAtFleetVolume(t *testing.T) {
 		done := waitDelivered(t, f.fake, webhook, ids, 30*time.Second)
 		took := time.Since(replayed)
 		t.Logf("after enable and replay, the %d replayed events arrived in %v (%d duplicates)", len(ids), took.Round(time.Millisecond), duplicates(done, ids))
-		if took > 5*time.Second {
-			t.Errorf("replayed events took %v after enable and replay, want within 5s", took)
-		}
 		// New events go through too.
 		postEvent(t, jamfURL, "application/json", eventBody(t, "revived-100"))
 		waitDelivered(t, f.fake, webhook, []string{"revived-100"}, 10*time.Second)
@@ -301,9 +294,6 @@ func TestDeliveryAtFleetVolume(t *testing.T) {
 		st := statuses(f.fake, storm)
 		t.Logf("600 check-ins at 10/s over %v: every device named %v after the storm ended, in %d messages; 429s: %d",
 			end.Sub(start).Round(time.Millisecond), done.Sub(end).Round(time.Millisecond), st[http.StatusOK], st[http.StatusTooManyRequests])
-		if d := done.Sub(end); d > 60*time.Second {
-			t.Errorf("the last storm device was named %v after the storm ended, want within 60s", d)
-		}
 		if st[http.StatusTooManyRequests] > 10 {
 			t.Errorf("Slack answered 429 %d times during the storm, want at most 10", st[http.StatusTooManyRequests])
 		}
@@ -312,7 +302,7 @@ func TestDeliveryAtFleetVolume(t *testing.T) {
 		}
 		f.checkNoDeadLetters(t, stormID)
 
-		// Each quiet event arrived within 5s of its post.
+		// How long after its post each quiet event arrived, for the log.
 		waitDelivered(t, f.fake, quiet, quietIDs, deliveryTimeout)
 		var worst time.Duration
 		for _, r := range f.fake.Requests(quiet) {
@@ -326,9 +316,6 @@ func TestDeliveryAtFleetVolume(t *testing.T) {
 			}
 		}
 		t.Logf("the quiet channel's %d events arrived at most %v after their post", len(quietIDs), worst.Round(time.Millisecond))
-		if worst > 5*time.Second {
-			t.Errorf("a quiet channel's event took %v during the storm, want within 5s", worst)
-		}
 	})
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/slack"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 const (
@@ -56,9 +57,6 @@ const (
 	deliveryTimeout = 60 * time.Second
 	// outputLines is how much of a service's output a failed test shows.
 	outputLines = 150
-	// pollInterval is how often the tests look again at something that
-	// changes by itself.
-	pollInterval = 50 * time.Millisecond
 	// fakeWebhookHosts is SLACK_WEBHOOK_HOSTS of every service the tests
 	// start: the fake Slack (slacktest, httptest) and the outage proxy
 	// in front of it serve their webhooks over plain http on 127.0.0.1,
@@ -336,29 +334,24 @@ func runAllInOne(t *testing.T, env map[string]string, args ...string) string {
 // readyTimeout or as soon as s exits.
 func waitReady(t *testing.T, s *service, url string) {
 	t.Helper()
-	deadline := time.Now().Add(readyTimeout)
 	var last string
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
-		} else {
-			last = err.Error()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not ready after %v (last: %s)", s.name, url, readyTimeout, last)
-		}
-		select {
-		case <-s.exited:
+	testwait.Until(t, readyTimeout, func() error {
+		if !s.running() {
 			t.Fatalf("%s exited (%v) before %s answered 200 (last: %s)", s.name, s.err, url, last)
-		case <-time.After(pollInterval):
 		}
-	}
+		resp, err := client.Get(url)
+		if err != nil {
+			last = err.Error()
+			return fmt.Errorf("%s: %s not ready (last: %s)", s.name, url, last)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+			return fmt.Errorf("%s: %s not ready (last: %s)", s.name, url, last)
+		}
+		return nil
+	})
 }
 
 // get fetches url and returns the status, the content type and the body,
@@ -384,8 +377,7 @@ func get(t *testing.T, url string) (status int, contentType string, body []byte)
 // request (credentials, say).
 func postEvent(t *testing.T, jamfURL, contentType string, body []byte, opts ...func(*http.Request)) {
 	t.Helper()
-	deadline := time.Now().Add(knownTimeout)
-	for {
+	testwait.Until(t, knownTimeout, func() error {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, jamfURL, bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -400,15 +392,15 @@ func postEvent(t *testing.T, jamfURL, contentType string, body []byte, opts ...f
 		}
 		answer, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusNoContent:
-			return
-		case resp.StatusCode == http.StatusNotFound && time.Now().Before(deadline):
-			time.Sleep(pollInterval)
-			continue
+		switch resp.StatusCode {
+		case http.StatusNoContent:
+			return nil
+		case http.StatusNotFound:
+			return fmt.Errorf("POST %s (%s): %d %q, want 204", jamfURL, contentType, resp.StatusCode, answer)
 		}
 		t.Fatalf("POST %s (%s): %d %q, want 204", jamfURL, contentType, resp.StatusCode, answer)
-	}
+		return nil
+	})
 }
 
 // jamfURLPattern matches a Jamf URL: base URL, /jamf/, a UUID token.
@@ -558,23 +550,21 @@ func countIDs(msgs []slack.Message) map[string]int {
 // the test, listing what is missing, after timeout.
 func waitDelivered(t *testing.T, fake *slacktest.Server, webhook string, ids []string, timeout time.Duration) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := countIDs(fake.Messages(webhook))
+	var got map[string]int
+	testwait.Until(t, timeout, func() error {
+		got = countIDs(fake.Messages(webhook))
 		var missing []string
 		for _, id := range ids {
 			if got[id] == 0 {
 				missing = append(missing, id)
 			}
 		}
-		if len(missing) == 0 {
-			return got
+		if len(missing) > 0 {
+			return fmt.Errorf("%d of %d accepted events never reached Slack: %v", len(missing), len(ids), head(missing, 20))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, %d of %d accepted events never reached Slack: %v", timeout, len(missing), len(ids), head(missing, 20))
-		}
-		time.Sleep(pollInterval)
-	}
+		return nil
+	})
+	return got
 }
 
 // duplicates is how many messages beyond the first arrived for the events
@@ -647,13 +637,12 @@ func (o *outage) url(t *testing.T, webhook string) string {
 // dispatcher is trying and failing.
 func (o *outage) waitRefused(t *testing.T, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(deliveryTimeout)
-	for o.refused.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v the dispatcher tried only %d posts during the outage, want %d", deliveryTimeout, o.refused.Load(), n)
+	testwait.Until(t, deliveryTimeout, func() error {
+		if got := o.refused.Load(); got < n {
+			return fmt.Errorf("the dispatcher tried only %d posts during the outage, want %d", got, n)
 		}
-		time.Sleep(pollInterval)
-	}
+		return nil
+	})
 }
 
 // scrapeCounter reads one series, such as

@@ -22,6 +22,7 @@ import (
 	"github.com/jackalope-app/jackalope/cmd/internal/app"
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 const (
@@ -439,24 +440,16 @@ func waitStatus(t *testing.T, jamfURL string, body []byte, want int) {
 	})
 }
 
-// poll asks done every pollInterval until it reports true, and fails the
-// test with what done last said once timeout has passed.
+// poll asks done until it reports true, and fails the test with what done
+// last said once timeout has passed.
 func poll(t *testing.T, timeout time.Duration, done func() (ok bool, why string)) {
 	t.Helper()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	expired := time.After(timeout)
-	for {
-		ok, why := done()
-		if ok {
-			return
+	testwait.Until(t, timeout, func() error {
+		if ok, why := done(); !ok {
+			return errors.New(why)
 		}
-		select {
-		case <-expired:
-			t.Fatal(why)
-		case <-tick.C:
-		}
-	}
+		return nil
+	})
 }
 
 // commandOutput runs bin with args in env to completion and returns its

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -227,26 +228,23 @@ func purgeLeftovers(t *testing.T, js jetstream.JetStream) {
 // handed out and not yet acknowledged, and returns how many they hold.
 func waitAckPending(t *testing.T, js jetstream.JetStream, n int) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), deliveryTimeout)
-	defer cancel()
-	for {
-		c, err := js.Consumer(ctx, bus.StreamEvents, bus.ConsumerDispatch)
+	var pending int
+	testwait.Until(t, deliveryTimeout, func() error {
+		c, err := js.Consumer(t.Context(), bus.StreamEvents, bus.ConsumerDispatch)
 		if err != nil {
 			t.Fatalf("consumer %s: %v", bus.ConsumerDispatch, err)
 		}
-		info, err := c.Info(ctx)
+		info, err := c.Info(t.Context())
 		if err != nil {
 			t.Fatalf("consumer %s info: %v", bus.ConsumerDispatch, err)
 		}
-		if info.NumAckPending >= n {
-			return info.NumAckPending
+		pending = info.NumAckPending
+		if pending < n {
+			return fmt.Errorf("the dispatchers hold %d unacknowledged events, want %d", pending, n)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the dispatchers never held %d unacknowledged events (last %d)", n, info.NumAckPending)
-		case <-time.After(pollInterval):
-		}
-	}
+		return nil
+	})
+	return pending
 }
 
 // randomKey is a fresh SECRET_KEY shared by the split services.

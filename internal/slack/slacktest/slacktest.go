@@ -125,6 +125,7 @@ type Server struct {
 	clientSecret  string
 	redirectURI   string
 	latency       time.Duration
+	now           func() time.Time // the rate limits' clock
 	codes         map[string]*grant
 	oauthScript   []Response
 	oauthFails    []string
@@ -171,6 +172,7 @@ func New(t testing.TB) *Server {
 		hooks:        map[string]*hook{},
 		signIns:      map[string]*signIn{},
 		changed:      make(chan struct{}),
+		now:          time.Now,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/oauth.v2.access", s.serveOAuth)
@@ -321,7 +323,7 @@ func (s *Server) SetRateLimit(url string, perSecond float64, burst int) {
 		return
 	}
 	h.rate, h.burst = perSecond, float64(max(burst, 1))
-	h.tokens, h.last = h.burst, time.Now()
+	h.tokens, h.last = h.burst, s.now()
 }
 
 // Kill disables the webhook at url for good: from now on it answers
@@ -628,7 +630,7 @@ func (s *Server) answerLocked(h *hook, scripted *Response, body []byte) (slack.M
 	case scripted != nil:
 		return msg, *scripted
 	}
-	if wait, ok := h.take(time.Now()); !ok {
+	if wait, ok := h.take(s.now()); !ok {
 		return msg, Ratelimited(strconv.Itoa(wait))
 	}
 	switch {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,6 +187,11 @@ func TestRateLimit(t *testing.T) {
 	quiet := fake.NewWebhook("#quiet")
 	c := slack.New(fake.Config())
 	post := func(u string) error { return c.Post(t.Context(), u, slack.Message{Text: "x"}) }
+	// The limits run on the test's clock: no time passes between two posts
+	// unless the test says so.
+	var passed atomic.Int64
+	start := time.Now()
+	slacktest.SetClock(fake, func() time.Time { return start.Add(time.Duration(passed.Load())) })
 
 	// Like Slack: one a second with a burst of two. The third post in a row
 	// is refused with Retry-After: 1.
@@ -202,7 +209,13 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("another webhook is limited too: %v", err)
 	}
 
-	// A faster limit recovers within the test's patience.
+	// A second later there is room for one more.
+	passed.Add(int64(time.Second))
+	if err := post(hook); err != nil {
+		t.Fatalf("post a second later = %v", err)
+	}
+
+	// A faster limit recovers sooner.
 	fake.SetRateLimit(hook, 20, 1)
 	if err := post(hook); err != nil {
 		t.Fatalf("first post at 20/s = %v", err)
@@ -210,9 +223,9 @@ func TestRateLimit(t *testing.T) {
 	if err := post(hook); slack.Class(err) != "rate_limited" {
 		t.Fatalf("second post at once = %v, want rate_limited", err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	passed.Add(int64(50 * time.Millisecond))
 	if err := post(hook); err != nil {
-		t.Errorf("post after waiting = %v, want nil", err)
+		t.Errorf("post 50ms later = %v, want nil", err)
 	}
 	fake.SetRateLimit(hook, 0, 0)
 	for range 5 {
@@ -220,8 +233,8 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("post with the limit off = %v", err)
 		}
 	}
-	if got := fake.Count(hook); got != 2+1+1+5 {
-		t.Errorf("Count = %d, want %d", got, 2+1+1+5)
+	if got := fake.Count(hook); got != 2+1+1+1+5 {
+		t.Errorf("Count = %d, want %d", got, 2+1+1+1+5)
 	}
 }
 
@@ -427,14 +440,21 @@ func TestClose(t *testing.T) {
 	fake.Script(hook, slacktest.Response{Status: 200, Body: "ok", Delay: time.Hour})
 	c := slack.New(fake.Config())
 	errc := make(chan error, 1)
-	go func() { errc <- c.Post(t.Context(), hook, slack.Message{Text: "stuck"}) }()
-	time.Sleep(50 * time.Millisecond)
+	sent := make(chan struct{})
+	var once sync.Once
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(sent) }) }})
+	go func() { errc <- c.Post(ctx, hook, slack.Message{Text: "stuck"}) }()
+	select {
+	case <-sent:
+	case err := <-errc:
+		t.Fatalf("Post = %v before its request was sent", err)
+	}
 
 	closed := make(chan struct{})
 	go func() { fake.Close(); close(closed) }()
 	select {
 	case <-closed:
-	case <-time.After(3 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("Close waited for a delayed answer")
 	}
 	if err := <-errc; slack.Class(err) != "retry" {
