@@ -68,6 +68,13 @@ const (
 	// the jetstream package does; the context still bounds them.
 	noRespondersRetries = 2
 	noRespondersWait    = 250 * time.Millisecond
+	// resendAfter is how long publish waits for an acknowledgement before
+	// it sends the message again, with the same message ID (the stream
+	// stores it once): a stream leader that stops (its node restarted in a
+	// cluster) drops the publishes it has not stored yet and never answers
+	// them, while its successor, elected within moments, answers the same
+	// message at once. The context still bounds the whole.
+	resendAfter = 500 * time.Millisecond
 )
 
 // What publish needs per stream, built once: the start of a success
@@ -109,7 +116,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
-	resp, err := c.pub.RequestMsgWithContext(ctx, m)
+	resp, err := c.request(ctx, m)
 	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < noRespondersRetries; r++ {
 		t := time.NewTimer(noRespondersWait)
 		select {
@@ -118,7 +125,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 			return fmt.Errorf("%w: %w", jetstream.ErrNoStreamResponse, ctx.Err())
 		case <-t.C:
 		}
-		resp, err = c.pub.RequestMsgWithContext(ctx, m)
+		resp, err = c.request(ctx, m)
 	}
 	if errors.Is(err, nats.ErrNoResponders) {
 		return jetstream.ErrNoStreamResponse
@@ -134,6 +141,20 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 		c.log.Debug("duplicate publish ignored", "subject", m.Subject)
 	}
 	return nil
+}
+
+// request sends m on the publishing connection and waits for the answer,
+// sending m again each time resendAfter passes without one, until ctx ends.
+func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, resendAfter)
+		resp, err := c.pub.RequestMsgWithContext(attempt, m)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return resp, err
+		}
+		c.log.Debug("no acknowledgement yet; publishing again", "subject", m.Subject, "after", resendAfter)
+	}
 }
 
 // readAck reads a stream's answer to a publish: nil when stream stored the

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jackalope-app/jackalope/internal/bus"
@@ -241,5 +243,52 @@ func TestPublishWhileDisconnected(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{`{"n":1}`, `{"n":3}`}, bodies); diff != "" {
 		t.Errorf("stored bodies (-want +got):\n%s", diff)
+	}
+}
+
+// TestPublishResendsUnanswered plays a stream leader that stops with a
+// publish in hand (a cluster node restarted): the first publish is never
+// answered. Publish sends the same message again, with the same message
+// ID, and succeeds on the answer to that.
+func TestPublishResendsUnanswered(t *testing.T) {
+	srv := bustest.Server(t)
+	c, err := bus.Connect(t.Context(), bus.Config{URL: srv.URL()}, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// No stream: this subscriber alone takes the events' subject.
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	var ids []string
+	var mu sync.Mutex
+	_, err = nc.Subscribe("jamf.events.>", func(m *nats.Msg) {
+		mu.Lock()
+		ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+		n := len(ids)
+		mu.Unlock()
+		if n > 1 {
+			_ = m.Respond([]byte(`{"stream":"JAMF_EVENTS","seq":1}`))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, received("inst", "E", `{"n":1}`)); err != nil {
+		t.Fatalf("Publish = %v, want success on the answer to the second send", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ids) != 2 || ids[0] != ids[1] || ids[0] == "" {
+		t.Errorf("sent with message IDs %q, want the same ID twice", ids)
 	}
 }
