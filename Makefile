@@ -2,7 +2,7 @@
 GO ?= go
 LINT = $(GO) tool -modfile=tools/go.mod golangci-lint
 
-.PHONY: check fmt vet lint test tidy build fuzz
+.PHONY: check fmt vet lint test tidy build fuzz cluster-test cluster
 
 check: fmt vet lint tidy test
 
@@ -25,7 +25,13 @@ tidy:
 E2E = ./cmd/internal/e2e
 test:
 	$(GO) test -race -timeout 20m $(GOTESTFLAGS) $$($(GO) list ./... | grep -v /cmd/internal/e2e)
-	$(GO) test -race -timeout 10m $(GOTESTFLAGS) $(E2E)
+	$(GO) test -race -timeout 15m $(GOTESTFLAGS) $(E2E)
+
+# cluster-test runs TestCluster alone: the split services on a 3-node
+# JetStream cluster, a node killed and the nodes rolled under load. It needs
+# nothing but Go; `make test` runs it too when JACKALOPE_TEST_CLUSTER=1 (CI).
+cluster-test:
+	JACKALOPE_TEST_CLUSTER=1 $(GO) test -race -count=1 -timeout 15m -run '^TestCluster$$' -v $(E2E)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...

@@ -88,10 +88,11 @@ func TestCluster(t *testing.T) {
 		}
 		killed := time.Now()
 		newLeader := d.streamLeader(t, bus.StreamEvents)
+		elected := time.Now()
 		t.Logf("killed %s, the leader of %s, with SIGKILL; %s leads it %v later", victim.name, bus.StreamEvents,
-			newLeader, time.Since(killed).Round(time.Millisecond))
+			newLeader, elected.Sub(killed).Round(time.Millisecond))
 		l.waitSent(t, warmEvents+faultEvents)
-		d.nats.start(t, victim)
+		d.nats.start(victim)
 		restarted := time.Now()
 		d.waitCaughtUp(t, victim)
 		t.Logf("restarted %s %v after the kill; it caught up in %v", victim.name, restarted.Sub(killed).Round(time.Millisecond),
@@ -101,6 +102,11 @@ func TestCluster(t *testing.T) {
 		dups := d.checkDelivered(t, r)
 		t.Logf("node loss: %d events sent at %d/s, %d accepted, 0 lost, %d repeated (at most %d were in flight), %d answered 503 over %v",
 			r.sent, clusterRate, len(r.accepted), dups, maxInFlight, len(r.busy), r.busySpan().Round(time.Millisecond))
+		if len(r.busy) > 0 {
+			t.Logf("the 503s came from %v to %v after the kill; the new leader was seen %v after it",
+				slices.MinFunc(r.busy, time.Time.Compare).Sub(killed).Round(time.Millisecond),
+				slices.MaxFunc(r.busy, time.Time.Compare).Sub(killed).Round(time.Millisecond), elected.Sub(killed).Round(time.Millisecond))
+		}
 		if dups > maxInFlight {
 			t.Errorf("%d events arrived more than once, more than the %d in flight at most", dups, maxInFlight)
 		}
@@ -114,7 +120,7 @@ func TestCluster(t *testing.T) {
 			if err := n.svc.stop(t, syscall.SIGTERM); err != nil {
 				t.Errorf("%s stopped with %v after SIGTERM, want status 0", n.name, err)
 			}
-			d.nats.start(t, n)
+			d.nats.start(n)
 			d.waitCaughtUp(t, n)
 			t.Logf("restarted %s (SIGTERM) and it caught up in %v", n.name, time.Since(began).Round(time.Millisecond))
 		}
@@ -145,6 +151,9 @@ type natsNode struct {
 
 // natsCluster is a JetStream cluster of nats-server processes on loopback.
 type natsCluster struct {
+	// t is the test that started the cluster: a node started again within
+	// a subtest runs until that test ends, not the subtest.
+	t     *testing.T
 	bin   string
 	keys  map[string]string // the users' public keys, the servers' environment
 	nodes []*natsNode
@@ -158,7 +167,7 @@ type natsCluster struct {
 // JetStream information.
 func startNATSCluster(t *testing.T, bin string, keys map[string]string, adminSeed string, n int) (*natsCluster, jetstream.JetStream) {
 	t.Helper()
-	c := &natsCluster{bin: bin, keys: keys}
+	c := &natsCluster{t: t, bin: bin, keys: keys}
 	routePorts := make([]int, n)
 	routes := make([]string, n)
 	urls := make([]string, n)
@@ -173,7 +182,7 @@ func startNATSCluster(t *testing.T, bin string, keys map[string]string, adminSee
 		cluster := fmt.Sprintf("server_name: %s\ncluster {\n  name: jackalope\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n",
 			node.name, routePorts[i], strings.Join(routes, ", "))
 		node.conf = writeNATSConf(t, t.TempDir(), node.port, cluster, keys != nil)
-		c.start(t, node)
+		c.start(node)
 	}
 	js := clusterJetStream(t, c.url, adminSeed)
 	poll(t, readyTimeout, func() (bool, string) {
@@ -190,10 +199,11 @@ func startNATSCluster(t *testing.T, bin string, keys map[string]string, adminSee
 	return c, js
 }
 
-// start starts node, or starts it again on the same store.
-func (c *natsCluster) start(t *testing.T, node *natsNode) {
-	t.Helper()
-	node.svc = startProcess(t, "nats-"+node.name, c.bin, c.keys, "-c", node.conf)
+// start starts node, or starts it again on the same store, until the
+// test that started the cluster ends.
+func (c *natsCluster) start(node *natsNode) {
+	c.t.Helper()
+	node.svc = startProcess(c.t, "nats-"+node.name, c.bin, c.keys, "-c", node.conf)
 }
 
 // node is the node called name.
@@ -323,7 +333,9 @@ func (d *clusterDeployment) streamLeader(t *testing.T, stream string) string {
 	t.Helper()
 	var leader string
 	poll(t, catchUpTimeout, func() (bool, string) {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		// A stream without a leader does not answer: a short bound looks
+		// again soon.
+		ctx, cancel := context.WithTimeout(t.Context(), 250*time.Millisecond)
 		defer cancel()
 		s, err := d.js.Stream(ctx, stream)
 		if err != nil {
