@@ -2,7 +2,7 @@
 GO ?= go
 LINT = $(GO) tool -modfile=tools/go.mod golangci-lint
 
-.PHONY: check fmt vet lint test tidy build fuzz cluster-test cluster
+.PHONY: check fmt vet lint test tidy build fuzz cluster-test cluster-bench cluster
 
 check: fmt vet lint tidy test
 
@@ -32,6 +32,11 @@ test:
 # nothing but Go; `make test` runs it too when JACKALOPE_TEST_CLUSTER=1 (CI).
 cluster-test:
 	JACKALOPE_TEST_CLUSTER=1 $(GO) test -race -count=1 -timeout 15m -run '^TestCluster$$' -v $(E2E)
+
+# cluster-bench measures the same deployment for docs/capacity.md: the
+# drain rate with 1, 2 and 4 dispatchers and the CPU per event of each part.
+cluster-bench:
+	JACKALOPE_MEASURE_CLUSTER=1 $(GO) test -count=1 -timeout 60m -run '^TestDispatcherScaling$$' -v $(E2E)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -74,7 +75,7 @@ func TestCluster(t *testing.T) {
 		t.Skipf("set %s=1 (make cluster-test does; CI does) to run the split services on a 3-node JetStream cluster under load", envCluster)
 	}
 	start := time.Now()
-	d := startClusterDeployment(t)
+	d := startClusterDeployment(t, clusterDispatchers, clusterChannels, nil)
 	t.Logf("3-node cluster, installer, %d ingest and %d dispatchers ready after %v", clusterIngests, clusterDispatchers,
 		time.Since(start).Round(time.Millisecond))
 
@@ -244,11 +245,16 @@ type clusterDeployment struct {
 	nats        *natsCluster
 	js          jetstream.JetStream // the admin's
 	fake        *slacktest.Server
+	bins        map[string]string
+	env         func(user string, extra map[string]string) map[string]string
+	workers     int // DISPATCH_WORKERS of the dispatchers it starts
 	installer   *service
+	installEnv  map[string]string
+	installBase string
 	ingests     []*service
 	dispatchers []*service
-	// channels are the webhooks the load goes to and, for each, its Jamf
-	// URL path (/jamf/<token>).
+	// webhooks are the channels the load goes to and paths, for each, its
+	// Jamf URL path (/jamf/<token>).
 	webhooks []string
 	paths    []string
 	// ingestBases are the ingest replicas' base URLs.
@@ -256,14 +262,15 @@ type clusterDeployment struct {
 }
 
 // startClusterDeployment starts the cluster, then the installer (SQLite),
-// the ingest replicas and the dispatchers on it, each signed in as its own
-// user with every node's URL and STREAM_REPLICAS=3, and adds the channels.
-func startClusterDeployment(t *testing.T) *clusterDeployment {
+// clusterIngests ingest replicas and n dispatchers on it, each signed in as
+// its own user with every node's URL and STREAM_REPLICAS=3, and adds the
+// channels. extra adds to every service's environment.
+func startClusterDeployment(t *testing.T, dispatchers, channels int, extra map[string]string) *clusterDeployment {
 	t.Helper()
 	bins := binaries(t, "installer", "ingest", "dispatcher")
 	seed, keys := natsUsers(t)
 	c, js := startNATSCluster(t, natsServerBinary(t), keys, seed("admin"), clusterNodes)
-	d := &clusterDeployment{nats: c, js: js, fake: slacktest.New(t)}
+	d := &clusterDeployment{nats: c, js: js, fake: slacktest.New(t), bins: bins, workers: clusterWorkers}
 
 	common := map[string]string{
 		"NATS_URL":            c.url,
@@ -276,56 +283,90 @@ func startClusterDeployment(t *testing.T) *clusterDeployment {
 		// arrive: no pace to speak of, no digests.
 		"CHANNEL_PACE": "1000/s", "CHANNEL_BURST": "100", "DIGESTS": "off",
 	}
-	with := userEnv(common, seed)
+	maps.Copy(common, extra)
+	d.env = userEnv(common, seed)
 
 	installerAddr, installerBase := loopback(t)
 	installerOpsAddr, installerOps := loopback(t)
-	installerEnv := with("installer", map[string]string{
+	d.installBase = installerBase
+	d.installEnv = d.env("installer", map[string]string{
 		"LISTEN_ADDR": installerAddr, "METRICS_ADDR": installerOpsAddr, "SERVER_NAME": installerBase,
 		"DATA_DIR": t.TempDir(),
 	})
-	d.installer = startProcess(t, "installer", bins["installer"], installerEnv)
+	d.installer = startProcess(t, "installer", bins["installer"], d.installEnv)
 	waitReady(t, d.installer, installerOps+"/readyz")
 
 	var ready []func()
 	for i := range clusterIngests {
 		addr, base := loopback(t)
 		opsAddr, ops := loopback(t)
-		s := startProcess(t, "ingest-"+strconv.Itoa(i+1), bins["ingest"], with("ingest", map[string]string{"LISTEN_ADDR": addr, "METRICS_ADDR": opsAddr}))
+		s := startProcess(t, "ingest-"+strconv.Itoa(i+1), bins["ingest"], d.env("ingest", map[string]string{"LISTEN_ADDR": addr, "METRICS_ADDR": opsAddr}))
 		d.ingests = append(d.ingests, s)
 		d.ingestBases = append(d.ingestBases, base)
 		ready = append(ready, func() { waitReady(t, s, ops+"/readyz") })
 	}
-	for i := range clusterDispatchers {
-		opsAddr, ops := loopback(t)
-		s := startProcess(t, "dispatcher-"+strconv.Itoa(i+1), bins["dispatcher"], with("dispatcher", map[string]string{
-			"METRICS_ADDR": opsAddr, "SERVER_NAME": installerBase, "DISPATCH_WORKERS": strconv.Itoa(clusterWorkers),
-		}))
-		d.dispatchers = append(d.dispatchers, s)
-		ready = append(ready, func() { waitReady(t, s, ops+"/readyz") })
+	for range dispatchers {
+		ready = append(ready, d.startDispatcher(t))
 	}
 	for _, r := range ready {
 		r()
 	}
+	d.addChannels(t, channels)
+	return d
+}
 
-	for i := range clusterChannels {
+// startDispatcher starts one more dispatcher and returns a function that
+// waits until it is ready.
+func (d *clusterDeployment) startDispatcher(t *testing.T) (ready func()) {
+	t.Helper()
+	opsAddr, ops := loopback(t)
+	s := startProcess(t, "dispatcher-"+strconv.Itoa(len(d.dispatchers)+1), d.bins["dispatcher"], d.env("dispatcher", map[string]string{
+		"METRICS_ADDR": opsAddr, "SERVER_NAME": d.installBase, "DISPATCH_WORKERS": strconv.Itoa(d.workers),
+	}))
+	d.dispatchers = append(d.dispatchers, s)
+	return func() { waitReady(t, s, ops+"/readyz") }
+}
+
+// addChannels adds n channels by hand, through the installer's command (a
+// few at once), and waits until every ingest replica knows each.
+func (d *clusterDeployment) addChannels(t *testing.T, n int) {
+	t.Helper()
+	webhooks := make([]string, n)
+	paths := make([]string, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i := range n {
 		name := "#fleet-" + strconv.Itoa(i+1)
-		webhook := d.fake.NewWebhook(name)
-		out := runCommand(t, bins["installer"], installerEnv, "channels", "add", "--webhook-url", webhook, "--channel", name)
-		u, err := url.Parse(jamfURLIn(t, "channels add's output", out))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.webhooks = append(d.webhooks, webhook)
-		d.paths = append(d.paths, u.Path)
+		webhooks[i] = d.fake.NewWebhook(name)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out, err := commandOutput(t, d.bins["installer"], d.installEnv, "channels", "add", "--webhook-url", webhooks[i], "--channel", name)
+			if err != nil {
+				t.Errorf("channels add %s: %v\n%s", name, err, out)
+				return
+			}
+			m := jamfURLPattern.FindString(out)
+			u, err := url.Parse(m)
+			if m == "" || err != nil {
+				t.Errorf("no Jamf URL in channels add's output:\n%s", out)
+				return
+			}
+			paths[i] = u.Path
+		})
 	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	d.webhooks = append(d.webhooks, webhooks...)
+	d.paths = append(d.paths, paths...)
 	// Every ingest replica knows every channel before the load starts.
 	for i, base := range d.ingestBases {
-		for j, p := range d.paths {
-			postEvent(t, base+p, "application/json", eventBody(t, fmt.Sprintf("warm%d-%03d", i, j)))
+		for j, p := range paths {
+			postEvent(t, base+p, "application/json", eventBody(t, fmt.Sprintf("warm%d-%03d", i, j%1000)))
 		}
 	}
-	return d
 }
 
 // streamLeader waits until stream has a leader and returns its name.
