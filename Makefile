@@ -33,6 +33,11 @@ test:
 cluster-test:
 	JACKALOPE_TEST_CLUSTER=1 $(GO) test -race -count=1 -timeout 15m -run '^TestCluster$$' -v $(E2E)
 
+# cluster runs that deployment on this machine for trying it by hand
+# (deploy/cluster/run.sh; Ctrl-C stops it).
+cluster:
+	./deploy/cluster/run.sh
+
 # cluster-bench measures the same deployment for docs/capacity.md: the
 # drain rate with 1, 2 and 4 dispatchers and the CPU per event of each part.
 cluster-bench:

@@ -269,7 +269,12 @@ func startClusterDeployment(t *testing.T, dispatchers, channels int, extra map[s
 	t.Helper()
 	bins := binaries(t, "installer", "ingest", "dispatcher")
 	seed, keys := natsUsers(t)
-	c, js := startNATSCluster(t, natsServerBinary(t), keys, seed("admin"), clusterNodes)
+	natsBin := natsServerBinary(t)
+	// docker-compose.yml's cluster nodes are configured as valid.
+	confEnv := maps.Clone(keys)
+	confEnv["NATS_SERVER_NAME"] = "nats-1"
+	checkNATSConf(t, natsBin, "cluster.conf", confEnv)
+	c, js := startNATSCluster(t, natsBin, keys, seed("admin"), clusterNodes)
 	d := &clusterDeployment{nats: c, js: js, fake: slacktest.New(t), bins: bins, workers: clusterWorkers}
 
 	common := map[string]string{

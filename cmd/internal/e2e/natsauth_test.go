@@ -57,11 +57,7 @@ func TestNATSPermissions(t *testing.T) {
 	seed, keys := natsUsers(t)
 
 	// The compose file's server configuration is valid as shipped.
-	check := exec.Command(natsBin, "-t", "-c", filepath.Join(deployNATS, "nats-server.conf"))
-	check.Env = environ(keys)
-	if out, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("nats-server -t -c deploy/nats/nats-server.conf: %v\n%s", err, out)
-	}
+	checkNATSConf(t, natsBin, "nats-server.conf", keys)
 	natsURL := startNATSServer(t, natsBin, keys)
 
 	fake := slacktest.New(t)
@@ -274,6 +270,17 @@ func natsUsers(t *testing.T) (seed func(user string) string, keys map[string]str
 		keys[app.NATSKeyVariable(user)] = public
 	}
 	return seed, keys
+}
+
+// checkNATSConf fails the test unless nats-server (bin) finds
+// deploy/nats/<file> valid in env.
+func checkNATSConf(t *testing.T, bin, file string, env map[string]string) {
+	t.Helper()
+	check := exec.Command(bin, "-t", "-c", filepath.Join(deployNATS, file))
+	check.Env = environ(env)
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("nats-server -t -c deploy/nats/%s: %v\n%s", file, err, out)
+	}
 }
 
 // userEnv returns a function that makes the environment of a service
