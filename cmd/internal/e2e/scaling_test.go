@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackalope-app/jackalope/internal/bus"
 )
 
 const (
@@ -27,8 +30,6 @@ const (
 	scaleLatency = 50 * time.Millisecond
 	// scaleRounds is how many times each dispatcher count is measured.
 	scaleRounds = 3
-	// scaleWorkers is DISPATCH_WORKERS of each dispatcher: the default.
-	scaleWorkers = 256
 	// scalePosters are the posts under way at once while preloading.
 	scalePosters = 32
 	// drainTimeout bounds one round's drain.
@@ -38,13 +39,20 @@ const (
 	clockTicks = 100
 )
 
-// scaleCounts are the dispatcher process counts measured.
-var scaleCounts = []int{1, 2, 4}
+// scaleCounts are the dispatcher process counts measured, and
+// scaleWorkers the DISPATCH_WORKERS of each: deploy/kubernetes's 16, where
+// each dispatcher is bound by its posts under way (16 per 50 ms), and the
+// default 256, where the machine's cores bind first.
+var (
+	scaleCounts  = []int{1, 2, 4}
+	scaleWorkers = []int{16, 256}
+)
 
 // TestDispatcherScaling measures the deployment of TestCluster for
 // docs/capacity.md: each round preloads 20,000 events over 1,000 channels
 // through both ingest replicas with no dispatcher running, then starts 1, 2
-// or 4 dispatcher processes against a Slack that answers in 50 ms and
+// or 4 dispatcher processes (DISPATCH_WORKERS 16, then 256) against a
+// Slack that answers in 50 ms and
 // times the drain (between 10% and 90% of the events delivered, so that
 // start-up does not count). It reads the CPU time (/proc) ingest, the
 // dispatchers and the three NATS nodes spent per event. The figures are
@@ -62,45 +70,49 @@ func TestDispatcherScaling(t *testing.T) {
 		// not the digests' saving, is measured.
 		"CHANNEL_PACE": "100/s", "CHANNEL_BURST": "100", "DIGESTS": "off",
 	})
-	d.workers = scaleWorkers
 	d.fake.SetLatency(scaleLatency)
 	// The warm-up events addChannels posted go first.
 	d.drain(t, 1, 0)
-
-	type figures struct{ rate, dispatchCPU, natsDrainCPU float64 }
-	results := map[int][]figures{}
 	var ingestRate, ingestCPU, natsLoadCPU []float64
-	for round := range scaleRounds {
-		for _, n := range scaleCounts {
-			natsBefore := d.natsCPU(t)
-			ingestBefore := d.ingestCPU(t)
-			began := time.Now()
-			d.preload(t, fmt.Sprintf("r%dn%d", round, n))
-			loadSecs := time.Since(began).Seconds()
-			ingestSecs := d.ingestCPU(t) - ingestBefore
-			natsSecs := d.natsCPU(t) - natsBefore
-			ingestRate = append(ingestRate, scaleEvents/loadSecs)
-			ingestCPU = append(ingestCPU, scaleEvents/ingestSecs)
-			natsLoadCPU = append(natsLoadCPU, natsSecs/scaleEvents*1e6)
+	for _, workers := range scaleWorkers {
+		d.workers = workers
+		type figures struct{ rate, dispatchCPU, natsDrainCPU float64 }
+		results := map[int][]figures{}
+		for round := range scaleRounds {
+			for _, n := range scaleCounts {
+				natsBefore := d.natsCPU(t)
+				ingestBefore := d.ingestCPU(t)
+				began := time.Now()
+				d.preload(t, fmt.Sprintf("w%dr%dn%d", workers, round, n))
+				loadSecs := time.Since(began).Seconds()
+				ingestSecs := d.ingestCPU(t) - ingestBefore
+				natsLoadSecs := d.natsCPU(t) - natsBefore
+				if len(ingestRate) == 0 {
+					d.logStoredSize(t)
+				}
+				ingestRate = append(ingestRate, scaleEvents/loadSecs)
+				ingestCPU = append(ingestCPU, scaleEvents/ingestSecs)
+				natsLoadCPU = append(natsLoadCPU, natsLoadSecs/scaleEvents*1e6)
 
-			natsBefore = d.natsCPU(t)
-			rate, dispatchSecs := d.drain(t, n, scaleEvents)
-			natsSecs = d.natsCPU(t) - natsBefore
-			f := figures{rate: rate, dispatchCPU: scaleEvents / dispatchSecs, natsDrainCPU: natsSecs / scaleEvents * 1e6}
-			results[n] = append(results[n], f)
-			t.Logf("round %d, %d dispatcher(s): preload %.0f events/s (ingest %.0f events per CPU-second, NATS %.0f µs CPU per event); "+
-				"drain %.0f events/s (dispatchers %.0f events per CPU-second, NATS %.0f µs CPU per event); load average %s",
-				round+1, n, scaleEvents/loadSecs, scaleEvents/ingestSecs, natsSecs/scaleEvents*1e6,
-				f.rate, f.dispatchCPU, f.natsDrainCPU, loadAverage())
+				natsBefore = d.natsCPU(t)
+				rate, dispatchSecs := d.drain(t, n, scaleEvents)
+				natsDrainSecs := d.natsCPU(t) - natsBefore
+				f := figures{rate: rate, dispatchCPU: scaleEvents / dispatchSecs, natsDrainCPU: natsDrainSecs / scaleEvents * 1e6}
+				results[n] = append(results[n], f)
+				t.Logf("DISPATCH_WORKERS=%d, round %d, %d dispatcher(s): preload %.0f events/s (ingest %.0f events per CPU-second, NATS %.0f µs CPU per event); "+
+					"drain %.0f events/s (dispatchers %.0f events per CPU-second, NATS %.0f µs CPU per event); load average %s",
+					workers, round+1, n, scaleEvents/loadSecs, scaleEvents/ingestSecs, natsLoadSecs/scaleEvents*1e6,
+					f.rate, f.dispatchCPU, f.natsDrainCPU, loadAverage())
+			}
 		}
-	}
-	for _, n := range scaleCounts {
-		var rate, cpu, nats []float64
-		for _, f := range results[n] {
-			rate, cpu, nats = append(rate, f.rate), append(cpu, f.dispatchCPU), append(nats, f.natsDrainCPU)
+		for _, n := range scaleCounts {
+			var rate, cpu, nats []float64
+			for _, f := range results[n] {
+				rate, cpu, nats = append(rate, f.rate), append(cpu, f.dispatchCPU), append(nats, f.natsDrainCPU)
+			}
+			t.Logf("DISPATCH_WORKERS=%d, %d dispatcher(s): drain %s events/s; %s events per dispatcher CPU-second; NATS %s µs CPU per event delivered",
+				workers, n, spread(rate), spread(cpu), spread(nats))
 		}
-		t.Logf("%d dispatcher(s): drain %s events/s; %s events per dispatcher CPU-second; NATS %s µs CPU per event delivered",
-			n, spread(rate), spread(cpu), spread(nats))
 	}
 	t.Logf("ingest (2 replicas, %d posts at once): %s events/s; %s events per ingest CPU-second; NATS %s µs CPU per event stored (3 replicas)",
 		scalePosters, spread(ingestRate), spread(ingestCPU), spread(natsLoadCPU))
@@ -184,6 +196,23 @@ func (d *clusterDeployment) drain(t *testing.T, n, want int) (rate, cpuSecs floa
 		return 0, cpuSecs
 	}
 	return float64(want) * 0.8 / t90.Sub(t10).Seconds(), cpuSecs
+}
+
+// logStoredSize logs how many bytes JAMF_EVENTS holds per event: what
+// sizes the backlog (STREAM_MAX_BYTES).
+func (d *clusterDeployment) logStoredSize(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	s, err := d.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatalf("stream %s: %v", bus.StreamEvents, err)
+	}
+	st := s.CachedInfo().State
+	if st.Msgs > 0 {
+		t.Logf("%s holds %d events in %d bytes: %d bytes per event of a %d-byte body", bus.StreamEvents, st.Msgs, st.Bytes,
+			st.Bytes/st.Msgs, len(eventBody(t, "sample-000")))
+	}
 }
 
 // natsCPU is the CPU seconds the cluster's running nodes have used.
