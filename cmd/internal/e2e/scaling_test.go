@@ -22,6 +22,9 @@ const (
 	// envMeasure switches the capacity run on (make cluster-bench): it is
 	// a measurement, minutes long, not a check.
 	envMeasure = "JACKALOPE_MEASURE_CLUSTER"
+	// envMeasureWorkers measures one DISPATCH_WORKERS setting instead of
+	// scaleWorkers.
+	envMeasureWorkers = "JACKALOPE_MEASURE_WORKERS"
 	// scaleEvents are preloaded before each round, over scaleChannels
 	// channels, while no dispatcher runs.
 	scaleEvents   = 20_000
@@ -69,12 +72,24 @@ func TestDispatcherScaling(t *testing.T) {
 		// Each event in a post of its own: the dispatcher's work per event,
 		// not the digests' saving, is measured.
 		"CHANNEL_PACE": "100/s", "CHANNEL_BURST": "100", "DIGESTS": "off",
+		// The default: a dispatcher renews the events it holds every third
+		// of it, which the cluster test's short ACK_WAIT would make cost
+		// more than the deliveries while thousands wait for a worker.
+		"ACK_WAIT": "30s",
 	})
 	d.fake.SetLatency(scaleLatency)
 	// The warm-up events addChannels posted go first.
 	d.drain(t, 1, 0)
 	var ingestRate, ingestCPU, natsLoadCPU []float64
-	for _, workers := range scaleWorkers {
+	workerCounts := scaleWorkers
+	if only := os.Getenv(envMeasureWorkers); only != "" {
+		n, err := strconv.Atoi(only)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a number of workers", envMeasureWorkers, only)
+		}
+		workerCounts = []int{n}
+	}
+	for _, workers := range workerCounts {
 		d.workers = workers
 		type figures struct{ rate, dispatchCPU, natsDrainCPU float64 }
 		results := map[int][]figures{}
