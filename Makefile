@@ -2,7 +2,7 @@
 GO ?= go
 LINT = $(GO) tool -modfile=tools/go.mod golangci-lint
 
-.PHONY: check fmt vet lint test tidy build fuzz cluster-test cluster-bench cluster
+.PHONY: check fmt vet lint test tidy build fuzz storm cluster-test cluster-bench cluster
 
 check: fmt vet lint tidy test
 
@@ -50,3 +50,10 @@ build:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRender -fuzztime $(FUZZTIME) ./internal/render
+
+# storm is issue 11's load run (cmd/internal/e2e/stormload_test.go): 10,000
+# check-ins in 10 s into one paced channel beside ten quiet ones, through a
+# split fleet, without the race detector. ROUNDS=3 repeats it.
+ROUNDS ?= 1
+storm:
+	JACKALOPE_LOAD_STORM=1 $(GO) test -count=$(ROUNDS) -timeout 30m -run '^TestStormLoad$$' -v $(E2E) | grep -E 'stormload_test|^(---|ok|FAIL)'
