@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -290,5 +291,43 @@ func TestPublishResendsUnanswered(t *testing.T) {
 	defer mu.Unlock()
 	if len(ids) != 2 || ids[0] != ids[1] || ids[0] == "" {
 		t.Errorf("sent with message IDs %q, want the same ID twice", ids)
+	}
+}
+
+// TestPublishAsksAgainWhileInProcess plays a stream that is still storing
+// a copy publish sent before: it answers "duplicate message id is in
+// process", then, asked again, that it has the message. Publish succeeds.
+func TestPublishAsksAgainWhileInProcess(t *testing.T) {
+	srv := bustest.Server(t)
+	c, err := bus.Connect(t.Context(), bus.Config{URL: srv.URL()}, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	var asked atomic.Int32
+	if _, err := nc.Subscribe("jamf.events.>", func(m *nats.Msg) {
+		if asked.Add(1) == 1 {
+			_ = m.Respond([]byte(`{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}`))
+			return
+		}
+		_ = m.Respond([]byte(`{"stream":"JAMF_EVENTS","seq":1,"duplicate":true}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, received("inst", "E", `{"n":1}`)); err != nil {
+		t.Fatalf("Publish = %v, want success once the stream has the copy", err)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the stream was asked %d times, want 2", n)
 	}
 }
