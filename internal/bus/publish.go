@@ -63,11 +63,11 @@ const (
 	// defaultPublishTimeout bounds a publish whose context has no deadline,
 	// as the jetstream package's default API timeout does.
 	defaultPublishTimeout = 5 * time.Second
-	// noRespondersRetries and noRespondersWait retry a publish that found
-	// no stream (JetStream starting, a stream leader being elected), as
-	// the jetstream package does; the context still bounds them.
-	noRespondersRetries = 2
-	noRespondersWait    = 250 * time.Millisecond
+	// noRespondersWait is the pause before a publish that found no stream
+	// (JetStream starting, a stream leader being elected after its node
+	// went) is sent again; it is, until the context ends, so that a new
+	// leader elected within the caller's deadline takes it.
+	noRespondersWait = 250 * time.Millisecond
 	// resendAfter is how long publish waits for an acknowledgement before
 	// it sends the message again, with the same message ID (the stream
 	// stores it once): a stream leader that stops (its node restarted in a
@@ -124,17 +124,13 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
-	for noResponders := 0; ; {
+	for {
 		resp, err := c.request(ctx, m)
 		// What to wait before sending again, and to answer if ctx ends
 		// meanwhile.
 		wait, failed := noRespondersWait, error(nil)
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
-			if noResponders == noRespondersRetries {
-				return jetstream.ErrNoStreamResponse
-			}
-			noResponders++
 			failed = jetstream.ErrNoStreamResponse
 		case err != nil:
 			return err
