@@ -2,7 +2,7 @@
 GO ?= go
 LINT = $(GO) tool -modfile=tools/go.mod golangci-lint
 
-.PHONY: check fmt vet lint test tidy build fuzz storm bench
+.PHONY: check fmt vet lint test tidy build fuzz storm bench cluster-test cluster-bench cluster
 
 check: fmt vet lint tidy test
 
@@ -25,7 +25,23 @@ tidy:
 E2E = ./cmd/internal/e2e
 test:
 	$(GO) test -race -timeout 20m $(GOTESTFLAGS) $$($(GO) list ./... | grep -v /cmd/internal/e2e)
-	$(GO) test -race -timeout 10m $(GOTESTFLAGS) $(E2E)
+	$(GO) test -race -timeout 15m $(GOTESTFLAGS) $(E2E)
+
+# cluster-test runs TestCluster alone: the split services on a 3-node
+# JetStream cluster, a node killed and the nodes rolled under load. It needs
+# nothing but Go; `make test` runs it too when JACKALOPE_TEST_CLUSTER=1 (CI).
+cluster-test:
+	JACKALOPE_TEST_CLUSTER=1 $(GO) test -race -count=1 -timeout 15m -run '^TestCluster$$' -v $(E2E)
+
+# cluster runs that deployment on this machine for trying it by hand
+# (deploy/cluster/run.sh; Ctrl-C stops it).
+cluster:
+	./deploy/cluster/run.sh
+
+# cluster-bench measures the same deployment for docs/capacity.md: the
+# drain rate with 1, 2 and 4 dispatchers and the CPU per event of each part.
+cluster-bench:
+	JACKALOPE_MEASURE_CLUSTER=1 $(GO) test -count=1 -timeout 60m -run '^TestDispatcherScaling$$' -v $(E2E)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...

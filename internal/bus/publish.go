@@ -63,11 +63,26 @@ const (
 	// defaultPublishTimeout bounds a publish whose context has no deadline,
 	// as the jetstream package's default API timeout does.
 	defaultPublishTimeout = 5 * time.Second
-	// noRespondersRetries and noRespondersWait retry a publish that found
-	// no stream (JetStream starting, a stream leader being elected), as
-	// the jetstream package does; the context still bounds them.
-	noRespondersRetries = 2
-	noRespondersWait    = 250 * time.Millisecond
+	// noRespondersWait is the pause before a publish that found no stream
+	// (JetStream starting, a stream leader being elected after its node
+	// went) is sent again; it is, until the context ends, so that a new
+	// leader elected within the caller's deadline takes it.
+	noRespondersWait = 250 * time.Millisecond
+	// resendAfter is how long publish waits for an acknowledgement before
+	// it sends the message again, with the same message ID (the stream
+	// stores it once): a stream leader that stops (its node restarted in a
+	// cluster) drops the publishes it has not stored yet and never answers
+	// them, while its successor, elected within moments, answers the same
+	// message at once. The context still bounds the whole.
+	resendAfter = 500 * time.Millisecond
+	// inProcessWait is how long publish waits before it sends again a
+	// message the stream says it is storing already (errCodeMsgIDInProcess).
+	inProcessWait = 50 * time.Millisecond
+	// errCodeMsgIDInProcess is the stream's error code for "duplicate
+	// message id is in process".
+	errCodeMsgIDInProcess jetstream.ErrorCode = 10158
+	// reconnectPoll is how often awaitReconnect looks at the connection.
+	reconnectPoll = 5 * time.Millisecond
 )
 
 // What publish needs per stream, built once: the start of a success
@@ -122,34 +137,86 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
-	resp, err := c.pub.RequestMsgWithContext(ctx, m)
-	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < noRespondersRetries; r++ {
-		t := time.NewTimer(noRespondersWait)
+	for {
+		resp, err := c.request(ctx, m)
+		// What to wait before sending again, and to answer if ctx ends
+		// meanwhile.
+		wait, failed := noRespondersWait, error(nil)
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			failed = jetstream.ErrNoStreamResponse
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			return fmt.Errorf("%w: %w", ErrAckLate, err)
+		case err != nil:
+			return err
+		default:
+			duplicate, err := readAck(resp.Data, stream)
+			if !isInProcess(err) {
+				if err == nil && duplicate {
+					c.log.Debug("duplicate publish ignored", "subject", m.Subject)
+				}
+				return err
+			}
+			// A copy sent before is being stored: ask again shortly,
+			// when the stream has it (a duplicate, a success) or not.
+			wait, failed = inProcessWait, err
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w: %w", jetstream.ErrNoStreamResponse, ctx.Err())
+			return fmt.Errorf("%w: %w", failed, ctx.Err())
 		case <-t.C:
 		}
-		resp, err = c.pub.RequestMsgWithContext(ctx, m)
 	}
-	if errors.Is(err, nats.ErrNoResponders) {
-		return jetstream.ErrNoStreamResponse
+}
+
+// isInProcess reports whether err is the stream's answer that a message
+// with the same ID is being stored right now: a copy publish sent before
+// (see resendAfter), whose fate is not known yet.
+func isInProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMsgIDInProcess
+}
+
+// request sends m on the publishing connection and waits for the answer,
+// sending m again each time resendAfter passes without one, until ctx ends.
+// A publish made while the connection is away fails at once, unless
+// another server of a cluster is there to take it: then it waits (at most
+// resendAfter) for the client to reach one, and sends m there.
+func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, resendAfter)
+		resp, err := c.pub.RequestMsgWithContext(attempt, m)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return resp, err
+		case errors.Is(err, context.DeadlineExceeded):
+			c.log.Debug("no acknowledgement yet; publishing again", "subject", m.Subject, "after", resendAfter)
+		case errors.Is(err, nats.ErrReconnectBufExceeded) && len(c.pub.Servers()) > 1 && c.awaitReconnect(ctx):
+			c.log.Debug("publishing again on the server reconnected to", "subject", m.Subject)
+		default:
+			return resp, err
+		}
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%w: %w", ErrAckLate, err)
+}
+
+// awaitReconnect waits until the publishing connection is connected again,
+// for at most resendAfter, and reports whether it is.
+func (c *Conn) awaitReconnect(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, resendAfter)
+	defer cancel()
+	tick := time.NewTicker(reconnectPoll)
+	defer tick.Stop()
+	for !c.pub.IsConnected() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
 	}
-	if err != nil {
-		return err
-	}
-	duplicate, err := readAck(resp.Data, stream)
-	if err != nil {
-		return err
-	}
-	if duplicate {
-		c.log.Debug("duplicate publish ignored", "subject", m.Subject)
-	}
-	return nil
+	return true
 }
 
 // readAck reads a stream's answer to a publish: nil when stream stored the

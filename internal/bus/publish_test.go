@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,5 +308,90 @@ func TestPublishConcurrent(t *testing.T) {
 	}
 	if got := streamMsgs(t, c, bus.StreamEvents); got != n {
 		t.Errorf("stream holds %d messages, want %d", got, n)
+	}
+}
+
+// TestPublishResendsUnanswered plays a stream leader that stops with a
+// publish in hand (a cluster node restarted): the first publish is never
+// answered. Publish sends the same message again, with the same message
+// ID, and succeeds on the answer to that.
+func TestPublishResendsUnanswered(t *testing.T) {
+	srv := bustest.Server(t)
+	c, err := bus.Connect(t.Context(), bus.Config{URL: srv.URL()}, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// No stream: this subscriber alone takes the events' subject.
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	var ids []string
+	var mu sync.Mutex
+	_, err = nc.Subscribe("jamf.events.>", func(m *nats.Msg) {
+		mu.Lock()
+		ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+		n := len(ids)
+		mu.Unlock()
+		if n > 1 {
+			_ = m.Respond([]byte(`{"stream":"JAMF_EVENTS","seq":1}`))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, received("inst", "E", `{"n":1}`)); err != nil {
+		t.Fatalf("Publish = %v, want success on the answer to the second send", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ids) != 2 || ids[0] != ids[1] || ids[0] == "" {
+		t.Errorf("sent with message IDs %q, want the same ID twice", ids)
+	}
+}
+
+// TestPublishAsksAgainWhileInProcess plays a stream that is still storing
+// a copy publish sent before: it answers "duplicate message id is in
+// process", then, asked again, that it has the message. Publish succeeds.
+func TestPublishAsksAgainWhileInProcess(t *testing.T) {
+	srv := bustest.Server(t)
+	c, err := bus.Connect(t.Context(), bus.Config{URL: srv.URL()}, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	var asked atomic.Int32
+	if _, err := nc.Subscribe("jamf.events.>", func(m *nats.Msg) {
+		if asked.Add(1) == 1 {
+			_ = m.Respond([]byte(`{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}`))
+			return
+		}
+		_ = m.Respond([]byte(`{"stream":"JAMF_EVENTS","seq":1,"duplicate":true}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, received("inst", "E", `{"n":1}`)); err != nil {
+		t.Fatalf("Publish = %v, want success once the stream has the copy", err)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the stream was asked %d times, want 2", n)
 	}
 }

@@ -8,5 +8,8 @@
 // The split-process test runs only when JACKALOPE_TEST_NATS_URL and
 // JACKALOPE_TEST_DATABASE_URL are set, and purges that NATS server's
 // Jackalope streams first, so this package runs after the others (see the
-// Makefile). The tests that build binaries skip under -short.
+// Makefile). The cluster test (TestCluster: the split services on three
+// clustered nats-server processes, a node killed and the nodes rolled under
+// load) runs only when JACKALOPE_TEST_CLUSTER=1 (make cluster-test, CI).
+// The tests that build binaries skip under -short.
 package e2e

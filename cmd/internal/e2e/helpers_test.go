@@ -208,6 +208,7 @@ type service struct {
 	exited chan struct{} // closed once it returned or exited; err is set
 	err    error
 	stopFn func(os.Signal) // asks it to stop: cancel or signal
+	pid    int             // a process's ID; 0 for the all-in-one in process
 }
 
 // startAllInOne runs app.AllInOne in a goroutine, as cmd/jackalope's main
@@ -239,6 +240,7 @@ func startProcess(t *testing.T, name, bin string, env map[string]string, args ..
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
+	s.pid = cmd.Process.Pid
 	s.stopFn = func(sig os.Signal) { _ = cmd.Process.Signal(sig) } // it may have exited already
 	go func() {
 		defer close(s.exited)

@@ -31,6 +31,9 @@ const (
 	natsServerModule = "github.com/nats-io/nats-server/v2"
 	// deployNATS is deploy/nats, from this package's directory.
 	deployNATS = "../../../deploy/nats"
+	// envNATSServer names a nats-server binary the tests use instead of
+	// building natsServerModule (make cluster-test builds it once).
+	envNATSServer = "JACKALOPE_TEST_NATS_SERVER"
 	// refusalTimeout bounds the wait for the server's refusal of one
 	// operation (it arrives asynchronously, as an -ERR).
 	refusalTimeout = 10 * time.Second
@@ -52,27 +55,10 @@ func TestNATSPermissions(t *testing.T) {
 	bins := binaries(t, "installer", "ingest", "dispatcher")
 	natsBin := natsServerBinary(t)
 
-	creds := t.TempDir()
-	if err := app.NATSCreds(creds, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	seed := func(user string) string { return filepath.Join(creds, user, "nats.nk") }
-	// The server's environment: the users' public keys, as nkeys.env has them.
-	keys := map[string]string{}
-	for _, user := range app.NATSUsers {
-		public, _, err := bus.UserSeed(seed(user))
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[app.NATSKeyVariable(user)] = public
-	}
+	seed, keys := natsUsers(t)
 
 	// The compose file's server configuration is valid as shipped.
-	check := exec.Command(natsBin, "-t", "-c", filepath.Join(deployNATS, "nats-server.conf"))
-	check.Env = environ(keys)
-	if out, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("nats-server -t -c deploy/nats/nats-server.conf: %v\n%s", err, out)
-	}
+	checkNATSConf(t, natsBin, "nats-server.conf", keys)
 	natsURL := startNATSServer(t, natsBin, keys)
 
 	fake := slacktest.New(t)
@@ -82,12 +68,7 @@ func TestNATSPermissions(t *testing.T) {
 		"SHUTDOWN_TIMEOUT":    shutdownTimeout.String(),
 		"SLACK_WEBHOOK_HOSTS": fakeWebhookHosts,
 	}
-	with := func(user string, extra map[string]string) map[string]string {
-		env := maps.Clone(common)
-		env["NATS_NKEY"] = seed(user)
-		maps.Copy(env, extra)
-		return env
-	}
+	with := userEnv(common, seed)
 
 	// Ingest and the dispatcher start first and wait: they may not create
 	// the streams.
@@ -271,11 +252,58 @@ func TestNATSPermissions(t *testing.T) {
 	}
 }
 
+// natsUsers writes the users' seeds as `jackalope nats-creds` does and
+// returns where each user's seed is and the server's environment: the
+// users' public keys, as nkeys.env has them.
+func natsUsers(t *testing.T) (seed func(user string) string, keys map[string]string) {
+	t.Helper()
+	creds := t.TempDir()
+	if err := app.NATSCreds(creds, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	seed = func(user string) string { return filepath.Join(creds, user, "nats.nk") }
+	keys = map[string]string{}
+	for _, user := range app.NATSUsers {
+		public, _, err := bus.UserSeed(seed(user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[app.NATSKeyVariable(user)] = public
+	}
+	return seed, keys
+}
+
+// checkNATSConf fails the test unless nats-server (bin) finds
+// deploy/nats/<file> valid in env.
+func checkNATSConf(t *testing.T, bin, file string, env map[string]string) {
+	t.Helper()
+	check := exec.Command(bin, "-t", "-c", filepath.Join(deployNATS, file))
+	check.Env = environ(env)
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("nats-server -t -c deploy/nats/%s: %v\n%s", file, err, out)
+	}
+}
+
+// userEnv returns a function that makes the environment of a service
+// signed in as user (its seed in NATS_NKEY): common with extra.
+func userEnv(common map[string]string, seed func(user string) string) func(user string, extra map[string]string) map[string]string {
+	return func(user string, extra map[string]string) map[string]string {
+		env := maps.Clone(common)
+		env["NATS_NKEY"] = seed(user)
+		maps.Copy(env, extra)
+		return env
+	}
+}
+
 // natsServerBinary builds the NATS server of the module's dependency once
-// per run and returns its path. It skips the test when the go command is
+// per run and returns its path, or returns JACKALOPE_TEST_NATS_SERVER's
+// binary when that is set. It skips the test when the go command is
 // missing.
 func natsServerBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv(envNATSServer); bin != "" {
+		return bin
+	}
 	built.mu.Lock()
 	defer built.mu.Unlock()
 	if built.done == nil {
@@ -307,23 +335,7 @@ func startNATSServer(t *testing.T, bin string, keys map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
-	conf := "listen: 127.0.0.1:" + strconv.Itoa(port) + "\n" +
-		"jetstream { store_dir: " + strconv.Quote(filepath.Join(dir, "store")) + " }\n" +
-		"max_payload: 8MB\n"
-	if keys != nil {
-		perms, err := os.ReadFile(filepath.Join(deployNATS, "jackalope.conf"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "jackalope.conf"), perms, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		conf += "include ./jackalope.conf\n"
-	}
-	confPath := filepath.Join(dir, "server.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	confPath := writeNATSConf(t, dir, port, "", keys != nil)
 	srv := startProcess(t, "nats-server", bin, keys, "-c", confPath)
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
 	poll(t, readyTimeout, func() (bool, string) {
@@ -341,6 +353,32 @@ func startNATSServer(t *testing.T, bin string, keys map[string]string) string {
 		return false, fmt.Sprintf("nats-server never took connections at %s (last: %v)", url, err)
 	})
 	return url
+}
+
+// writeNATSConf writes dir/server.conf, a server listening on port with
+// its store in dir/store, extra (a cluster block, say) and, when users is
+// true, deploy/nats/jackalope.conf's account and users; it returns the
+// file's path.
+func writeNATSConf(t *testing.T, dir string, port int, extra string, users bool) string {
+	t.Helper()
+	conf := "listen: 127.0.0.1:" + strconv.Itoa(port) + "\n" +
+		"jetstream { store_dir: " + strconv.Quote(filepath.Join(dir, "store")) + " }\n" +
+		"max_payload: 8MB\n" + extra
+	if users {
+		perms, err := os.ReadFile(filepath.Join(deployNATS, "jackalope.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "jackalope.conf"), perms, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		conf += "include ./jackalope.conf\n"
+	}
+	path := filepath.Join(dir, "server.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // connectAs connects as user with its seed, taking replies under the
