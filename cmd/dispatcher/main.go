@@ -149,7 +149,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := conn.RegisterMetrics(reg); err != nil {
 		return err
 	}
-	d, err := app.Dispatcher(cfg, keys, conn, installations, logger, reg)
+	d, err := app.Dispatcher(cfg, keys, conn, installations, nil, logger, reg)
 	if err != nil {
 		return err
 	}

@@ -136,6 +136,9 @@ func (d *Dispatcher) turn(work context.Context, ch *channel) bool {
 	p := d.paceOf(entry)
 	webhook := registry.WebhookFingerprint(entry.WebhookURLSealed)
 
+	if !d.yield(work) {
+		return true
+	}
 	select {
 	case d.slots <- struct{}{}:
 	case <-work.Done():
@@ -144,6 +147,12 @@ func (d *Dispatcher) turn(work context.Context, ch *channel) bool {
 	defer func() { <-d.slots }()
 
 	d.mu.Lock()
+	if d.stopping || len(ch.queue) == 0 { // Stop handed the events back meanwhile
+		ch.running = false
+		d.dropIdleLocked(ch)
+		d.mu.Unlock()
+		return false
+	}
 	gen := ch.gen
 	a := asker{dispatcher: d.id, oldest: ch.queue[0].ev.Queued, webhook: webhook, digest: d.behindLocked(ch, p), want: 1}
 	if !a.digest {
@@ -732,4 +741,35 @@ func (d *Dispatcher) report(ctx context.Context, id, webhook, code string) {
 	d.mu.Lock()
 	d.reported[id] = webhook
 	d.mu.Unlock()
+}
+
+// yieldInterval is how often a post goes out while the process is busy
+// with work that comes first (Options.Busy): about 100 posts a second, so
+// that delivery goes on, slowly, through a long burst.
+const yieldInterval = 10 * time.Millisecond
+
+// yield holds a post back while d.busy reports true: then posts go out one
+// at a time, each after yieldInterval, and go again at full speed as soon
+// as it reports false. It reports false when ctx ended first.
+func (d *Dispatcher) yield(ctx context.Context) bool {
+	if d.busy == nil || !d.busy() {
+		return true
+	}
+	select {
+	case d.trickle <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	defer func() { <-d.trickle }()
+	if !d.busy() { // it ended while this post waited for its turn
+		return true
+	}
+	t := time.NewTimer(yieldInterval)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

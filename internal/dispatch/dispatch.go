@@ -156,6 +156,13 @@ type Options struct {
 	DigestAfter time.Duration
 	// MaxInFlight bounds the posts under way at once (DISPATCH_WORKERS).
 	MaxInFlight int
+	// Busy, when set, reports that the process is busy with work that
+	// comes before delivery: in the all-in-one, ingest serving a burst of
+	// webhooks (Jamf Pro waits 2 s for an answer; Slack can wait). While
+	// it reports true, posts go out one at a time, at most one per
+	// yieldInterval, and the events wait on the bus and in memory as they
+	// do behind a channel's pace.
+	Busy func() bool
 	// AckWait is the bus consumer's ack wait: events held longer than a
 	// third of it are kept alive with progress acks.
 	AckWait time.Duration
@@ -203,9 +210,11 @@ type Dispatcher struct {
 	log             *slog.Logger
 	metrics         *metrics
 
-	id    string        // random, tells this dispatcher from others in turn tickets
-	slots chan struct{} // one per post under way
-	tasks sync.WaitGroup
+	id      string        // random, tells this dispatcher from others in turn tickets
+	slots   chan struct{} // one per post under way
+	busy    func() bool   // Options.Busy
+	trickle chan struct{} // the one post let through at a time while busy
+	tasks   sync.WaitGroup
 	// work is the context of posts and of the shared state's reads and
 	// writes; Run sets it before it takes the first event and cancels it
 	// a grace after its own context ends.
@@ -285,6 +294,8 @@ func New(opts Options) (*Dispatcher, error) {
 		log:             cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		id:              crand.Text(),
 		slots:           make(chan struct{}, cmp.Or(opts.MaxInFlight, DefaultMaxInFlight)),
+		busy:            opts.Busy,
+		trickle:         make(chan struct{}, 1),
 		channels:        map[string]*channel{},
 		space:           make(chan struct{}),
 		cache:           map[string]cached{},

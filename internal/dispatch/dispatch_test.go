@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -694,6 +695,44 @@ func TestFilteredEventsAreSettledWithoutAPost(t *testing.T) {
 			if got := counterValue(t, reg, "jackalope_events_filtered_total", "event", event); got != want {
 				t.Errorf("jackalope_events_filtered_total{event=%q} = %v, want %v", event, got, want)
 			}
+		}
+	})
+}
+
+// TestBusyHostComesFirst checks Options.Busy: while the host is busy with
+// work that comes first (the all-in-one's ingest in a burst), posts go out
+// one at a time, one per 10 ms, however many could go; once it is not,
+// the rest go out at once (after the one post then waiting its 10 ms).
+func TestBusyHostComesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var busy atomic.Bool
+		busy.Store(true)
+		h.dispatcher(func(o *dispatch.Options) { o.Busy = busy.Load })
+		// 50 channels, an event each: nothing but Busy holds them back.
+		var urls []string
+		for i := range 50 {
+			e, url := h.channel(fmt.Sprintf("c%02d", i), registry.DeliverySettings{})
+			h.bus.publish(e.ID, fmt.Sprintf("c%02d-000", i))
+			urls = append(urls, url)
+		}
+		delivered := func() int {
+			n := 0
+			for _, u := range urls {
+				n += len(h.slack.delivered(u))
+			}
+			return n
+		}
+		pass(100 * time.Millisecond)
+		synctest.Wait()
+		if n := delivered(); n < 5 || n > 11 {
+			t.Errorf("while busy for 100ms, %d posts went out; want one per 10ms", n)
+		}
+		busy.Store(false)
+		pass(11 * time.Millisecond)
+		synctest.Wait()
+		if n := delivered(); n != len(urls) {
+			t.Errorf("11ms after the host was no longer busy, %d of %d events were delivered; want all", n, len(urls))
 		}
 	})
 }

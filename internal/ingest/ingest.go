@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -105,7 +106,14 @@ type Handler struct {
 	metrics        *metrics
 
 	tooLarge []byte // 413 answer, which names the limit
+
+	inFlight atomic.Int64 // requests being served; see InFlight
 }
+
+// InFlight is how many webhooks ingest is serving right now. The
+// all-in-one's dispatcher holds its posts back while it is high, so that
+// ingest, which Jamf Pro waits for, comes first (dispatch.Options.Busy).
+func (h *Handler) InFlight() int { return int(h.inFlight.Load()) }
 
 // New returns a Handler, or an error when a required option is missing or
 // the metrics cannot be registered.
@@ -190,7 +198,11 @@ const (
 // comment gives, answering at the first that refuses it.
 func (h *Handler) serve(c echo.Context) error {
 	h.metrics.inFlight.Inc()
-	defer h.metrics.inFlight.Dec()
+	h.inFlight.Add(1)
+	defer func() {
+		h.inFlight.Add(-1)
+		h.metrics.inFlight.Dec()
+	}()
 
 	token := c.Param("token")
 	if !validToken(token) {

@@ -82,7 +82,7 @@ func TestAlertsUseExportedMetrics(t *testing.T) {
 	e := httpserver.New(httpserver.Options{Logger: logger})
 	ing.Register(e)
 	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/jamf/unknown", strings.NewReader("{}")))
-	if _, err := Dispatcher(cfg, keys, conn, installations, logger, reg); err != nil {
+	if _, err := Dispatcher(cfg, keys, conn, installations, nil, logger, reg); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Installer(cfg, keys, store, conn, logger, reg); err != nil {

@@ -55,7 +55,12 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	disp, err := Dispatcher(cfg, keys, conn, installations, logger.With("component", "dispatch"), reg)
+	// Ingest comes first: Jamf Pro waits 2 s for its answer and does not
+	// send again, while Slack can wait. While ingest serves a burst, the
+	// dispatcher in the same process lets a post through only now and
+	// then, and catches up after it.
+	ingestBusy := func() bool { return ing.InFlight() >= ingestBusyAt }
+	disp, err := Dispatcher(cfg, keys, conn, installations, ingestBusy, logger.With("component", "dispatch"), reg)
 	if err != nil {
 		return err
 	}
@@ -111,6 +116,11 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	logger.Info("jackalope stopped")
 	return serveErr
 }
+
+// ingestBusyAt is how many webhooks ingest must be serving at once for the
+// all-in-one's dispatcher to hold back: a steady few hundred a second keep
+// one or two in flight, a burst at the machine's limit tens.
+const ingestBusyAt = 8
 
 var bannerTemplate = template.Must(template.New("banner").Parse(`
 Jackalope is running.

@@ -421,8 +421,9 @@ func Ingest(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installations 
 	return ingest.New(opts)
 }
 
-// Dispatcher builds the delivery use case.
-func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installations *bus.Installations, logger *slog.Logger, reg prometheus.Registerer) (*dispatch.Dispatcher, error) {
+// Dispatcher builds the delivery use case; busy, when not nil, is
+// dispatch.Options.Busy (the all-in-one gives its ingest precedence).
+func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installations *bus.Installations, busy func() bool, logger *slog.Logger, reg prometheus.Registerer) (*dispatch.Dispatcher, error) {
 	return dispatch.New(dispatch.Options{
 		Installations: installations,
 		Poster: slack.New(slack.Config{
@@ -442,6 +443,7 @@ func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installati
 		DigestsOff:  !cfg.Dispatch.Digests,
 		DigestAfter: cfg.Dispatch.DigestAfter,
 		MaxInFlight: cfg.Dispatch.Workers,
+		Busy:        busy,
 		AckWait:     cfg.Dispatch.AckWait,
 		ProbeLease:  cfg.Slack.Timeout + 5*time.Second,
 		IconBaseURL: cfg.BaseURL + "/static/images",
