@@ -311,26 +311,39 @@ func TestPublishConcurrent(t *testing.T) {
 	}
 }
 
-// TestPublishResendsUnanswered plays a stream leader that stops with a
-// publish in hand (a cluster node restarted): the first publish is never
-// answered. Publish sends the same message again, with the same message
-// ID, and succeeds on the answer to that.
-func TestPublishResendsUnanswered(t *testing.T) {
+// fakeStream connects to a server with no streams, where answer, a plain
+// subscriber to the events' subject, plays the stream: it takes every
+// publish and answers it, or not, as the test needs.
+func fakeStream(t *testing.T, answer func(m *nats.Msg)) *bus.Conn {
+	t.Helper()
 	srv := bustest.Server(t)
 	c, err := bus.Connect(t.Context(), bus.Config{URL: srv.URL()}, bustest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	// No stream: this subscriber alone takes the events' subject.
 	nc, err := nats.Connect(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe("jamf.events.>", answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestPublishResendsUnanswered plays a stream leader that stops with a
+// publish in hand (a cluster node restarted): the first publish is never
+// answered. Publish sends the same message again, with the same message
+// ID, and succeeds on the answer to that.
+func TestPublishResendsUnanswered(t *testing.T) {
 	var ids []string
 	var mu sync.Mutex
-	_, err = nc.Subscribe("jamf.events.>", func(m *nats.Msg) {
+	c := fakeStream(t, func(m *nats.Msg) {
 		mu.Lock()
 		ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
 		n := len(ids)
@@ -339,12 +352,6 @@ func TestPublishResendsUnanswered(t *testing.T) {
 			_ = m.Respond([]byte(`{"stream":"JAMF_EVENTS","seq":1}`))
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -362,30 +369,14 @@ func TestPublishResendsUnanswered(t *testing.T) {
 // a copy publish sent before: it answers "duplicate message id is in
 // process", then, asked again, that it has the message. Publish succeeds.
 func TestPublishAsksAgainWhileInProcess(t *testing.T) {
-	srv := bustest.Server(t)
-	c, err := bus.Connect(t.Context(), bus.Config{URL: srv.URL()}, bustest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
 	var asked atomic.Int32
-	if _, err := nc.Subscribe("jamf.events.>", func(m *nats.Msg) {
+	c := fakeStream(t, func(m *nats.Msg) {
 		if asked.Add(1) == 1 {
 			_ = m.Respond([]byte(`{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}`))
 			return
 		}
 		_ = m.Respond([]byte(`{"stream":"JAMF_EVENTS","seq":1,"duplicate":true}`))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := c.Publish(ctx, received("inst", "E", `{"n":1}`)); err != nil {

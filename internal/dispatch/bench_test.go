@@ -15,6 +15,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/slack"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 // benchChannels is how many channels the benchmark spreads events over.
@@ -240,18 +241,14 @@ func runDispatcher(s *system, d *dispatch.Dispatcher) (stop func() error) {
 // acknowledged (the stream keeps an event only while it is not).
 func waitBacklogEmpty(b *testing.B, conn *bus.Conn, timeout time.Duration) {
 	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testwait.Until(b, timeout, func() error {
 		st, err := conn.Backlog(context.Background())
 		if err != nil {
 			b.Fatalf("backlog: %v", err)
 		}
-		if st.Msgs == 0 {
-			return
+		if st.Msgs != 0 {
+			return fmt.Errorf("the backlog still holds %d events", st.Msgs)
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("after %v the backlog still holds %d events", timeout, st.Msgs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
