@@ -264,7 +264,11 @@ idle_run() {
 dispatch_run() {
 	rec dispatch.load "$(load1)"
 	(cd "$root" && go test -run '^$' -bench 'BenchmarkDelivery$' -benchtime "$([ -n "$quick" ] && echo 4000x || echo 10000x)" -count "$rounds" ./internal/dispatch) |
-		tee -a "$work/gobench.out" | awk '/^BenchmarkDelivery\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[3]); print "dispatch." a[2] "." a[3] " " $5}' >>"$work/results"
+		tee -a "$work/gobench.out" | awk '/^BenchmarkDelivery\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[3])
+			for (i = 3; i < NF; i++) {
+				if ($(i+1) == "events/s") print "dispatch." a[2] "." a[3] " " $i
+				if ($(i+1) == "cpu-µs/op") print "dispatch." a[2] "." a[3] ".cpu " $i
+			}}' >>"$work/results"
 	(cd "$root" && go test -run '^$' -bench 'BenchmarkDeliverySlack200ms' -benchtime 1x -count "$rounds" ./internal/dispatch) |
 		tee -a "$work/gobench.out" | awk '/^BenchmarkDeliverySlack200ms\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[3]); for (i = 4; i < NF; i++) if ($(i+1) == "s/run") print "slow." a[2] "/" a[3] " " $i}' >>"$work/results"
 }
@@ -326,6 +330,7 @@ ratio() {
 	for p in inflight=8 inflight=64; do
 		grep -q "^dispatch.dispatch.$p " "$work/results" 2>/dev/null || continue
 		echo "| BenchmarkDelivery $p, events/s | $(stat "dispatch.dispatch.$p") | bare posting loop: $(stat "dispatch.bare.$p") | $(ratio "dispatch.dispatch.$p" "dispatch.bare.$p") | | | $(stat dispatch.load) |"
+		echo "| BenchmarkDelivery $p, µs CPU per event (process, fake Slack included) | $(stat "dispatch.dispatch.$p.cpu") | bare posting loop: $(stat "dispatch.bare.$p.cpu") | $(ratio "dispatch.bare.$p.cpu" "dispatch.dispatch.$p.cpu") | | | $(stat dispatch.load) |"
 	done
 	echo
 	echo "| measurement | value | load (1 min) |"
