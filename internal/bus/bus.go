@@ -47,6 +47,13 @@ const (
 	subjectChannelDead = "jackalope.control.channel_dead."
 )
 
+// The delivery bucket's stream, and the subject its keys are written to
+// (a KV bucket is a stream named KV_<bucket> on $KV.<bucket>.<key>).
+const (
+	streamDelivery  = "KV_" + BucketDelivery
+	deliverySubject = "$KV." + BucketDelivery + "."
+)
+
 // Defaults for the zero fields of Config.
 const (
 	DefaultReplicas      = 1

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,19 +56,34 @@ func (c *Conn) SetDeliveryState(ctx context.Context, id string, s registry.Deliv
 	if err != nil {
 		return 0, false, fmt.Errorf("set delivery state of %s: %w", id, err)
 	}
-	var next uint64
 	if rev == 0 {
-		next, err = kv.Create(ctx, id, b)
-	} else {
-		next, err = kv.Update(ctx, id, b, rev)
+		next, err := kv.Create(ctx, id, b)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			return 0, false, nil
+		case err != nil:
+			return 0, false, fmt.Errorf("set delivery state of %s: %w", id, err)
+		}
+		return next, true, nil
 	}
+	// What kv.Update does, through publish: every post writes this, and
+	// the jetstream package decodes each answer with encoding/json (5 % of
+	// the all-in-one's CPU at a steady 500 events/s, docs/benchmarks.md).
+	m := &nats.Msg{
+		Subject: deliverySubject + id,
+		Header:  nats.Header{jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(rev, 10)}},
+		Data:    b,
+	}
+	ack, err := c.publishAck(ctx, m, streamDelivery, "")
+	var apiErr *jetstream.APIError
 	switch {
-	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
 		return 0, false, nil
 	case err != nil:
 		return 0, false, fmt.Errorf("set delivery state of %s: %w", id, err)
 	}
-	return next, true, nil
+	return ack.seq, true, nil
 }
 
 // ClearDeliveryState forgets the delivery state of installation id — a

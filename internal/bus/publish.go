@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -90,17 +91,20 @@ const (
 // an "error" member, wherever it is) and the Nats-Expected-Stream value.
 var (
 	ackPrefix = map[string][]byte{
-		StreamEvents:  []byte(`{"stream":"` + StreamEvents + `",`),
-		StreamDead:    []byte(`{"stream":"` + StreamDead + `",`),
-		StreamControl: []byte(`{"stream":"` + StreamControl + `",`),
+		StreamEvents:   []byte(`{"stream":"` + StreamEvents + `",`),
+		StreamDead:     []byte(`{"stream":"` + StreamDead + `",`),
+		StreamControl:  []byte(`{"stream":"` + StreamControl + `",`),
+		streamDelivery: []byte(`{"stream":"` + streamDelivery + `",`),
 	}
 	expectStream = map[string][]string{
-		StreamEvents:  {StreamEvents},
-		StreamDead:    {StreamDead},
-		StreamControl: {StreamControl},
+		StreamEvents:   {StreamEvents},
+		StreamDead:     {StreamDead},
+		StreamControl:  {StreamControl},
+		streamDelivery: {streamDelivery},
 	}
 	ackError     = []byte(`"error"`)
 	ackDuplicate = []byte(`"duplicate"`)
+	ackSeq       = []byte(`"seq":`)
 )
 
 // ErrAckLate is returned by a publish whose acknowledgement did not arrive
@@ -120,10 +124,21 @@ var ErrAckLate = errors.New("publish acknowledgement did not arrive in time")
 // waits for the stream's acknowledgement or the end of ctx. A duplicate
 // within the dedup window is a success.
 func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) error {
+	_, err := c.publishAck(ctx, m, stream, id)
+	return err
+}
+
+// publishAck is publish returning the acknowledgement. id may be empty for
+// a message that a compare-and-set header guards instead: a copy resent
+// because the first answer was late then fails that check, as a write by
+// another would.
+func (c *Conn) publishAck(ctx context.Context, m *nats.Msg, stream, id string) (pubAck, error) {
 	if m.Header == nil {
 		m.Header = make(nats.Header, 2)
 	}
-	m.Header[jetstream.MsgIDHeader] = []string{id}
+	if id != "" {
+		m.Header[jetstream.MsgIDHeader] = []string{id}
+	}
 	expect, ok := expectStream[stream]
 	if !ok {
 		expect = []string{stream}
@@ -146,16 +161,16 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 		case errors.Is(err, nats.ErrNoResponders):
 			failed = jetstream.ErrNoStreamResponse
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-			return fmt.Errorf("%w: %w", ErrAckLate, err)
+			return pubAck{}, fmt.Errorf("%w: %w", ErrAckLate, err)
 		case err != nil:
-			return err
+			return pubAck{}, err
 		default:
-			duplicate, err := readAck(resp.Data, stream)
+			ack, err := readAck(resp.Data, stream)
 			if !isInProcess(err) {
-				if err == nil && duplicate {
+				if err == nil && ack.duplicate {
 					c.log.Debug("duplicate publish ignored", "subject", m.Subject)
 				}
-				return err
+				return ack, err
 			}
 			// A copy sent before is being stored: ask again shortly,
 			// when the stream has it (a duplicate, a success) or not.
@@ -165,7 +180,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg, stream, id string) erro
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w: %w", failed, ctx.Err())
+			return pubAck{}, fmt.Errorf("%w: %w", failed, ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -219,32 +234,56 @@ func (c *Conn) awaitReconnect(ctx context.Context) bool {
 	return true
 }
 
-// readAck reads a stream's answer to a publish: nil when stream stored the
-// message or already had it (duplicate true), the server's *jetstream.APIError
-// when it refused it, and jetstream.ErrInvalidJSAck when the answer is not
-// an acknowledgement of stream. A plain success (the stream's name first,
-// no "error" member) is recognised without decoding the JSON; anything else
-// is decoded in full.
-func readAck(data []byte, stream string) (duplicate bool, err error) {
+// pubAck is what a stream's acknowledgement says of a stored message.
+type pubAck struct {
+	seq       uint64 // its sequence in the stream
+	duplicate bool   // the stream had it already (the dedup window)
+}
+
+// readAck reads a stream's answer to a publish: the acknowledgement when
+// stream stored the message or already had it, the server's
+// *jetstream.APIError when it refused it, and jetstream.ErrInvalidJSAck when
+// the answer is not an acknowledgement of stream. A plain success (the
+// stream's name first, no "error" member) is read without decoding the
+// JSON; anything else is decoded in full.
+func readAck(data []byte, stream string) (pubAck, error) {
 	prefix, ok := ackPrefix[stream]
 	if ok && bytes.HasPrefix(data, prefix) && data[len(data)-1] == '}' && !bytes.Contains(data, ackError) {
-		return bytes.Contains(data, ackDuplicate), nil
+		if seq, ok := seqOf(data); ok {
+			return pubAck{seq: seq, duplicate: bytes.Contains(data, ackDuplicate)}, nil
+		}
 	}
 	var ack struct {
 		Error     *jetstream.APIError `json:"error"`
 		Stream    string              `json:"stream"`
+		Sequence  uint64              `json:"seq"`
 		Duplicate bool                `json:"duplicate"`
 	}
 	if err := json.Unmarshal(data, &ack); err != nil {
-		return false, jetstream.ErrInvalidJSAck
+		return pubAck{}, jetstream.ErrInvalidJSAck
 	}
 	if ack.Error != nil {
-		return false, ack.Error
+		return pubAck{}, ack.Error
 	}
 	if ack.Stream != stream {
-		return false, jetstream.ErrInvalidJSAck
+		return pubAck{}, jetstream.ErrInvalidJSAck
 	}
-	return ack.Duplicate, nil
+	return pubAck{seq: ack.Sequence, duplicate: ack.Duplicate}, nil
+}
+
+// seqOf reads the "seq" member of a success acknowledgement.
+func seqOf(data []byte) (uint64, bool) {
+	i := bytes.Index(data, ackSeq)
+	if i < 0 {
+		return 0, false
+	}
+	digits := data[i+len(ackSeq):]
+	n := 0
+	for n < len(digits) && digits[n] >= '0' && digits[n] <= '9' {
+		n++
+	}
+	seq, err := strconv.ParseUint(string(digits[:n]), 10, 64)
+	return seq, err == nil
 }
 
 // eventMsg builds the message for r: the Jamf body and the headers that

@@ -58,23 +58,25 @@ func TestReadAck(t *testing.T) {
 		name          string
 		stream        string
 		data          string
+		wantSeq       uint64
 		wantDuplicate bool
 		wantErr       error // matched with errors.Is; nil for success
 		wantAPICode   int   // the *jetstream.APIError's code, when there is one
 	}{
 		// Acknowledgements as nats-server 2.15 (embedded) and 2.9 send them.
-		{name: "stored", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS","seq":1}`},
-		{name: "stored, 2.9", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS", "seq":1}`},
-		{name: "duplicate", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS","seq":1,"duplicate": true}`, wantDuplicate: true},
-		{name: "duplicate, 2.9", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS", "seq":1,"duplicate": true}`, wantDuplicate: true},
-		{name: "with a domain", stream: StreamDead, data: `{"stream":"JAMF_DEAD","domain":"hub","seq":7}`},
+		{name: "stored", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS","seq":1}`, wantSeq: 1},
+		{name: "stored, 2.9", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS", "seq":12}`, wantSeq: 12},
+		{name: "duplicate", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS","seq":1,"duplicate": true}`, wantSeq: 1, wantDuplicate: true},
+		{name: "duplicate, 2.9", stream: StreamEvents, data: `{"stream":"JAMF_EVENTS", "seq":1,"duplicate": true}`, wantSeq: 1, wantDuplicate: true},
+		{name: "with a domain", stream: StreamDead, data: `{"stream":"JAMF_DEAD","domain":"hub","seq":7}`, wantSeq: 7},
+		{name: "a key written", stream: streamDelivery, data: `{"stream":"KV_delivery","seq":18446744073709551615}`, wantSeq: 18446744073709551615},
 		{
 			name: "stored, in another order", stream: StreamEvents,
-			data: `{"seq":3,"stream":"JAMF_EVENTS"}`,
+			data: `{"seq":3,"stream":"JAMF_EVENTS"}`, wantSeq: 3,
 		},
 		{
 			name: "a domain named error is still a success", stream: StreamEvents,
-			data: `{"stream":"JAMF_EVENTS","seq":3,"domain":"error"}`,
+			data: `{"stream":"JAMF_EVENTS","seq":3,"domain":"error"}`, wantSeq: 3,
 		},
 		{
 			name: "stream full", stream: StreamEvents,
@@ -91,6 +93,11 @@ func TestReadAck(t *testing.T) {
 			data:    `{"error":{"code":400,"err_code":10060,"description":"expected stream does not match"},"stream":"OTHER","seq":0}`,
 			wantErr: &jetstream.APIError{ErrorCode: 10060}, wantAPICode: 400,
 		},
+		{
+			name: "a key changed by another", stream: streamDelivery,
+			data:    `{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 8"},"stream":"KV_delivery","seq":0}`,
+			wantErr: &jetstream.APIError{ErrorCode: 10071}, wantAPICode: 400,
+		},
 		{name: "another stream's ack", stream: StreamEvents, data: `{"stream":"OTHER","seq":1}`, wantErr: jetstream.ErrInvalidJSAck},
 		{name: "no stream", stream: StreamEvents, data: `{"seq":1}`, wantErr: jetstream.ErrInvalidJSAck},
 		{name: "empty", stream: StreamEvents, data: ``, wantErr: jetstream.ErrInvalidJSAck},
@@ -99,7 +106,7 @@ func TestReadAck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			duplicate, err := readAck([]byte(tt.data), tt.stream)
+			ack, err := readAck([]byte(tt.data), tt.stream)
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatalf("readAck(%s) error = %v, want nil", tt.data, err)
@@ -107,8 +114,8 @@ func TestReadAck(t *testing.T) {
 			} else if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("readAck(%s) error = %v, want %v", tt.data, err, tt.wantErr)
 			}
-			if duplicate != tt.wantDuplicate {
-				t.Errorf("readAck(%s) duplicate = %v, want %v", tt.data, duplicate, tt.wantDuplicate)
+			if ack.duplicate != tt.wantDuplicate || ack.seq != tt.wantSeq {
+				t.Errorf("readAck(%s) = seq %d, duplicate %v; want seq %d, duplicate %v", tt.data, ack.seq, ack.duplicate, tt.wantSeq, tt.wantDuplicate)
 			}
 			if tt.wantAPICode != 0 {
 				var apiErr *jetstream.APIError
