@@ -1,14 +1,12 @@
-//go:build unix
-
 package bus_test
 
 import (
 	"fmt"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackalope-app/jackalope/internal/benchcpu"
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/jamf"
@@ -54,7 +52,7 @@ func BenchmarkPublish(b *testing.B) {
 			c := cc.conn(b)
 			at := time.Now()
 			b.ReportAllocs()
-			defer reportCPU(b)()
+			defer benchcpu.Start(b)()
 			b.SetParallelism(32)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -71,23 +69,4 @@ func BenchmarkPublish(b *testing.B) {
 			})
 		})
 	}
-}
-
-// reportCPU returns a function that reports the process's CPU time per
-// operation since reportCPU was called.
-func reportCPU(b *testing.B) func() {
-	start := cpuTime(b)
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -6,10 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackalope-app/jackalope/internal/benchcpu"
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/jamf"
@@ -71,12 +71,12 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 			}
 			target := s.slack.Total() + b.N
 			b.ResetTimer()
-			start, cpu := time.Now(), processCPU()
+			start, reportCPU := time.Now(), benchcpu.Start(b)
 			stop := runDispatcher(s, d)
 			s.slack.WaitTotal(b, target, 5*time.Minute)
 			elapsed := time.Since(start)
 			b.StopTimer()
-			reportCPU(b, cpu)
+			reportCPU()
 			if err := stop(); err != nil {
 				b.Fatalf("run: %v", err)
 			}
@@ -100,7 +100,7 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 			work := make(chan post, inFlight)
 			var wg sync.WaitGroup
 			b.ResetTimer()
-			start, cpu := time.Now(), processCPU()
+			start, reportCPU := time.Now(), benchcpu.Start(b)
 			for range inFlight {
 				wg.Go(func() {
 					for p := range work {
@@ -117,26 +117,10 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 			wg.Wait()
 			elapsed := time.Since(start)
 			b.StopTimer()
-			reportCPU(b, cpu)
+			reportCPU()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 		})
 	}
-}
-
-// processCPU is the CPU time (user and system) the process has used.
-func processCPU() time.Duration {
-	var u syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
-		return 0
-	}
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
-}
-
-// reportCPU reports the process's CPU time per iteration since start
-// (processCPU): the fake Slack and the embedded NATS server included, as
-// both sides of a comparison have them.
-func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64((processCPU()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // benchOptions configures a Dispatcher as cmd/dispatcher does, logging

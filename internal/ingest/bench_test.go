@@ -1,5 +1,3 @@
-//go:build unix
-
 package ingest_test
 
 import (
@@ -9,13 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jackalope-app/jackalope/internal/benchcpu"
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/httpserver"
@@ -76,7 +73,7 @@ func BenchmarkIngest(b *testing.B) {
 
 	b.Run("handler", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b)()
+		defer benchcpu.Start(b)()
 		b.SetParallelism(parallelism)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -99,7 +96,7 @@ func BenchmarkIngest(b *testing.B) {
 		client := srv.Client()
 		client.Transport.(*http.Transport).MaxIdleConnsPerHost = 256
 		b.ReportAllocs()
-		defer reportCPU(b)()
+		defer benchcpu.Start(b)()
 		b.SetParallelism(parallelism)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -128,23 +125,4 @@ func reportRate(b *testing.B) {
 	if s := b.Elapsed().Seconds(); s > 0 {
 		b.ReportMetric(float64(b.N)/s, "req/s")
 	}
-}
-
-// reportCPU returns a function that reports the process's CPU time per
-// operation since reportCPU was called.
-func reportCPU(b *testing.B) func() {
-	start := cpuTime(b)
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64((cpuTime(b)-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -267,7 +267,7 @@ dispatch_run() {
 		tee -a "$work/gobench.out" | awk '/^BenchmarkDelivery\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[3])
 			for (i = 3; i < NF; i++) {
 				if ($(i+1) == "events/s") print "dispatch." a[2] "." a[3] " " $i
-				if ($(i+1) == "cpu-µs/op") print "dispatch." a[2] "." a[3] ".cpu " $i
+				if ($(i+1) == "cpu-ns/op") printf "dispatch.%s.%s.cpu %.1f\n", a[2], a[3], $i / 1000
 			}}' >>"$work/results"
 	(cd "$root" && go test -run '^$' -bench 'BenchmarkDeliverySlack200ms' -benchtime 1x -count "$rounds" ./internal/dispatch) |
 		tee -a "$work/gobench.out" | awk '/^BenchmarkDeliverySlack200ms\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[3]); for (i = 4; i < NF; i++) if ($(i+1) == "s/run") print "slow." a[2] "/" a[3] " " $i}' >>"$work/results"
