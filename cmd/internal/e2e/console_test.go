@@ -149,14 +149,17 @@ func acme(channel, user string) slacktest.Install {
 	return slacktest.Install{TeamID: "T0ACME", TeamName: "Acme", ChannelName: channel, UserID: user}
 }
 
-// waitFor loads url until, once selector is visible, its HTML holds want.
-func waitFor(t *testing.T, ctx context.Context, what, url, selector, want string) {
+// waitFor loads url until, once selector is visible, its HTML holds each
+// of wants.
+func waitFor(t *testing.T, ctx context.Context, what, url, selector string, wants ...string) {
 	t.Helper()
 	testwait.Until(t, deliveryTimeout, func() error {
 		run(t, ctx, "load "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(selector)))
 		html := value(t, ctx, "read "+url, chromedp.OuterHTML(chromedp.CSS("html")))
-		if !strings.Contains(html, want) {
-			return fmt.Errorf("%s: the page still lacks %q:\n%s", what, want, html)
+		for _, want := range wants {
+			if !strings.Contains(html, want) {
+				return fmt.Errorf("%s: the page still lacks %q:\n%s", what, want, html)
+			}
 		}
 		return nil
 	})
@@ -253,7 +256,10 @@ func TestConsoleDeliveryInBrowser(t *testing.T) {
 	for _, id := range []string{"paused-002", "paused-003"} {
 		postEvent(t, jamfURL, "application/json", renamedSample(t, "ComputerPolicyFinished.json", id))
 	}
-	waitFor(t, ctx, "the channel paused with digests", channelURL, "#delivery-state", `Events waiting</dt><dd>3 <span class="badge warn">digests</span>`)
+	// The first pause ends after 6 s, and the panel shows no pause until
+	// the digest's 429 starts the second: wait for both.
+	waitFor(t, ctx, "the channel paused with digests", channelURL, "#delivery-state",
+		`Events waiting</dt><dd>3 <span class="badge warn">digests</span>`, "Paused by Slack")
 	wantText(t, ctx, "delivery panel", "Paused by Slack", "429 (rate limited)", "Last event received", "(ComputerPolicyFinished)", "Digests")
 	screenshot(t, ctx, "console-channel")
 	waitFor(t, ctx, "the channels page", base+"/admin", "table.channels", "digest mode")
