@@ -1,14 +1,12 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"runtime/metrics"
 	"testing"
 	"time"
 
-	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
@@ -29,28 +27,17 @@ func TestAllInOneGCPercent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := loopbackAddr(t)
 			env := map[string]string{"LISTEN_ADDR": addr, "DATA_DIR": t.TempDir(), "SHUTDOWN_TIMEOUT": "5s", "GOGC": tt.gogc}
-			var stdout, stderr logtest.Buffer
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- AllInOne(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr) }()
+			_, stderr, stop := serveAllInOne(t, env)
 			testwait.Until(t, 30*time.Second, func() error {
 				if code, _ := httpGet(t, "http://"+addr+"/readyz"); code != http.StatusOK {
-					return fmt.Errorf("/readyz answered %d; want 200\n%s", code, &stderr)
+					return fmt.Errorf("/readyz answered %d; want 200\n%s", code, stderr)
 				}
 				return nil
 			})
 			if got := gcPercent(t); got != tt.want {
 				t.Errorf("GC percent while serving = %d; want %d", got, tt.want)
 			}
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("AllInOne = %v after its context ended; want nil", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("AllInOne did not stop within 30s")
-			}
+			stop()
 			if got := gcPercent(t); got != before {
 				t.Errorf("GC percent after serving = %d; want the process's own %d back", got, before)
 			}
