@@ -123,7 +123,7 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 // allInOneHold is the all-in-one's DISPATCH_HOLD unless it is set: the
 // events its dispatcher holds in memory. Each costs 1–2 KiB, and the heap
 // grows to twice what is live between collections, so the split
-// dispatcher's 20000 made about 50 MiB of the all-in-one's peak under a
+// dispatcher's 20000 made about 40 MiB of the all-in-one's peak under a
 // flood, for nothing: a channel's pace, not what waits in memory, decides
 // how fast events leave, and the rest wait on the bus. A digest then
 // carries at most 500 events (a quarter), which Slack shows counted all
@@ -422,9 +422,9 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 // NATS server's file store block buffers (8 MiB each, without pointers, so
 // they cost the collector nothing to mark), and at the default of 100 the
 // heap grows to twice that between collections. At 50 the peak under the
-// flood benchmark fell by about 30 MiB for a few per cent of its requests
-// answered (docs/benchmarks.md); a memory limit (GOMEMLIMIT) instead made
-// the collector run so often that it halved them.
+// flood benchmark fell by another 35 MiB, for about a tenth of the
+// requests answered (docs/benchmarks.md); a memory limit (GOMEMLIMIT)
+// instead made the collector run so often that it halved them.
 const allInOneGCPercent = 50
 
 // keyNote says where the all-in-one's secret key comes from, and why it
