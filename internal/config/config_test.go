@@ -98,6 +98,7 @@ func TestEveryVariable(t *testing.T) {
 		"MAX_BODY_BYTES":        "65536",
 		"PUBLISH_TIMEOUT":       "800ms",
 		"DISPATCH_WORKERS":      "32",
+		"DISPATCH_HOLD":         "4000",
 		"DISPATCH_MAX_ATTEMPTS": "5",
 		"ACK_WAIT":              "45s",
 	}
@@ -140,7 +141,7 @@ func TestEveryVariable(t *testing.T) {
 			MaxBytes: 2048000, MaxMsgs: 100000, DedupWindow: 5 * time.Minute, DeadMaxAge: 48 * time.Hour,
 			HistoryMaxAge: 2 * time.Hour, HistoryMaxBytes: 4096000},
 		Ingest: Ingest{MaxBodyBytes: 65536, PublishTimeout: 800 * time.Millisecond},
-		Dispatch: Dispatch{Workers: 32, AckWait: 45 * time.Second, Deadline: 12 * time.Hour, RetryMaxDelay: 2 * time.Minute,
+		Dispatch: Dispatch{Workers: 32, Hold: 4000, AckWait: 45 * time.Second, Deadline: 12 * time.Hour, RetryMaxDelay: 2 * time.Minute,
 			Interval: 2 * time.Second, Burst: 5, Digests: false, DigestAfter: 20 * time.Second},
 		Notes: []string{"DISPATCH_MAX_ATTEMPTS is no longer read: events are given up after DELIVERY_DEADLINE (see the README, Upgrading)"},
 	}
@@ -260,6 +261,8 @@ func TestErrorsNameTheirVariable(t *testing.T) {
 		{"bad bytes", map[string]string{"STREAM_MAX_BYTES": "1GB"}, []string{"STREAM_MAX_BYTES:"}},
 		{"bad body limit", map[string]string{"MAX_BODY_BYTES": "-5"}, []string{"MAX_BODY_BYTES:"}},
 		{"bad workers", map[string]string{"DISPATCH_WORKERS": "0"}, []string{"DISPATCH_WORKERS:"}},
+		{"hold too small", map[string]string{"DISPATCH_HOLD": "99"}, []string{"DISPATCH_HOLD:"}},
+		{"hold not a number", map[string]string{"DISPATCH_HOLD": "2k"}, []string{"DISPATCH_HOLD:"}},
 		{"deadline beyond max age", map[string]string{"DELIVERY_DEADLINE": "200h"}, []string{"DELIVERY_DEADLINE: 200h0m0s must leave"}},
 		{"bad pace", map[string]string{"CHANNEL_PACE": "fast"}, []string{"CHANNEL_PACE: pace"}},
 		{"zero pace", map[string]string{"CHANNEL_PACE": "0/s"}, []string{"CHANNEL_PACE:"}},

@@ -1,12 +1,14 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"text/template"
@@ -60,6 +62,7 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	// dispatcher in the same process lets a post through only now and
 	// then, and catches up after it.
 	ingestBusy := func() bool { return ing.InFlight() >= ingestBusyAt }
+	cfg.Dispatch.Hold = cmp.Or(cfg.Dispatch.Hold, allInOneHold)
 	disp, err := Dispatcher(cfg, keys, conn, installations, ingestBusy, logger.With("component", "dispatch"), reg)
 	if err != nil {
 		return err
@@ -116,6 +119,16 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	logger.Info("jackalope stopped")
 	return serveErr
 }
+
+// allInOneHold is the all-in-one's DISPATCH_HOLD unless it is set: the
+// events its dispatcher holds in memory. Each costs 1–2 KiB, and the heap
+// grows to twice what is live between collections, so the split
+// dispatcher's 20000 made about 40 MiB of the all-in-one's peak under a
+// flood, for nothing: a channel's pace, not what waits in memory, decides
+// how fast events leave, and the rest wait on the bus. A digest then
+// carries at most 500 events (a quarter), which Slack shows counted all
+// the same.
+const allInOneHold = 2000
 
 // ingestBusyAt is how many webhooks ingest must be serving at once for the
 // all-in-one's dispatcher to hold back: a steady few hundred a second keep
@@ -398,8 +411,21 @@ func AllInOne(ctx context.Context, args []string, getenv func(string) string, st
 		key.warn(Logger(stderr, cfg, true))
 		return KeysCommand(ctx, cfg, args[1:], stdout, stderr)
 	}
+	if getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(allInOneGCPercent))
+	}
 	return serve(ctx, cfg, key, stdout, stderr)
 }
+
+// allInOneGCPercent is the garbage collector's target in the all-in-one
+// when GOGC is not set. Its live heap under a flood is mostly the embedded
+// NATS server's file store block buffers (8 MiB each, without pointers, so
+// they cost the collector nothing to mark), and at the default of 100 the
+// heap grows to twice that between collections. At 50 the peak under the
+// flood benchmark fell by another 35 MiB, for about a tenth of the
+// requests answered (docs/benchmarks.md); a memory limit (GOMEMLIMIT)
+// instead made the collector run so often that it halved them.
+const allInOneGCPercent = 50
 
 // keyNote says where the all-in-one's secret key comes from, and why it
 // should be rotated when it is weak.

@@ -449,6 +449,11 @@ func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installati
 		IconBaseURL: cfg.BaseURL + "/static/images",
 		Logger:      logger,
 		Registerer:  reg,
+
+		// DISPATCH_HOLD keeps the ratio of the dispatch defaults: a
+		// channel holds at most a quarter. 0 takes those defaults.
+		HoldTotal:      cfg.Dispatch.Hold,
+		HoldPerChannel: cfg.Dispatch.Hold / 4,
 	})
 }
 

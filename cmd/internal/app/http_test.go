@@ -47,25 +47,12 @@ func TestOpsApart(t *testing.T) {
 func TestAllInOneOpsApart(t *testing.T) {
 	addr, opsAddr := loopbackAddr(t), loopbackAddr(t)
 	env := map[string]string{"LISTEN_ADDR": addr, "METRICS_ADDR": opsAddr, "DATA_DIR": t.TempDir(), "SHUTDOWN_TIMEOUT": "5s"}
-	var stdout, stderr logtest.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- AllInOne(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("AllInOne = %v after its context ended; want nil", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("AllInOne did not stop within 30s")
-		}
-	}()
+	stdout, stderr, stop := serveAllInOne(t, env)
+	defer stop()
 
 	testwait.Until(t, 30*time.Second, func() error {
 		if code, _ := httpGet(t, "http://"+opsAddr+"/readyz"); code != http.StatusOK {
-			return fmt.Errorf("/readyz on METRICS_ADDR answered %d; want 200\n%s", code, &stderr)
+			return fmt.Errorf("/readyz on METRICS_ADDR answered %d; want 200\n%s", code, stderr)
 		}
 		return nil
 	})
@@ -81,10 +68,32 @@ func TestAllInOneOpsApart(t *testing.T) {
 		t.Errorf("GET / on the public port = %d; want the page", code)
 	}
 	if !strings.Contains(stdout.String(), "/metrics on "+opsAddr+" (METRICS_ADDR)") {
-		t.Errorf("start-up notes do not say where the ops endpoints are:\n%s", &stdout)
+		t.Errorf("start-up notes do not say where the ops endpoints are:\n%s", stdout)
 	}
 	if !strings.Contains(stderr.String(), `"metrics_addr":"`+opsAddr+`"`) {
-		t.Errorf("the log does not say where the ops endpoints are:\n%s", &stderr)
+		t.Errorf("the log does not say where the ops endpoints are:\n%s", stderr)
+	}
+}
+
+// serveAllInOne serves the all-in-one with env in the background until
+// stop, which fails the test unless AllInOne then returns nil within 30s.
+func serveAllInOne(t *testing.T, env map[string]string) (stdout, stderr *logtest.Buffer, stop func()) {
+	t.Helper()
+	stdout, stderr = &logtest.Buffer{}, &logtest.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- AllInOne(ctx, nil, func(k string) string { return env[k] }, stdout, stderr) }()
+	return stdout, stderr, func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("AllInOne = %v after its context ended; want nil", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("AllInOne did not stop within 30s")
+		}
 	}
 }
 
