@@ -112,7 +112,7 @@ type Ingest struct {
 type Dispatch struct {
 	// Workers bounds the posts to Slack under way at once in a process.
 	Workers int
-	// Hold bounds the events a process holds in memory, a quarter of them
+	// Hold bounds the events a process holds in memory, three quarters of them
 	// for one channel; beyond it they wait on the bus. 0: the process's
 	// own default (dispatch.DefaultHoldTotal, less in the all-in-one).
 	Hold int
@@ -188,7 +188,7 @@ var Variables = []Variable{
 	{"MAX_BODY_BYTES", "1048576", "largest webhook body ingest takes (413 above)"},
 	{"PUBLISH_TIMEOUT", "1500ms", "how long ingest waits for JetStream before answering 503"},
 	{"DISPATCH_WORKERS", "256", "posts to Slack under way at once per dispatcher process"},
-	{"DISPATCH_HOLD", "20000 (2000 in the all-in-one)", "events a dispatcher process holds in memory, a quarter of them for one channel; the rest wait on the bus"},
+	{"DISPATCH_HOLD", "20000 (2000 in the all-in-one)", "events a dispatcher process holds in memory, three quarters of them for one channel; the rest wait on the bus"},
 	{"DISPATCH_MAX_ATTEMPTS", "(ignored)", "deprecated and ignored: DELIVERY_DEADLINE decides when an event is given up"},
 	{"ACK_WAIT", "30s", "how long an event held by a dispatcher that died waits before another takes it"},
 	{"DELIVERY_DEADLINE", "24h", "how long an event may wait for a failing channel before it becomes a dead letter; at most STREAM_MAX_AGE minus 10m"},

@@ -124,7 +124,7 @@ const (
 	DefaultUnknownAttempts = 5
 	DefaultAckWait         = 30 * time.Second
 	DefaultProbeLease      = 15 * time.Second
-	DefaultHoldPerChannel  = 5000
+	DefaultHoldPerChannel  = DefaultHoldTotal - DefaultHoldTotal/4
 	DefaultHoldTotal       = 20000
 )
 
@@ -172,7 +172,11 @@ type Options struct {
 	ProbeLease time.Duration
 	// HoldPerChannel and HoldTotal bound the events this process holds in
 	// memory, per channel and in all; beyond them a channel's events wait
-	// on the bus, and the bus stops handing out more.
+	// on the bus, and the bus stops handing out more. HoldPerChannel is
+	// also the most a digest carries, so that a channel keeps up with a
+	// storm of HoldPerChannel events per turn of its pace; the defaults
+	// let one channel take three quarters, and keep a quarter for the
+	// others, which a paused or stormed channel then never holds up.
 	HoldPerChannel, HoldTotal int
 	// UnknownAttempts is how many deliveries an event for an installation
 	// missing from the read model gets — it may be brand new and not yet

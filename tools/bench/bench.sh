@@ -14,8 +14,10 @@
 # (the same with $NATS_SERVER_OLD, e.g. Debian's 2.9.10, when it is set or
 # found on PATH and differs), aio (the all-in-one delivering to a fake
 # Slack meanwhile), steady (the all-in-one at a steady 500 requests/s),
-# idle (the all-in-one idle with $BENCH_IDLE_CHANNELS channels), dispatch
-# (BenchmarkDelivery and BenchmarkDeliverySlack200ms).
+# idle (the all-in-one idle with $BENCH_IDLE_CHANNELS channels), storm (the
+# all-in-one at the default pace taking 10,000 events at 1,000/s into one
+# channel: seconds from the storm's end to the last delivered, and digests),
+# dispatch (BenchmarkDelivery and BenchmarkDeliverySlack200ms).
 #
 # Settings: BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNS (64),
 # BENCH_PORT (15400; uses the next 50 ports), BENCH_BIN (a directory of
@@ -31,7 +33,7 @@ rounds=${BENCH_ROUNDS:-$([ -n "$quick" ] && echo 1 || echo 3)}
 secs=${BENCH_SECONDS:-$([ -n "$quick" ] && echo 4 || echo 10)}
 conns=${BENCH_CONNS:-64}
 port=${BENCH_PORT:-15400}
-only=${BENCH_ONLY:-split split-old aio steady idle dispatch}
+only=${BENCH_ONLY:-split split-old aio steady storm idle dispatch}
 idle_channels=${BENCH_IDLE_CHANNELS:-$([ -n "$quick" ] && echo 200 || echo 1000)}
 out=${BENCH_OUT:-$root/bench-results.md}
 channels=20
@@ -260,6 +262,29 @@ idle_run() {
 	stop "$aio_pid"; stop "$slack_pid"
 }
 
+# --- storm: the all-in-one at the default pace, 10,000 events into one channel
+storm_round() {
+	local dir=$work/storm
+	rm -rf "$dir"; mkdir -p "$dir"
+	slack_pid=$(start slack "$loadgen" -serve-bare "127.0.0.1:$slack_port")
+	aio_pid=$(start storm env DATA_DIR="$dir/data" LISTEN_ADDR="127.0.0.1:$ingest_port" "$bin/jackalope")
+	wait_port "$slack_port"; wait_port "$ingest_port"
+	make_channels 1 "$dir/urls" - env DATA_DIR="$dir/data" "$bin/jackalope"
+	rec storm.load "$(load1)"
+	"$loadgen" -url "http://127.0.0.1:$ingest_port" -tokens "$dir/urls" -c 16 -n 10000 -rate 1000 >>"$work/loadgen.out"
+	local end delivered=0
+	end=$(date +%s%N)
+	for _ in $(seq 1 1200); do
+		delivered=$(curl -s "http://127.0.0.1:$ingest_port/metrics" | awk '/^jackalope_dispatch_deliveries_total\{outcome="delivered"\}/ {printf "%d", $2}')
+		[ "${delivered:-0}" -ge 10000 ] && break
+		sleep 0.05
+	done
+	[ "${delivered:-0}" -ge 10000 ] || { echo "bench: storm: $delivered of 10000 delivered after a minute" >&2; return 1; }
+	rec storm.after_s "$(awk -v a="$end" -v b="$(date +%s%N)" 'BEGIN{printf "%.2f", (b-a)/1e9}')"
+	rec storm.messages "$(curl -s "http://127.0.0.1:$ingest_port/metrics" | awk '/^jackalope_dispatch_digests_total / {printf "%d", $2}')"
+	stop "$aio_pid"; stop "$slack_pid"
+}
+
 # --- dispatch: the Go benchmarks, each beside its ceiling ---------------------
 dispatch_run() {
 	rec dispatch.load "$(load1)"
@@ -282,6 +307,7 @@ for round in $(seq 1 "$rounds"); do
 	if want split-old && [ -n "$nats_old" ]; then log "round $r: split-old ($nats_old)"; split_round split-old "$nats_old"; fi
 	want aio && { log "round $r: aio"; aio_round; }
 	want steady && { log "round $r: steady"; steady_round; }
+	want storm && { log "round $r: storm"; storm_round; }
 done
 want idle && idle_run
 want dispatch && { log "dispatch benchmarks"; dispatch_run; }
@@ -349,6 +375,10 @@ ratio() {
 	if grep -q "^idle.cpu_pct " "$work/results" 2>/dev/null; then
 		echo "| idle all-in-one with $idle_channels channels: % of a core over 20 s | $(stat idle.cpu_pct) | $(stat idle.load) |"
 		echo "| idle all-in-one: RSS, MiB | $(stat idle.rss_mib) | |"
+	fi
+	if grep -q "^storm.after_s " "$work/results" 2>/dev/null; then
+		echo "| storm: all-in-one, default pace, 10,000 events at 1,000/s into one channel: seconds from its end to the last delivered | $(stat storm.after_s) | $(stat storm.load) |"
+		echo "| storm: digests sent | $(stat storm.messages) | |"
 	fi
 	for k in events=2000/channels=50 events=1000/channels=1000; do
 		grep -q "^slow.$k " "$work/results" 2>/dev/null && echo "| Slack at 200 ms, default settings, $k: seconds to deliver all | $(stat "slow.$k") | $(stat dispatch.load) |"

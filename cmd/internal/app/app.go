@@ -450,12 +450,15 @@ func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installati
 		Logger:      logger,
 		Registerer:  reg,
 
-		// DISPATCH_HOLD keeps the ratio of the dispatch defaults: a
-		// channel holds at most a quarter. 0 takes those defaults.
 		HoldTotal:      cfg.Dispatch.Hold,
-		HoldPerChannel: cfg.Dispatch.Hold / 4,
+		HoldPerChannel: holdPerChannel(cfg.Dispatch.Hold),
 	})
 }
+
+// holdPerChannel is what one channel may hold of DISPATCH_HOLD, in the
+// ratio of the dispatch defaults: three quarters. 0 (not set) takes those
+// defaults.
+func holdPerChannel(hold int) int { return hold - hold/4 }
 
 // consumeBuffer is how many events a dispatcher pulls ahead of those it
 // takes.
