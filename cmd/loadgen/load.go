@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackalope-app/jackalope/internal/retry"
 )
 
 // userAgent names the tool in the target's logs.
@@ -242,17 +244,7 @@ func (p pacer) wait(ctx context.Context, seq int64) bool {
 		return true
 	}
 	d := time.Until(p.start.Add(time.Duration(float64(seq-1) / p.rate * float64(time.Second))))
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return d <= 0 || retry.Sleep(ctx, d)
 }
 
 func (w *worker) count(code int) {

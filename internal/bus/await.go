@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jackalope-app/jackalope/internal/retry"
 )
 
 // Need is a stream, a durable consumer of a stream, or a KV bucket that a
@@ -89,12 +91,8 @@ func (c *Conn) Await(ctx context.Context, needs []Need) error {
 				c.log.Warn("waiting for the installer to create what this service needs", "missing", strings.Join(missing, ", "))
 			}
 		}
-		t := time.NewTimer(awaitEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, awaitEvery) {
 			return fmt.Errorf("wait for nats streams and buckets: %w (%s)", ctx.Err(), state)
-		case <-t.C:
 		}
 	}
 }

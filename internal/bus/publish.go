@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/retry"
 )
 
 // Headers an event carries. The Jamf URL token is never among them.
@@ -176,12 +177,8 @@ func (c *Conn) publishAck(ctx context.Context, m *nats.Msg, stream, id string) (
 			// when the stream has it (a duplicate, a success) or not.
 			wait, failed = inProcessWait, err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, wait) {
 			return pubAck{}, fmt.Errorf("%w: %w", failed, ctx.Err())
-		case <-t.C:
 		}
 	}
 }

@@ -764,12 +764,5 @@ func (d *Dispatcher) yield(ctx context.Context) bool {
 	if !d.busy() { // it ended while this post waited for its turn
 		return true
 	}
-	t := time.NewTimer(yieldInterval)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return retry.Sleep(ctx, yieldInterval)
 }

@@ -4,6 +4,7 @@
 package retry
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"time"
@@ -82,4 +83,16 @@ func Ceiling(attempt int, base, max time.Duration) time.Duration {
 		return max
 	}
 	return d
+}
+
+// Sleep waits d, or less when ctx ends first, which it reports as false.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -1,9 +1,11 @@
 package retry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -66,4 +68,19 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("Backoff(%d) gave only %d distinct values in 200 draws; want jitter", tt.attempt, len(seen))
 		}
 	}
+}
+
+func TestSleep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		if !Sleep(t.Context(), time.Minute) || time.Since(start) != time.Minute {
+			t.Errorf("Sleep(1m) returned false, or after %v", time.Since(start))
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		start = time.Now()
+		if Sleep(ctx, time.Hour) || time.Since(start) != time.Second {
+			t.Errorf("Sleep(1h) under a context ending in 1s returned true, or after %v", time.Since(start))
+		}
+	})
 }

@@ -346,7 +346,7 @@ func RunInstallerBackground(ctx context.Context, inst *installer.Installer, conn
 		}
 		wait := retry.Backoff(attempt, restartBase, restartMax)
 		logger.Error("reconcile failed; trying again", "err", err, "attempt", attempt, "wait", wait.String())
-		if !Sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			break
 		}
 	}
@@ -363,7 +363,7 @@ func Forever(ctx context.Context, logger *slog.Logger, what string, f func(conte
 		}
 		wait := retry.Backoff(attempt, restartBase, restartMax)
 		logger.Error(what+" stopped; restarting", "err", err, "attempt", attempt, "wait", wait.String())
-		if !Sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return
 		}
 	}
@@ -384,18 +384,6 @@ func WatchInBackground(ctx context.Context, conn *bus.Conn) (bg context.Context,
 		return nil, nil, nil, fmt.Errorf("watch installations: %w", err)
 	}
 	return bg, stop, installations, nil
-}
-
-// Sleep waits d, or less when ctx ends first, which it reports as false.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Ingest builds the webhook handler, its body limit kept under what NATS

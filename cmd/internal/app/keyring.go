@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/installer"
+	"github.com/jackalope-app/jackalope/internal/retry"
 	"github.com/jackalope-app/jackalope/internal/secret"
 )
 
@@ -100,7 +101,7 @@ func (k *KeyAgreement) disagreement(pub bus.Fingerprints) string {
 
 // Run checks every keyCheckInterval until ctx ends.
 func (k *KeyAgreement) Run(ctx context.Context) {
-	for Sleep(ctx, keyCheckInterval) {
+	for retry.Sleep(ctx, keyCheckInterval) {
 		k.Check(ctx)
 	}
 }
