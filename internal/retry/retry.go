@@ -1,6 +1,7 @@
 // Package retry classifies failures so that the one place that acts on them
-// (the bus consume loop) can decide between retrying later and giving up.
-// It is a leaf package.
+// (the bus consume loop) can decide between retrying later and giving up,
+// and computes and waits out the delays between tries. It is a leaf
+// package.
 package retry
 
 import (
