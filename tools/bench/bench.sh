@@ -201,19 +201,20 @@ split_round() { # split_round TAG NATS_BINARY
 }
 
 # --- aio: the all-in-one, delivering to a fake Slack meanwhile ---------------
-aio_start() { # aio_start DIR CHANNELS: starts the fake Slack and the all-in-one; sets aio_pid, slack_pid
-	local dir=$1
+# Each channel may take 100 posts a second, so that the dispatcher posts
+# every event on its own (no digests) and keeps up at the steady rate.
+fast_pace=(CHANNEL_PACE=100/s CHANNEL_BURST=10)
+aio_start() { # aio_start DIR CHANNELS [VAR=VALUE...]: starts the fake Slack and the all-in-one with those settings; sets aio_pid, slack_pid
+	local dir=$1 n=$2; shift 2
 	rm -rf "$dir"; mkdir -p "$dir"
 	slack_pid=$(start slack "$loadgen" -serve-bare "127.0.0.1:$slack_port")
-	# Each channel may take 100 posts a second, so that the dispatcher posts
-	# every event on its own (no digests) and keeps up at the steady rate.
-	aio_pid=$(start aio env DATA_DIR="$dir/data" LISTEN_ADDR="127.0.0.1:$ingest_port" CHANNEL_PACE=100/s CHANNEL_BURST=10 "$bin/jackalope")
+	aio_pid=$(start aio env DATA_DIR="$dir/data" LISTEN_ADDR="127.0.0.1:$ingest_port" "$@" "$bin/jackalope")
 	wait_port "$slack_port"; wait_port "$ingest_port"
-	make_channels "$2" "$dir/urls" - env DATA_DIR="$dir/data" "$bin/jackalope"
+	make_channels "$n" "$dir/urls" - env DATA_DIR="$dir/data" "$bin/jackalope"
 }
 aio_round() {
 	local dir=$work/aio
-	aio_start "$dir" "$channels"
+	aio_start "$dir" "$channels" "${fast_pace[@]}"
 	local t0
 	t0=$(cpu_ticks "$aio_pid")
 	rec aio.load "$(load1)"
@@ -228,7 +229,7 @@ aio_round() {
 # --- steady: the all-in-one at 500 requests/s ---------------------------------
 steady_round() {
 	local dir=$work/steady
-	aio_start "$dir" "$channels"
+	aio_start "$dir" "$channels" "${fast_pace[@]}"
 	local t0 s0
 	t0=$(cpu_ticks "$aio_pid"); s0=$(cpu_ticks "$slack_pid")
 	rec steady.load "$(load1)"
@@ -249,7 +250,7 @@ steady_round() {
 idle_run() {
 	local dir=$work/idle
 	log "idle: making $idle_channels channels"
-	aio_start "$dir" "$idle_channels"
+	aio_start "$dir" "$idle_channels" "${fast_pace[@]}"
 	# One event per channel first, so that every channel was seen.
 	"$loadgen" -url "http://127.0.0.1:$ingest_port" -tokens "$dir/urls" -c 8 -n "$idle_channels" >/dev/null
 	sleep 5
@@ -265,11 +266,7 @@ idle_run() {
 # --- storm: the all-in-one at the default pace, 10,000 events into one channel
 storm_round() {
 	local dir=$work/storm
-	rm -rf "$dir"; mkdir -p "$dir"
-	slack_pid=$(start slack "$loadgen" -serve-bare "127.0.0.1:$slack_port")
-	aio_pid=$(start storm env DATA_DIR="$dir/data" LISTEN_ADDR="127.0.0.1:$ingest_port" "$bin/jackalope")
-	wait_port "$slack_port"; wait_port "$ingest_port"
-	make_channels 1 "$dir/urls" - env DATA_DIR="$dir/data" "$bin/jackalope"
+	aio_start "$dir" 1 # the default pace
 	rec storm.load "$(load1)"
 	"$loadgen" -url "http://127.0.0.1:$ingest_port" -tokens "$dir/urls" -c 16 -n 10000 -rate 1000 >>"$work/loadgen.out"
 	local end delivered=0
