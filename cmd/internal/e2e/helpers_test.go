@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -135,18 +136,41 @@ func binaries(t *testing.T, names ...string) map[string]string {
 	return paths
 }
 
-// freePort returns a loopback TCP port that was free a moment ago. The
-// services take fixed ports because SERVER_NAME, which goes into every
-// Jamf URL, must name them before they start.
+// freePort returns a loopback TCP port that was free a moment ago and that
+// no other call returned. The services take fixed ports because
+// SERVER_NAME, which goes into every Jamf URL, must name them before they
+// start. The ports come from below the kernel's ephemeral range (32768 and
+// up on Linux), from which it picks the local ports of outgoing
+// connections and of listeners on port 0: one of those took a port this
+// handed out, between its check and the service's bind, once in CI.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	for range 1000 {
+		p := portsFrom + rand.IntN(portsUpTo-portsFrom)
+		if ports.given[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		ports.given[p] = true
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free loopback port between %d and %d", portsFrom, portsUpTo)
+	return 0
 }
+
+// The ports freePort hands out, and those it did.
+const portsFrom, portsUpTo = 20000, 32768
+
+var ports = struct {
+	mu    sync.Mutex
+	given map[int]bool
+}{given: map[int]bool{}}
 
 // loopback returns an address on a free loopback port and its http base URL.
 func loopback(t *testing.T) (addr, base string) {
