@@ -37,6 +37,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,9 +160,10 @@ type Options struct {
 	// Busy, when set, reports that the process is busy with work that
 	// comes before delivery: in the all-in-one, ingest serving a burst of
 	// webhooks (Jamf Pro waits 2 s for an answer; Slack can wait). While
-	// it reports true, posts go out one at a time, at most one per
-	// yieldInterval, and the events wait on the bus and in memory as they
-	// do behind a channel's pace.
+	// it reports true, the dispatcher takes one event from the bus per
+	// yieldInterval: every event taken costs the bus a delivery, an ack
+	// and a history copy, whether it goes out alone or in a digest. The
+	// others wait on the bus; those already held go out at their pace.
 	Busy func() bool
 	// AckWait is the bus consumer's ack wait: events held longer than a
 	// third of it are kept alive with progress acks.
@@ -214,11 +216,12 @@ type Dispatcher struct {
 	log             *slog.Logger
 	metrics         *metrics
 
-	id      string        // random, tells this dispatcher from others in turn tickets
-	slots   chan struct{} // one per post under way
-	busy    func() bool   // Options.Busy
-	trickle chan struct{} // the one post let through at a time while busy
-	tasks   sync.WaitGroup
+	id        string        // random, tells this dispatcher from others in turn tickets
+	slots     chan struct{} // one per post under way
+	busy      func() bool   // Options.Busy
+	busyUntil atomic.Int64  // Unix nanoseconds: busy until then (busyNow)
+	trickle   chan struct{} // the one event taken at a time while busy
+	tasks     sync.WaitGroup
 	// work is the context of posts and of the shared state's reads and
 	// writes; Run sets it before it takes the first event and cancels it
 	// a grace after its own context ends.
@@ -359,9 +362,14 @@ func (d *Dispatcher) Run(ctx context.Context, grace time.Duration, consume func(
 }
 
 // take queues dv for its channel and starts the channel's turn if it is
-// idle. While the process holds holdTotal events it waits for room, or
-// until ctx ends (then dv goes back to the bus).
+// idle. While the process is busy (Options.Busy) it takes one event per
+// yieldInterval, and while it holds holdTotal events it waits for room;
+// either wait ends with ctx, and dv then goes back to the bus.
 func (d *Dispatcher) take(ctx context.Context, dv Delivery) error {
+	if !d.yield(ctx) {
+		dv.Settle(retry.After(0, errStopping))
+		return ctx.Err()
+	}
 	ev := dv.Event()
 	env, err := jamf.Parse(ev.Body)
 	if err != nil {

@@ -59,8 +59,8 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	}
 	// Ingest comes first: Jamf Pro waits 2 s for its answer and does not
 	// send again, while Slack can wait. While ingest serves a burst, the
-	// dispatcher in the same process lets a post through only now and
-	// then, and catches up after it.
+	// dispatcher in the same process takes an event from the bus only now
+	// and then, and catches up after it.
 	ingestBusy := func() bool { return ing.InFlight() >= ingestBusyAt }
 	cfg.Dispatch.Hold = cmp.Or(cfg.Dispatch.Hold, allInOneHold)
 	disp, err := Dispatcher(cfg, keys, conn, installations, ingestBusy, logger.With("component", "dispatch"), reg)
