@@ -49,14 +49,19 @@ func New(opts Options) *echo.Echo {
 			return err
 		},
 	}))
-	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogStatus: true, LogMethod: true, LogLatency: true, LogRoutePath: true,
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			// The route pattern, never the URL: /jamf/{token} carries a secret.
-			logger.Debug("request", "method", v.Method, "route", v.RoutePath, "status", v.Status, "latency", v.Latency.String())
-			return nil
-		},
-	}))
+	// The log level is fixed at start, so without debug output the request
+	// log is left out: it would time and describe every webhook for
+	// nothing (2 % of cmd/ingest's CPU under a flood).
+	if logger.Enabled(context.Background(), slog.LevelDebug) {
+		e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+			LogStatus: true, LogMethod: true, LogLatency: true, LogRoutePath: true,
+			LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+				// The route pattern, never the URL: /jamf/{token} carries a secret.
+				logger.Debug("request", "method", v.Method, "route", v.RoutePath, "status", v.Status, "latency", v.Latency.String())
+				return nil
+			},
+		}))
+	}
 	if opts.NoOps {
 		return e
 	}
