@@ -196,15 +196,33 @@ func isInProcess(err error) bool {
 // A publish made while the connection is away fails at once, unless
 // another server of a cluster is there to take it: then it waits (at most
 // resendAfter) for the client to reach one, and sends m there.
+//
+// Each wait is one of the NATS client's pooled timers, bounded by ctx's
+// deadline, rather than a context of its own per attempt (a timer, a
+// child registered with ctx and removed again, on every publish). So a
+// ctx cancelled before its deadline ends the wait at the next answer or
+// resend, within resendAfter; callers cancel only when they stop.
 func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 	for {
-		attempt, cancel := context.WithTimeout(ctx, resendAfter)
-		resp, err := c.pub.RequestMsgWithContext(attempt, m)
-		cancel()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		wait := resendAfter
+		if d, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(d))
+		}
+		if wait <= 0 {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		resp, err := c.pub.RequestMsg(m, wait)
 		switch {
 		case ctx.Err() != nil:
+			if errors.Is(err, nats.ErrTimeout) {
+				err = ctx.Err()
+			}
 			return resp, err
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, nats.ErrTimeout):
 			c.log.Debug("no acknowledgement yet; publishing again", "subject", m.Subject, "after", resendAfter)
 		case errors.Is(err, nats.ErrReconnectBufExceeded) && len(c.pub.Servers()) > 1 && c.awaitReconnect(ctx):
 			c.log.Debug("publishing again on the server reconnected to", "subject", m.Subject)
