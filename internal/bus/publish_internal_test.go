@@ -21,12 +21,12 @@ func TestEventMsgID(t *testing.T) {
 		want         string
 	}{
 		{
-			// The first 16 bytes of SHA-256("a\x00{}") in base64url:
-			// printf 'a\0{}' | sha256sum | cut -c1-32 | xxd -r -p | base64 | tr '+/' '-_' | tr -d =
-			name: "known value", installation: "a", body: "{}", want: "bYo5opHbonmwKZo4tYNaIw",
+			// The first 12 bytes of SHA-256("a\x00{}") in base64url:
+			// printf 'a\0{}' | sha256sum | cut -c1-24 | xxd -r -p | base64 | tr '+/' '-_'
+			name: "known value", installation: "a", body: "{}", want: "bYo5opHbonmwKZo4",
 		},
-		{name: "empty body", installation: "a", body: "", want: sum16("a\x00")},
-		{name: "uuid", installation: "6f1c7a9e-0a4b-4c4e-9d51-0b5f2c1f7c11", body: `{"x":1}`, want: sum16("6f1c7a9e-0a4b-4c4e-9d51-0b5f2c1f7c11\x00{\"x\":1}")},
+		{name: "empty body", installation: "a", body: "", want: sum12("a\x00")},
+		{name: "uuid", installation: "6f1c7a9e-0a4b-4c4e-9d51-0b5f2c1f7c11", body: `{"x":1}`, want: sum12("6f1c7a9e-0a4b-4c4e-9d51-0b5f2c1f7c11\x00{\"x\":1}")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,8 +34,8 @@ func TestEventMsgID(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("eventMsgID(%q, %q) = %q, want %q", tt.installation, tt.body, got, tt.want)
 			}
-			if len(got) != 22 {
-				t.Errorf("eventMsgID(%q, %q) has %d characters, want 22", tt.installation, tt.body, len(got))
+			if len(got) != 16 {
+				t.Errorf("eventMsgID(%q, %q) has %d characters, want 16", tt.installation, tt.body, len(got))
 			}
 		})
 	}
@@ -47,10 +47,10 @@ func TestEventMsgID(t *testing.T) {
 	}
 }
 
-// sum16 is the definition eventMsgID implements.
-func sum16(s string) string {
+// sum12 is the definition eventMsgID implements.
+func sum12(s string) string {
 	sum := sha256.Sum256([]byte(s))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
 func TestReadAck(t *testing.T) {

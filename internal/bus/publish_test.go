@@ -65,8 +65,8 @@ func TestPublishStoresEvent(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
-	if id := got[jetstream.MsgIDHeader]; len(id) != 22 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
-		t.Errorf("Nats-Msg-Id = %q, want 22 characters of base64url", id)
+	if id := got[jetstream.MsgIDHeader]; len(id) != 16 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		t.Errorf("Nats-Msg-Id = %q, want 16 characters of base64url", id)
 	}
 }
 
