@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -202,6 +203,44 @@ func CheckBasicCredential(user, password string) error {
 		return errors.New("the password must be printable text")
 	}
 	return nil
+}
+
+// reservedHeaders are headers Jamf Pro or the HTTP transport set
+// themselves, so they cannot carry a secret of the admin's.
+var reservedHeaders = map[string]bool{
+	"Host": true, "Content-Type": true, "Content-Length": true, "Transfer-Encoding": true,
+	"Connection": true, "Te": true, "Trailer": true, "Upgrade": true, "Expect": true,
+}
+
+// CanonicalAuthHeader checks the name of a header that header inbound auth
+// requires and returns it canonical (textproto's form): an HTTP header
+// name (an RFC 9110 token) of at most MaxCredentialLength that Jamf Pro
+// and HTTP do not set themselves.
+func CanonicalAuthHeader(name string) (string, error) {
+	name = textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name))
+	switch {
+	case name == "":
+		return "", errors.New("the header name is empty")
+	case len(name) > MaxCredentialLength:
+		return "", fmt.Errorf("the header name is longer than %d characters", MaxCredentialLength)
+	case !headerToken(name):
+		return "", fmt.Errorf("%q is not a header name", name)
+	case reservedHeaders[name]:
+		return "", fmt.Errorf("%s is set by Jamf Pro or HTTP itself; choose another header, such as X-Jamf-Secret", name)
+	}
+	return name, nil
+}
+
+// headerToken reports whether s is an RFC 9110 token.
+func headerToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // Printable reports whether s has no control characters, so that it fits
