@@ -2,6 +2,8 @@ package console
 
 import (
 	"cmp"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -54,7 +56,8 @@ type form struct {
 	All      bool                      // replay, drop: every dead letter of the channel
 	Delivery registry.DeliverySettings // delivery: the channel's own pace and digests
 	Filter   registry.EventFilter      // filter
-	User     string                    // inbound-auth: the Basic user name; "" with NoAuth
+	User     string                    // inbound-auth: the Basic user name; "" with NoAuth or Header
+	Header   string                    // inbound-auth: the header name of header auth, canonical
 	NoAuth   bool                      // inbound-auth: the token alone again
 	Since    time.Time                 // resend: the window of delivery times
 	Until    time.Time
@@ -75,13 +78,19 @@ type confirmPage struct {
 	Count   int     // dead letters affected
 }
 
-// basicAuthPage shows new Basic credentials, once.
-type basicAuthPage struct {
+// credentialsPage shows new inbound credentials, once: a Basic user name
+// and password, or a header name and value.
+type credentialsPage struct {
 	frame
-	Inst     registry.Installation
-	User     string
-	Password string
+	Inst   registry.Installation
+	Kind   string // "Basic" or "Header", as Jamf Pro's Authentication Type names it
+	Secret string // what the secret is called: "password", "value"
+	Fields []copyField
+	Step   string // what to set in Jamf Pro
 }
+
+// copyField is a value shown read-only with a Copy button.
+type copyField struct{ ID, Label, Value string }
 
 // rotatedPage shows a new Jamf URL, once.
 type rotatedPage struct {
@@ -165,7 +174,7 @@ func (c *Console) readForm(ec echo.Context, inst registry.Installation, action s
 	case actionFilter:
 		f.Filter, problem = readFilter(pf)
 	case actionInbound:
-		f.User, f.NoAuth, problem = readInbound(pf)
+		f.User, f.Header, f.NoAuth, problem = readInbound(pf)
 	case actionResend:
 		return c.readResend(pf)
 	case actionDisable:
@@ -213,11 +222,18 @@ func (c *Console) confirm(ec echo.Context, s *session, inst registry.Installatio
 		p.Button = "Save"
 		p.Danger = !f.Filter.IsZero()
 	case actionInbound:
-		if f.NoAuth {
+		switch {
+		case f.NoAuth:
 			p.Heading = "Take " + name + "'s webhooks with the token alone?"
 			p.Explain = "Jamf Pro no longer needs to send credentials: set Authentication Type to None on the channel's webhooks in Jamf Pro."
 			p.Button = "Stop requiring credentials"
-		} else {
+		case f.Header != "":
+			p.Heading = "Require the header " + f.Header + " for " + name + "?"
+			p.Explain = "Jackalope makes a new secret value and shows it once, on the next page. From then on Jamf Pro gets 401, and its events are lost, " +
+				"until each of the channel's webhooks in Jamf Pro sends the header with that value."
+			p.Details = []string{"Header: " + f.Header}
+			p.Button, p.Danger = "Require the header", true
+		default:
 			p.Heading = "Require HTTP Basic credentials for " + name + "?"
 			p.Explain = "Jackalope makes a new password and shows it once, on the next page. From then on Jamf Pro gets 401, and its events are lost, " +
 				"until each of the channel's webhooks in Jamf Pro sends the user name and the password."
@@ -351,14 +367,14 @@ func (c *Console) run(ec echo.Context, s *session, inst registry.Installation, a
 			}
 			return done("Inbound auth removed: Jamf Pro needs only the token.", "inbound-none", 0)
 		}
-		password := newPassword()
-		updated, err := c.channels.SetBasicAuth(rctx, inst.ID, f.User, password)
+		updated, page, detail, err := c.setInbound(rctx, inst.ID, f)
 		if err != nil {
 			return failed(err)
 		}
 		c.metrics.changes.WithLabelValues(action, "done").Inc()
-		c.record(ec, s, updated, action, "Jamf Pro must send HTTP Basic credentials (user "+f.User+"); a new password was made and shown once.")
-		return c.render(ec, http.StatusOK, pageBasicAuth, basicAuthPage{frame: c.frame(s, "Basic credentials"), Inst: updated, User: f.User, Password: password})
+		c.record(ec, s, updated, action, detail)
+		page.frame, page.Inst = c.frame(s, page.Kind+" credentials"), updated
+		return c.render(ec, http.StatusOK, pageCredentials, page)
 	case actionResend:
 		n, err := c.history.ResendHistory(rctx, inst.ID, f.Since, f.Until)
 		if err != nil {
@@ -511,4 +527,34 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// setInbound makes new credentials that Jamf Pro must send to installation
+// id — a Basic password for f.User, or a value for the header f.Header —
+// stores them, and returns the page that shows them once (without its
+// frame and installation) and the audit log's detail, which holds no
+// secret.
+func (c *Console) setInbound(ctx context.Context, id string, f form) (registry.Installation, credentialsPage, string, error) {
+	secret := newPassword()
+	if f.Header != "" {
+		updated, err := c.channels.SetHeaderAuth(ctx, id, f.Header, secret)
+		// Header names are tokens and the value is base32: nothing to
+		// escape, but json.Marshal says so rather than assumes it.
+		headerJSON, _ := json.Marshal(map[string]string{f.Header: secret})
+		return updated, credentialsPage{
+			Kind: "Header", Secret: "value",
+			Fields: []copyField{
+				{"header-name", "Header name", f.Header},
+				{"header-value", "Value", secret},
+				{"header-json", "Header Authentication, as Jamf Pro takes it", string(headerJSON)},
+			},
+			Step: "paste the Header Authentication line above into it",
+		}, "Jamf Pro must send the header " + f.Header + "; a new value was made and shown once.", err
+	}
+	updated, err := c.channels.SetBasicAuth(ctx, id, f.User, secret)
+	return updated, credentialsPage{
+		Kind: "Basic", Secret: "password",
+		Fields: []copyField{{"basic-user", "User name", f.User}, {"basic-password", "Password", secret}},
+		Step:   "with the user name and password above",
+	}, "Jamf Pro must send HTTP Basic credentials (user " + f.User + "); a new password was made and shown once.", err
 }

@@ -84,7 +84,8 @@ type channelPage struct {
 	Settings   deliveryView
 	Filter     filterView
 	Inbound    string // what Jamf Pro must send, never a secret
-	BasicUser  string // the user name the inbound auth form suggests
+	BasicUser  string // the user name the Basic auth form suggests
+	AuthHeader string // the header name the header auth form suggests
 	History    historyView
 	Changes    []registry.AuditEntry
 	Notice     string
@@ -271,7 +272,10 @@ func (c *Console) showChannel(ec echo.Context, s *session, inst registry.Install
 	page.Settings = c.deliveryViewOf(inst)
 	page.Filter = filterViewOf(inst.Filter)
 	page.Inbound = describeInbound(inst.InboundAuth)
-	page.BasicUser = defaultBasicUser
+	page.BasicUser, page.AuthHeader = defaultBasicUser, defaultAuthHeader
+	if inst.InboundAuth.Scheme == registry.AuthHeader && !strings.Contains(inst.InboundAuth.Headers, ",") {
+		page.AuthHeader = inst.InboundAuth.Headers
+	}
 	page.History = c.historyViewOf()
 	page.Changes, err = c.audit.ListAudit(rctx, registry.AuditFilter{TeamID: s.TeamID, InstallationID: inst.ID, Limit: auditShown})
 	if err != nil {

@@ -53,8 +53,10 @@ type Channels interface {
 	// SetEventFilter sets which events the channel shows.
 	SetEventFilter(ctx context.Context, id string, f registry.EventFilter) (registry.Installation, error)
 	// SetBasicAuth makes Jamf Pro send HTTP Basic credentials besides the
-	// token; ClearInboundAuth goes back to the token alone.
+	// token, SetHeaderAuth a header with a secret value; ClearInboundAuth
+	// goes back to the token alone.
 	SetBasicAuth(ctx context.Context, id, user, password string) (registry.Installation, error)
+	SetHeaderAuth(ctx context.Context, id, name, value string) (registry.Installation, error)
 	ClearInboundAuth(ctx context.Context, id string) (registry.Installation, error)
 }
 

@@ -27,16 +27,16 @@ const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'se
 
 // Page names; each is web/templates/<name>.html inside layout.html.
 const (
-	pageChannels  = "channels"
-	pageChannel   = "channel"
-	pageConfirm   = "confirm"
-	pageRotated   = "rotated"
-	pageTested    = "tested"
-	pageChanges   = "changes"
-	pageProblem   = "problem"
-	pageSignedOut = "signedout"
-	pageResend    = "resend"
-	pageBasicAuth = "basicauth"
+	pageChannels    = "channels"
+	pageChannel     = "channel"
+	pageConfirm     = "confirm"
+	pageRotated     = "rotated"
+	pageTested      = "tested"
+	pageChanges     = "changes"
+	pageProblem     = "problem"
+	pageSignedOut   = "signedout"
+	pageResend      = "resend"
+	pageCredentials = "credentials"
 )
 
 // pages holds one parsed template set per page.
@@ -58,7 +58,7 @@ func parsePages(basePath string) (*pages, error) {
 		},
 		"sub": func(a, b int) int { return a - b },
 	}
-	for _, name := range []string{pageChannels, pageChannel, pageConfirm, pageRotated, pageTested, pageChanges, pageProblem, pageSignedOut, pageResend, pageBasicAuth} {
+	for _, name := range []string{pageChannels, pageChannel, pageConfirm, pageRotated, pageTested, pageChanges, pageProblem, pageSignedOut, pageResend, pageCredentials} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(web, "web/templates/layout.html", "web/templates/partials.html", "web/templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse page %s: %w", name, err)

@@ -12,8 +12,12 @@ import (
 	"github.com/jackalope-app/jackalope/internal/render"
 )
 
-// defaultBasicUser is the user name the inbound auth form suggests.
-const defaultBasicUser = "jamf"
+// defaultBasicUser and defaultAuthHeader are the user name and the
+// header name the inbound auth forms suggest.
+const (
+	defaultBasicUser  = "jamf"
+	defaultAuthHeader = "X-Jamf-Secret"
+)
 
 // deliveryView is the pace and digests form: the channel's own settings
 // as typed ("" where it takes the default) and the defaults they replace.
@@ -112,15 +116,22 @@ func readFilter(pf url.Values) (registry.EventFilter, string) {
 
 // readInbound reads the inbound auth form: Basic with a user name (the
 // password is made when the change is confirmed), or none.
-func readInbound(pf url.Values) (user string, none bool, problem string) {
-	if pf.Get("scheme") == "none" {
-		return "", true, ""
+func readInbound(pf url.Values) (user, header string, none bool, problem string) {
+	switch pf.Get("scheme") {
+	case "none":
+		return "", "", true, ""
+	case registry.AuthHeader:
+		header, err := registry.CanonicalAuthHeader(pf.Get("header"))
+		if err != nil {
+			return "", "", false, "Not saved: " + err.Error() + "."
+		}
+		return "", header, false, ""
 	}
 	user = strings.TrimSpace(pf.Get("user"))
 	if err := registry.CheckBasicUser(user); err != nil {
-		return "", false, "Not saved: " + err.Error() + "."
+		return "", "", false, "Not saved: " + err.Error() + "."
 	}
-	return user, false, ""
+	return user, "", false, ""
 }
 
 // hidden returns the fields a confirmation repeats for action: what the
@@ -162,8 +173,11 @@ func (f form) hidden(action string) []field {
 		}
 		return out
 	case actionInbound:
-		if f.NoAuth {
+		switch {
+		case f.NoAuth:
 			return []field{{"scheme", "none"}}
+		case f.Header != "":
+			return []field{{"scheme", registry.AuthHeader}, {"header", f.Header}}
 		}
 		return []field{{"scheme", registry.AuthBasic}, {"user", f.User}}
 	case actionResend:

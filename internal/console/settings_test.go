@@ -185,6 +185,9 @@ func TestSettings(t *testing.T) {
 		{"filter", "is not a Jamf Pro webhook event", url.Values{"scope": {"some"}, "event": {"<b>Nope</b>"}}},
 		{"inbound-auth", "without a colon", url.Values{"scheme": {"basic"}, "user": {"ja:mf"}}},
 		{"inbound-auth", "user name is empty", url.Values{"scheme": {"basic"}, "user": {" "}}},
+		{"inbound-auth", "Content-Type is set by Jamf Pro or HTTP itself", url.Values{"scheme": {"header"}, "header": {"content-type"}}},
+		{"inbound-auth", "is not a header name", url.Values{"scheme": {"header"}, "header": {"X Secret"}}},
+		{"inbound-auth", "header name is empty", url.Values{"scheme": {"header"}, "header": {" "}}},
 	}
 	before, _ := env.store.Get(t.Context(), id)
 	for _, r := range refused {
@@ -219,6 +222,27 @@ func TestSettings(t *testing.T) {
 	if _, page = b.get(t, env.srv.URL+"/admin/channels/"+id); strings.Contains(page, password[1]) || !strings.Contains(page, "Jamf Pro must send HTTP Basic credentials") {
 		t.Error("the channel page shows the password again, or not that Basic credentials are required")
 	}
+
+	// Header auth: the same, with the header name given and its value made.
+	resp, page = env.act(t, b, id, "inbound-auth", false, url.Values{"scheme": {"header"}, "header": {"x-jamf-secret"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Header: X-Jamf-Secret") || !strings.Contains(page, "Jamf Pro gets 401") {
+		t.Fatalf("inbound-auth header confirmation = %d:\n%s", resp.StatusCode, page)
+	}
+	resp, page = b.post(t, env.srv.URL+"/admin/channels/"+id+"/inbound-auth", hiddenFields(page))
+	value := regexp.MustCompile(`id="header-value" type="text" readonly value="([^"]+)"`).FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusOK || value == nil || !strings.Contains(page, "Header Authentication") || !strings.Contains(page, `value="X-Jamf-Secret"`) ||
+		!strings.Contains(page, `id="header-json" type="text" readonly value="{&#34;X-Jamf-Secret&#34;:&#34;`+value[1]+`&#34;}"`) {
+		t.Fatalf("confirmed inbound-auth header = %d; want the header and its new value with the Jamf Pro steps:\n%s", resp.StatusCode, page)
+	}
+	got, _ = env.store.Get(t.Context(), id)
+	if got.InboundAuth.Scheme != registry.AuthHeader || got.InboundAuth.Headers != "X-Jamf-Secret" ||
+		got.InboundAuth.Hash != env.keys.HashInboundAuth(registry.HeaderCredential([]string{"X-Jamf-Secret"}, []string{value[1]})) {
+		t.Errorf("stored inbound auth %+v; want the header X-Jamf-Secret with the hash of the value shown", got.InboundAuth)
+	}
+	if _, page = b.get(t, env.srv.URL+"/admin/channels/"+id); strings.Contains(page, value[1]) || !strings.Contains(page, "Jamf Pro must send the header(s) X-Jamf-Secret") {
+		t.Error("the channel page shows the header's value again, or not that the header is required")
+	}
+
 	resp, page = env.act(t, b, id, "inbound-auth", true, url.Values{"scheme": {"none"}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("inbound-auth none = %d:\n%s", resp.StatusCode, page)
@@ -234,12 +258,13 @@ func TestSettings(t *testing.T) {
 	var details []string
 	for _, c := range changes {
 		details = append(details, c.Action+": "+c.Detail)
-		if strings.Contains(c.Detail, password[1]) {
-			t.Error("the audit log holds the password")
+		if strings.Contains(c.Detail, password[1]) || strings.Contains(c.Detail, value[1]) {
+			t.Error("the audit log holds the password or the header's value")
 		}
 	}
 	want := []string{
 		"inbound-auth: Inbound auth removed: Jamf Pro needs only the token.",
+		"inbound-auth: Jamf Pro must send the header X-Jamf-Secret; a new value was made and shown once.",
 		"inbound-auth: Jamf Pro must send HTTP Basic credentials (user jamf-pro); a new password was made and shown once.",
 		"filter: Event filter set: shows all; RestAPIOperation (failures only).",
 		"filter: Event filter set: shows ComputerAdded, ComputerPolicyFinished (failures only).",
@@ -249,7 +274,7 @@ func TestSettings(t *testing.T) {
 	if diff := cmp.Diff(want, details); diff != "" {
 		t.Errorf("audit log (-want +got):\n%s", diff)
 	}
-	env.checkNoSecrets(t, password[1])
+	env.checkNoSecrets(t, password[1], value[1])
 }
 
 // hiddenFields returns the form a confirmation page posts: its hidden
