@@ -287,4 +287,20 @@ func TestConsoleDeliveryInBrowser(t *testing.T) {
 	if strings.Contains(srv.output.String(), password) {
 		t.Error("the password reached the logs")
 	}
+
+	// Require a header instead: its value is shown once, and the Basic
+	// credentials no longer do.
+	run(t, ctx, "require a header", chromedp.Navigate(channelURL), chromedp.WaitVisible(chromedp.ID("inbound")),
+		chromedp.Click(`//button[starts-with(text(),"Require a header")]`), chromedp.WaitVisible(chromedp.ID("confirm")),
+		chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("header-value")))
+	headerValue := value(t, ctx, "read the header's value", chromedp.Value(chromedp.ID("header-value")))
+	wantText(t, ctx, "header credentials", "shown only once", "Header Authentication")
+	withBasic = postStatus(t, jamfURL, func(r *http.Request) { r.SetBasicAuth("jamf", password) })
+	withHeader := postStatus(t, jamfURL, func(r *http.Request) { r.Header.Set("X-Jamf-Secret", headerValue) })
+	if withBasic != http.StatusUnauthorized || withHeader != http.StatusNoContent {
+		t.Errorf("ingest answered %d with the old Basic credentials and %d with the header; want 401 and 204", withBasic, withHeader)
+	}
+	if strings.Contains(srv.output.String(), headerValue) {
+		t.Error("the header's value reached the logs")
+	}
 }
