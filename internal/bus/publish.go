@@ -327,7 +327,7 @@ const msgIDBytes = 12
 // the body, so that Jamf retrying a delivery stores it once. It is the
 // first 96 bits of SHA-256(installation, 0, body) in base64url, 16
 // characters. The stream keeps every ID of its dedup window in memory
-// (about 100 bytes each: 1.8 million at 15,000 events a second for 2
+// (about 120 bytes each: 1.8 million at 15,000 events a second for 2
 // minutes), and 16 characters take the smallest allocation that fits
 // them, 8 bytes less than the 22 of 128 bits. Collisions stay out of reach:
 // about 2^-55 for a whole window of 1.8 million IDs (a collision would
