@@ -114,8 +114,9 @@ func readFilter(pf url.Values) (registry.EventFilter, string) {
 	return f, ""
 }
 
-// readInbound reads the inbound auth form: Basic with a user name (the
-// password is made when the change is confirmed), or none.
+// readInbound reads the inbound auth form: Basic with a user name, a
+// header with its name (the password or the value is made when the change
+// is confirmed), or none.
 func readInbound(pf url.Values) (user, header string, none bool, problem string) {
 	switch pf.Get("scheme") {
 	case "none":

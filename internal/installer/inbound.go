@@ -162,7 +162,7 @@ func headerCredential(list []string) (*inboundCredential, error) {
 		case err != nil:
 			return nil, &UsageError{Msg: "--header-auth: " + err.Error()}
 		case len(value) > registry.MaxCredentialLength:
-			return nil, &UsageError{Msg: fmt.Sprintf("--header-auth: names and values must be at most %d characters", registry.MaxCredentialLength)}
+			return nil, &UsageError{Msg: fmt.Sprintf("--header-auth: the value of %s is longer than %d characters", name, registry.MaxCredentialLength)}
 		case !registry.Printable(value):
 			return nil, &UsageError{Msg: fmt.Sprintf("--header-auth: the value of %s must be printable text", name)}
 		}
