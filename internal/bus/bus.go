@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sync"
 	"time"
@@ -305,7 +306,13 @@ func (c *Conn) finish(nc *nats.Conn, url string, extra []nats.Option, target str
 		c.Close()
 		return nil, fmt.Errorf("connect nats %s: publish connection: no server address", target)
 	}
-	pub, err := nats.Connect(url, append(c.options(true), extra...)...)
+	// Publishes coalesce their writes (see coalesceWindow); an option
+	// given later takes precedence over extra's in-process server.
+	coalesce := nats.SetCustomDialer(&coalescingDialer{net.Dialer{Timeout: nats.DefaultTimeout}})
+	if c.srv != nil {
+		coalesce = nats.InProcessServer(coalescingServer{c.srv})
+	}
+	pub, err := nats.Connect(url, append(append(c.options(true), extra...), coalesce)...)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("connect nats %s: publish connection: %w", target, redact.Error(err, redact.Credentials(url)...))

@@ -1,0 +1,125 @@
+package bus
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// recordingConn records what is written to it; Write fails with failWith.
+type recordingConn struct {
+	net.Conn // nil: only the methods below are used
+
+	mu       sync.Mutex
+	writes   []string
+	closed   bool
+	failWith error
+}
+
+func (r *recordingConn) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failWith != nil {
+		return 0, r.failWith
+	}
+	r.writes = append(r.writes, string(p))
+	return len(p), nil
+}
+
+func (r *recordingConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (r *recordingConn) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return nil
+}
+
+func (r *recordingConn) written() []string {
+	synctest.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.writes...)
+}
+
+func TestCoalescedConnWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recordingConn{}
+		c := newCoalescedConn(r)
+		write := func(s string) {
+			t.Helper()
+			if n, err := c.Write([]byte(s)); n != len(s) || err != nil {
+				t.Fatalf("Write(%q) = %d, %v", s, n, err)
+			}
+		}
+		check := func(what string, want []string) {
+			t.Helper()
+			if diff := cmp.Diff(want, r.written()); diff != "" {
+				t.Fatalf("%s (-want +got):\n%s", what, diff)
+			}
+		}
+
+		write("a")
+		check("a write after a quiet spell goes out at once", []string{"a"})
+		write("b")
+		time.Sleep(coalesceWindow / 2)
+		write("c")
+		check("writes within the window wait", []string{"a"})
+		time.Sleep(coalesceWindow / 2)
+		check("at the window's end they go out in one write", []string{"a", "bc"})
+
+		time.Sleep(coalesceWindow / 3)
+		write("d")
+		time.Sleep(coalesceWindow/3*2 - time.Microsecond)
+		check("the next window counts from the last write", []string{"a", "bc"})
+		time.Sleep(time.Microsecond)
+		check("the next window's write", []string{"a", "bc", "d"})
+
+		time.Sleep(coalesceWindow / 10)
+		big := strings.Repeat("x", coalesceMax)
+		write("e")
+		write(big)
+		check("a full buffer goes out at once", []string{"a", "bc", "d", "e" + big})
+
+		time.Sleep(coalesceWindow / 10)
+		write("f")
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		check("Close writes what waits", []string{"a", "bc", "d", "e" + big, "f"})
+	})
+}
+
+func TestCoalescedConnWriteFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		broken := errors.New("connection reset")
+		r := &recordingConn{}
+		c := newCoalescedConn(r)
+		if _, err := c.Write([]byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		r.mu.Lock()
+		r.failWith = broken
+		r.mu.Unlock()
+		if _, err := c.Write([]byte("b")); err != nil {
+			t.Fatalf("a write that waits cannot fail yet: %v", err)
+		}
+		time.Sleep(coalesceWindow)
+		synctest.Wait()
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if !closed {
+			t.Error("a failed write should close the connection, for the NATS client to see it broken")
+		}
+		if _, err := c.Write([]byte("c")); !errors.Is(err, broken) {
+			t.Errorf("Write after a failed one = %v, want %v", err, broken)
+		}
+	})
+}
