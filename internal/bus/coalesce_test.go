@@ -66,33 +66,40 @@ func TestCoalescedConnWrites(t *testing.T) {
 		}
 
 		write("a")
-		check("a write after a quiet spell goes out at once", []string{"a"})
 		write("b")
-		time.Sleep(coalesceWindow / 2)
 		write("c")
-		check("writes within the window wait", []string{"a"})
+		write("d")
+		check("a quiet connection writes at once", []string{"a", "b", "c", "d"})
+
+		time.Sleep(coalesceWindow)
+		write("e")
+		check("four writes in a window make it busy; its first write goes out at once", []string{"a", "b", "c", "d", "e"})
+		write("f")
+		write("g")
 		time.Sleep(coalesceWindow / 2)
-		check("at the window's end they go out in one write", []string{"a", "bc"})
+		write("h")
+		check("writes within the busy window wait", []string{"a", "b", "c", "d", "e"})
+		time.Sleep(coalesceWindow / 2)
+		check("at the window's end they go out in one write", []string{"a", "b", "c", "d", "e", "fgh"})
+
+		write("i")
+		check("still busy: the next write waits for the next window", []string{"a", "b", "c", "d", "e", "fgh"})
+		big := strings.Repeat("x", coalesceMax)
+		write(big)
+		check("a full buffer goes out at once", []string{"a", "b", "c", "d", "e", "fgh", "i" + big})
+		write("j")
 
 		time.Sleep(coalesceWindow / 3)
-		write("d")
-		time.Sleep(coalesceWindow/3*2 - time.Microsecond)
-		check("the next window counts from the last write", []string{"a", "bc"})
-		time.Sleep(time.Microsecond)
-		check("the next window's write", []string{"a", "bc", "d"})
-
-		time.Sleep(coalesceWindow / 10)
-		big := strings.Repeat("x", coalesceMax)
-		write("e")
-		write(big)
-		check("a full buffer goes out at once", []string{"a", "bc", "d", "e" + big})
-
-		time.Sleep(coalesceWindow / 10)
-		write("f")
+		check("busy", []string{"a", "b", "c", "d", "e", "fgh", "i" + big})
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
-		check("Close writes what waits", []string{"a", "bc", "d", "e" + big, "f"})
+		check("Close writes what waits", []string{"a", "b", "c", "d", "e", "fgh", "i" + big, "j"})
+
+		time.Sleep(10 * coalesceWindow)
+		write("k")
+		write("l")
+		check("after a quiet spell, writes go out at once again", []string{"a", "b", "c", "d", "e", "fgh", "i" + big, "j", "k", "l"})
 	})
 }
 
@@ -101,13 +108,19 @@ func TestCoalescedConnWriteFails(t *testing.T) {
 		broken := errors.New("connection reset")
 		r := &recordingConn{}
 		c := newCoalescedConn(r)
-		if _, err := c.Write([]byte("a")); err != nil {
+		for _, w := range []string{"a", "b", "c", "d"} {
+			if _, err := c.Write([]byte(w)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(coalesceWindow)
+		if _, err := c.Write([]byte("e")); err != nil { // busy: the window's first write
 			t.Fatal(err)
 		}
 		r.mu.Lock()
 		r.failWith = broken
 		r.mu.Unlock()
-		if _, err := c.Write([]byte("b")); err != nil {
+		if _, err := c.Write([]byte("f")); err != nil {
 			t.Fatalf("a write that waits cannot fail yet: %v", err)
 		}
 		time.Sleep(coalesceWindow)
@@ -118,7 +131,7 @@ func TestCoalescedConnWriteFails(t *testing.T) {
 		if !closed {
 			t.Error("a failed write should close the connection, for the NATS client to see it broken")
 		}
-		if _, err := c.Write([]byte("c")); !errors.Is(err, broken) {
+		if _, err := c.Write([]byte("g")); !errors.Is(err, broken) {
 			t.Errorf("Write after a failed one = %v, want %v", err, broken)
 		}
 	})
