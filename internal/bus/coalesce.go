@@ -31,10 +31,10 @@ const (
 )
 
 // coalescedConn is a connection whose writes, while it is busy, go out at
-// most once per coalesceWindow, together. A write that fails closes the connection, which
-// the NATS client sees as any broken connection (it reconnects; a publish
-// whose acknowledgement does not come is sent again). It is safe for
-// concurrent use.
+// most once per coalesceWindow, together. A write that fails closes the
+// connection, which the NATS client sees as any broken connection (it
+// reconnects; a publish whose acknowledgement does not come is sent
+// again). It is safe for concurrent use.
 type coalescedConn struct {
 	net.Conn
 
@@ -102,6 +102,9 @@ func (c *coalescedConn) flushLocked() error {
 		_, err = c.Conn.Write(c.buf)
 	}
 	c.buf = c.buf[:0]
+	if cap(c.buf) > 2*coalesceMax {
+		c.buf = nil // a large message once does not stay held
+	}
 	if err != nil {
 		c.err = err
 		_ = c.Conn.Close()
