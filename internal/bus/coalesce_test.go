@@ -87,19 +87,22 @@ func TestCoalescedConnWrites(t *testing.T) {
 		big := strings.Repeat("x", coalesceMax)
 		write(big)
 		check("a full buffer goes out at once", []string{"a", "b", "c", "d", "e", "fgh", "i" + big})
-		write("j")
-
-		time.Sleep(coalesceWindow / 3)
-		check("busy", []string{"a", "b", "c", "d", "e", "fgh", "i" + big})
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		check("Close writes what waits", []string{"a", "b", "c", "d", "e", "fgh", "i" + big, "j"})
 
 		time.Sleep(10 * coalesceWindow)
 		write("k")
 		write("l")
-		check("after a quiet spell, writes go out at once again", []string{"a", "b", "c", "d", "e", "fgh", "i" + big, "j", "k", "l"})
+		write("m")
+		write("n")
+		check("after a quiet spell, writes go out at once again", []string{"a", "b", "c", "d", "e", "fgh", "i" + big, "k", "l", "m", "n"})
+
+		time.Sleep(coalesceWindow)
+		write("o")
+		write("p")
+		check("busy again: p waits", []string{"a", "b", "c", "d", "e", "fgh", "i" + big, "k", "l", "m", "n", "o"})
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		check("Close writes what waits", []string{"a", "b", "c", "d", "e", "fgh", "i" + big, "k", "l", "m", "n", "o", "p"})
 	})
 }
 
