@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -365,6 +366,23 @@ func sameDecode(t *testing.T, event string, raw []byte) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("Decode(%s, %q) mismatch (-map decoder +Decode):\n%s", event, raw, diff)
+	}
+	// An envelope from Parse, whose event Decode does not scan again,
+	// decodes the same.
+	name, _ := json.Marshal(event)
+	parsed, err := Parse(fmt.Appendf(nil, `{"webhook":{"webhookEvent":%s},"event":%s}`, name, raw))
+	if gotErr != nil || err != nil {
+		if gotErr == nil && strings.TrimSpace(event) != "" {
+			t.Fatalf("Parse of an envelope around %q: %v", raw, err)
+		}
+		return
+	}
+	fromParse, err := Decode(parsed)
+	if err != nil {
+		t.Fatalf("Decode(Parse(%s, %q)): %v", event, raw, err)
+	}
+	if diff := cmp.Diff(got, fromParse); diff != "" {
+		t.Fatalf("Decode(%s, %q) mismatch (-built +parsed):\n%s", event, raw, diff)
 	}
 }
 

@@ -48,6 +48,10 @@ type Webhook struct {
 type Envelope struct {
 	Webhook Webhook
 	Event   json.RawMessage
+	// parsed is set by Parse, which validated Event with the whole body:
+	// Decode does not scan it again. An Envelope built otherwise is
+	// checked by Decode.
+	parsed bool
 }
 
 // Parse validates a Jamf Pro JSON webhook body and returns its envelope. It
@@ -74,7 +78,9 @@ func Parse(body []byte) (Envelope, error) {
 	if k := kindOf(body[skipSpace(body, 0):]); k != "object" {
 		return Envelope{}, fmt.Errorf("%w: body is a JSON %s", ErrNotJSON, k)
 	}
-	return envelopeFrom(top.hook, top.event)
+	env, err := envelopeFrom(top.hook, top.event)
+	env.parsed = err == nil
+	return env, err
 }
 
 // envelopeFrom checks the body's top-level members webhook and event (nil

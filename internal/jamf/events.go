@@ -266,13 +266,16 @@ type Unknown struct {
 //   - anything else: Unknown
 //
 // Decoding is lenient (see the field docs); it fails only when the event is
-// not a JSON object, which Parse already rules out. It reads the fields
-// straight from the event's bytes; only Unknown.Fields and
+// not a JSON object, which Parse already rules out: an envelope from Parse is
+// not scanned again (the dispatcher decodes every event it posts). It reads
+// the fields straight from the event's bytes; only Unknown.Fields and
 // DeviceRateLimited.Fields are generic maps, whose numbers are json.Number.
 func Decode(env Envelope) (any, error) {
 	obj := []byte(env.Event)
-	if err := checkObject(obj); err != nil {
-		return nil, err
+	if !env.parsed {
+		if err := checkObject(obj); err != nil {
+			return nil, err
+		}
 	}
 	switch Canonical(env.Webhook.Event) {
 	case EventComputerAdded, EventComputerInventoryCompleted, EventComputerPushCapabilityChanged:
