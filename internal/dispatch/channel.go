@@ -75,20 +75,90 @@ type deferral struct {
 	until time.Time
 }
 
-// wakeLocked starts running ch's turns when it has events and nothing runs
-// or waits for it. The caller holds mu.
+// wakeLocked gives ch to a runner when it has events and nothing runs or
+// waits for it: to one that waits for work, or else to the ready queue,
+// starting another runner when fewer than maxRunners run. The caller
+// holds mu.
 func (d *Dispatcher) wakeLocked(ch *channel) {
 	if ch.running || ch.timer != nil || len(ch.queue) == 0 || d.stopping || d.work == nil {
 		return
 	}
 	ch.running = true
 	ch.far = claim{}
-	d.tasks.Add(1)
-	go func() {
-		defer d.tasks.Done()
-		for d.turn(d.work, ch) {
+	if d.idle > 0 {
+		// handoff has room for every waiting runner.
+		d.idle--
+		d.handoff <- ch
+		return
+	}
+	d.ready = append(d.ready, ch)
+	if d.runners < d.maxRunners {
+		d.runners++
+		d.tasks.Add(1)
+		go d.run(d.work)
+	}
+}
+
+// runnerLinger is how long a runner with nothing to run waits for a
+// channel before it ends. A runner that lives on keeps the stack that
+// rendering and posting grew; a goroutine per turn grew it again each
+// time (3 % of the all-in-one's CPU at a steady 500 events/s).
+const runnerLinger = time.Second
+
+// run runs channels' turns, one turn at a time: the ready queue's first,
+// or the one wakeLocked hands it while it waits, for up to runnerLinger,
+// then it ends (at once when the Dispatcher stops). A channel whose turn
+// says to go on queues again behind the ready ones, so that a busy channel
+// does not keep a runner from the rest.
+//
+// Every runner that waits is counted in idle until wakeLocked hands it a
+// channel through handoff, or until it stops waiting: idle plus what
+// handoff holds is the number of runners waiting, so a channel handed off
+// is always taken.
+func (d *Dispatcher) run(work context.Context) {
+	defer d.tasks.Done()
+	linger := time.NewTimer(runnerLinger)
+	defer linger.Stop()
+	for {
+		d.mu.Lock()
+		var ch *channel
+		if len(d.ready) > 0 {
+			ch = d.ready[0]
+			d.ready[0] = nil
+			d.ready = d.ready[1:]
+		} else {
+			d.idle++
 		}
-	}()
+		d.mu.Unlock()
+		if ch == nil {
+			linger.Reset(runnerLinger)
+			select {
+			case ch = <-d.handoff:
+			case <-linger.C:
+			case <-d.halt:
+			}
+		}
+		if ch == nil {
+			d.mu.Lock()
+			select {
+			case ch = <-d.handoff: // handed off as this runner stopped waiting
+			default:
+				d.idle--
+				d.runners--
+				d.mu.Unlock()
+				return
+			}
+			d.mu.Unlock()
+		}
+		d.inTurn.Add(1)
+		again := d.turn(work, ch)
+		d.inTurn.Add(-1)
+		if again {
+			d.mu.Lock()
+			d.ready = append(d.ready, ch)
+			d.mu.Unlock()
+		}
+	}
 }
 
 // dropIdleLocked forgets ch once nothing of it is left. The caller holds
@@ -135,13 +205,6 @@ func (d *Dispatcher) turn(work context.Context, ch *channel) bool {
 	}
 	p := d.paceOf(entry)
 	webhook := registry.WebhookFingerprint(entry.WebhookURLSealed)
-
-	select {
-	case d.slots <- struct{}{}:
-	case <-work.Done():
-		return true
-	}
-	defer func() { <-d.slots }()
 
 	d.mu.Lock()
 	if d.stopping || len(ch.queue) == 0 { // Stop handed the events back meanwhile

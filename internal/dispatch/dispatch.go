@@ -6,10 +6,11 @@
 // through the bus: before each post it claims the channel's turn with a
 // compare-and-set on the channel's delivery state (registry.DeliveryState),
 // which also carries a 429's pause, the backoff of a failing channel and
-// the mark of a channel Slack called gone. A channel that must wait never
-// holds a post slot or stops the bus: its events wait in memory for a turn
-// that is near, or go back to the bus with a delay when it is far. A
-// channel whose waiting events cannot go out at its pace within its
+// the mark of a channel Slack called gone. Up to MaxInFlight runners run
+// the turns of the channels that are ready, in turn. A channel that must
+// wait never holds a runner or stops the bus: its events wait in memory
+// for a turn that is near, or go back to the bus with a delay when it is
+// far. A channel whose waiting events cannot go out at its pace within its
 // DigestAfter gets digests: each turn carries every event that waited for
 // it.
 //
@@ -217,7 +218,7 @@ type Dispatcher struct {
 	metrics         *metrics
 
 	id        string        // random, tells this dispatcher from others in turn tickets
-	slots     chan struct{} // one per post under way
+	inTurn    atomic.Int64  // runners in a turn: claiming, rendering or posting
 	busy      func() bool   // Options.Busy
 	busyUntil atomic.Int64  // Unix nanoseconds: busy until then (busyNow)
 	trickle   chan struct{} // the one event taken at a time while busy
@@ -235,6 +236,14 @@ type Dispatcher struct {
 	cache    map[string]cached // shared delivery state last seen, by installation
 	failing  map[string]bool   // installations whose cached state is failing
 	reported map[string]string // dead mark fingerprint reported to the installer, by installation
+
+	// Runners run the channels' turns (channel.go, run).
+	maxRunners int           // Options.MaxInFlight
+	runners    int           // running
+	idle       int           // waiting for a channel, not yet handed one
+	ready      []*channel    // waiting for a runner, first come first
+	handoff    chan *channel // to a waiting runner; room for maxRunners
+	halt       chan struct{} // closed by stop: waiting runners end
 }
 
 // cached is a channel's delivery state as this process last read or wrote
@@ -300,7 +309,8 @@ func New(opts Options) (*Dispatcher, error) {
 		iconBaseURL:     strings.TrimRight(opts.IconBaseURL, "/"),
 		log:             cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		id:              crand.Text(),
-		slots:           make(chan struct{}, cmp.Or(opts.MaxInFlight, DefaultMaxInFlight)),
+		maxRunners:      cmp.Or(opts.MaxInFlight, DefaultMaxInFlight),
+		halt:            make(chan struct{}),
 		busy:            opts.Busy,
 		trickle:         make(chan struct{}, 1),
 		channels:        map[string]*channel{},
@@ -309,6 +319,7 @@ func New(opts Options) (*Dispatcher, error) {
 		failing:         map[string]bool{},
 		reported:        map[string]string{},
 	}
+	d.handoff = make(chan *channel, d.maxRunners)
 	d.retryMax = max(d.retryMax, d.retryBase)
 	d.holdTotal = max(d.holdTotal, d.holdPerChannel)
 	m, err := newMetrics(opts.Registerer, d)
@@ -504,6 +515,7 @@ func (d *Dispatcher) stop() {
 	d.mu.Lock()
 	d.stopping = true
 	close(d.space)
+	close(d.halt)
 	var back []Delivery
 	var release []Delivery
 	for _, ch := range d.channels {

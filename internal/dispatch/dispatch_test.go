@@ -750,3 +750,46 @@ func TestBusyHostComesFirst(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnersBoundPostsAndTakeTurns checks the runners that run channels'
+// turns: never more posts at once than MaxInFlight, a channel with many
+// events queues behind the others after each turn rather than keeping a
+// runner, and stopping does not wait for idle runners to time out.
+func TestRunnersBoundPostsAndTakeTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		h.slack.latency = time.Second
+		fast := registry.DeliverySettings{Interval: time.Millisecond, Burst: 1, Digests: registry.DigestsOff}
+		busy, busyURL := h.channel("busy", fast)
+		stop, _ := h.dispatcher(func(o *dispatch.Options) { o.MaxInFlight = 1 })
+		for _, n := range names("busy", 20) {
+			h.bus.publish(busy.ID, n)
+		}
+		synctest.Wait() // the busy channel's first post is under way
+		var quiet []string
+		for i := range 5 {
+			e, url := h.channel(fmt.Sprintf("quiet%d", i), fast)
+			h.bus.publish(e.ID, fmt.Sprintf("quiet-%03d", i))
+			quiet = append(quiet, url)
+		}
+		waitUntil(t, time.Minute, 100*time.Millisecond, "all events delivered", func() bool {
+			a, _ := h.bus.settled()
+			return a == 25
+		})
+		if most := h.slack.most(); most != 1 {
+			t.Errorf("at most %d posts were under way at once, want 1 (MaxInFlight)", most)
+		}
+		// One busy post, the five quiet ones in turn, then the rest.
+		second := h.slack.posts(busyURL)[1].at
+		for i, url := range quiet {
+			if p := h.slack.posts(url); len(p) != 1 || !p[0].at.Before(second) {
+				t.Errorf("quiet channel %d: posts %v, want one before the busy channel's second post at %v", i, p, second)
+			}
+		}
+		start := time.Now()
+		stop()
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("stop took %v of fake time, want none: idle runners end when the dispatcher stops", waited)
+		}
+	})
+}

@@ -266,6 +266,9 @@ type fakeSlack struct {
 	mu      sync.Mutex
 	hooks   map[string]*fakeHook
 	latency time.Duration
+	// inFlight counts the posts under way (waiting out latency), and
+	// mostInFlight the most there were at once.
+	inFlight, mostInFlight int
 }
 
 type fakeHook struct {
@@ -310,15 +313,23 @@ func (s *fakeSlack) setRateLimit(url string, perSecond float64, burst int) {
 
 func (s *fakeSlack) Post(ctx context.Context, url string, m slack.Message) error {
 	h := s.hook(url)
+	s.mu.Lock()
+	s.inFlight++
+	s.mostInFlight = max(s.mostInFlight, s.inFlight)
+	s.mu.Unlock()
 	if s.latency > 0 {
 		select {
 		case <-time.After(s.latency):
 		case <-ctx.Done():
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
 			return &slack.Error{Err: fmt.Errorf("%w: %w", slack.ErrUnavailable, ctx.Err())}
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inFlight--
 	now := time.Now()
 	answer := func(status int, err error) error {
 		h.posts = append(h.posts, post{at: now, msg: m, status: status})
@@ -357,6 +368,13 @@ func (s *fakeSlack) Post(ctx context.Context, url string, m slack.Message) error
 // rateLimited is the class slack.Client.Post gives a 429.
 func rateLimited(wait time.Duration) error {
 	return retry.After(wait, &slack.Error{Status: http.StatusTooManyRequests, Body: "rate_limited", Err: slack.ErrRateLimited})
+}
+
+// most returns the most posts that were under way at once.
+func (s *fakeSlack) most() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mostInFlight
 }
 
 // posts returns what url received.

@@ -114,7 +114,7 @@ func newMetrics(reg prometheus.Registerer, d *Dispatcher) (*metrics, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "jackalope_dispatch_posts_in_flight",
 			Help: "Posts to Slack under way in this dispatcher.",
-		}, func() float64 { return float64(len(d.slots)) }),
+		}, func() float64 { return float64(d.inTurn.Load()) }),
 	}
 	channels := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "jackalope_dispatch_channels",
