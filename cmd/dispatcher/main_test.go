@@ -344,12 +344,7 @@ func runInBackground(t *testing.T, vars map[string]string) (cancel context.Cance
 func stopRun(t *testing.T, cancel context.CancelFunc, done chan error) {
 	t.Helper()
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v after the signal, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return after the signal")
+	if err := testwait.Receive(t, done, 20*time.Second, "run to return after the signal"); err != nil {
+		t.Errorf("run returned %v after the signal, want nil", err)
 	}
 }

@@ -80,11 +80,7 @@ func launch(t *testing.T, env map[string]string) *service {
 	go func() { s.done <- run(ctx, nil, mapEnv(env), io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			t.Error("ingest did not stop within 30s")
-		}
+		testwait.Receive(t, s.done, 30*time.Second, "ingest to stop")
 	})
 	return s
 }
@@ -93,14 +89,9 @@ func launch(t *testing.T, env map[string]string) *service {
 func (s *service) stop(t *testing.T) error {
 	t.Helper()
 	s.cancel()
-	select {
-	case err := <-s.done:
-		s.done <- err // for the cleanup
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatal("ingest did not stop within 30s")
-		return nil
-	}
+	err := testwait.Receive(t, s.done, 30*time.Second, "ingest to stop")
+	s.done <- err // for the cleanup
+	return err
 }
 
 // get fetches path from the public listener.

@@ -145,13 +145,8 @@ func TestServe(t *testing.T) {
 		}
 		stopped = true
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run = %v; want nil after a graceful stop", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("run did not return within 20s of its context ending")
+		if err := testwait.Receive(t, done, 20*time.Second, "run to return after its context ended"); err != nil {
+			t.Errorf("run = %v; want nil after a graceful stop", err)
 		}
 	}
 	t.Cleanup(stop)

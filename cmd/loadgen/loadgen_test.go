@@ -211,13 +211,8 @@ func TestRunForADuration(t *testing.T) {
 	go func() {
 		done <- run(t.Context(), []string{"-url", srv.URL, "-token", "tok-0000000000000", "-c", "4", "-d", "300ms", "-strict"}, &out, io.Discard)
 	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run = %v\n%s", err, out.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a 300ms run did not end")
+	if err := testwait.Receive(t, done, 30*time.Second, "a 300ms run to end"); err != nil {
+		t.Fatalf("run = %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "status       204: ") {
 		t.Errorf("report:\n%s", out.String())

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 // TestAwait checks that a service that does not provision waits, saying
@@ -54,13 +56,8 @@ func TestAwait(t *testing.T) {
 	if err := other.Provision(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Await after provisioning = %v; want nil", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Await did not return after the streams and bucket were created")
+	if err := testwait.Receive(t, done, 30*time.Second, "Await to return after the streams and bucket were created"); err != nil {
+		t.Errorf("Await after provisioning = %v; want nil", err)
 	}
 	if err := c.Await(t.Context(), IngestNeeds); err != nil {
 		t.Errorf("Await on a provisioned server = %v; want nil", err)

@@ -47,13 +47,7 @@ func (tk *taken) take(_ context.Context, d *bus.Delivery) error {
 // next waits for the next delivery.
 func (tk *taken) next(t *testing.T) *bus.Delivery {
 	t.Helper()
-	select {
-	case d := <-tk.ch:
-		return d
-	case <-time.After(15 * time.Second):
-		t.Fatal("no delivery within 15s")
-		return nil
-	}
+	return testwait.Receive(t, tk.ch, 15*time.Second, "a delivery")
 }
 
 func (tk *taken) count() int {
@@ -530,9 +524,5 @@ func TestConsumeResumesAfterALostPull(t *testing.T) {
 	publish(t, c, received("inst", "E", `{}`))
 	// Missing heartbeats take a couple of seconds to notice; the client's
 	// default would take 30s. The bound sits between them.
-	select {
-	case <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("event not delivered within 10s of its publish: Consume idles with its pull lost")
-	}
+	testwait.Receive(t, got, 10*time.Second, "the event's delivery (else Consume idles with its pull lost)")
 }

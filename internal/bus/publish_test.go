@@ -166,12 +166,7 @@ func TestPublishServerDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	errc := make(chan error, 1)
 	go func() { errc <- c.Publish(ctx, received("a", "E", `{"n":2}`)) }()
-	var err error
-	select {
-	case err = <-errc:
-	case <-time.After(30 * time.Second):
-		t.Fatal("Publish with the server down ignored its 500ms deadline")
-	}
+	err := testwait.Receive(t, errc, 30*time.Second, "Publish with the server down to give up at its 500ms deadline")
 	cancel()
 	if err == nil {
 		t.Fatal("Publish with the server down: got nil error")

@@ -156,13 +156,8 @@ func (s *system) start(conn *bus.Conn, name string, configure func(*dispatch.Opt
 	stop = func() {
 		once.Do(func() {
 			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					s.t.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				s.t.Errorf("dispatcher %s did not stop", name)
+			if err := testwait.Receive(s.t, done, 30*time.Second, "dispatcher "+name+" to stop"); err != nil {
+				s.t.Errorf("Run: %v", err)
 			}
 		})
 	}

@@ -48,3 +48,20 @@ func Until(t testing.TB, timeout time.Duration, check func() error) {
 		}
 	}
 }
+
+// Receive returns the next value from ch and fails the test, naming what it
+// waited for, when none comes within timeout: a result from a goroutine, a
+// process that should stop.
+func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-deadline.C:
+		t.Fatalf("after %v: still waiting for %s", timeout, what)
+		var zero T
+		return zero
+	}
+}

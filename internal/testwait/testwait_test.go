@@ -61,6 +61,31 @@ func TestForNamesWhatItWaitedFor(t *testing.T) {
 	})
 }
 
+func TestReceive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ch := make(chan int, 1)
+		ch <- 7
+		if got := Receive(t, ch, time.Second, "a number"); got != 7 {
+			t.Errorf("Receive = %d, want 7", got)
+		}
+		rec := &recorder{TB: t}
+		done := make(chan struct{})
+		start := time.Now()
+		go func() {
+			defer close(done)
+			defer func() { _ = recover() }()
+			Receive(rec, ch, time.Second, "another number")
+		}()
+		<-done
+		if want := "after 1s: still waiting for another number"; rec.failure != want {
+			t.Errorf("failure = %q, want %q", rec.failure, want)
+		}
+		if waited := time.Since(start); waited != time.Second {
+			t.Errorf("Receive gave up after %v, want 1s", waited)
+		}
+	})
+}
+
 // recorder is a testing.TB whose Fatalf records the failure and stops the
 // goroutine, so that a test can check how Until fails.
 type recorder struct {

@@ -86,13 +86,8 @@ func serveAllInOne(t *testing.T, env map[string]string) (stdout, stderr *logtest
 	return stdout, stderr, func() {
 		t.Helper()
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("AllInOne = %v after its context ended; want nil", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("AllInOne did not stop within 30s")
+		if err := testwait.Receive(t, done, 30*time.Second, "AllInOne to stop"); err != nil {
+			t.Errorf("AllInOne = %v after its context ended; want nil", err)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/retry"
 	"github.com/jackalope-app/jackalope/internal/slack"
 	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
+	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
 func TestOAuthSingleUse(t *testing.T) {
@@ -452,11 +453,7 @@ func TestClose(t *testing.T) {
 
 	closed := make(chan struct{})
 	go func() { fake.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("Close waited for a delayed answer")
-	}
+	testwait.Receive(t, closed, 30*time.Second, "Close, which must not wait for a delayed answer")
 	if err := <-errc; slack.Class(err) != "retry" {
 		t.Errorf("Post cut by Close = %v, want retry", err)
 	}
