@@ -150,10 +150,7 @@ func (d *Dispatcher) run(work context.Context) {
 			}
 			d.mu.Unlock()
 		}
-		d.inTurn.Add(1)
-		again := d.turn(work, ch)
-		d.inTurn.Add(-1)
-		if again {
+		if d.turn(work, ch) {
 			d.mu.Lock()
 			d.ready = append(d.ready, ch)
 			d.mu.Unlock()

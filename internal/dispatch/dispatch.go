@@ -218,7 +218,6 @@ type Dispatcher struct {
 	metrics         *metrics
 
 	id        string        // random, tells this dispatcher from others in turn tickets
-	inTurn    atomic.Int64  // runners in a turn: claiming, rendering or posting
 	busy      func() bool   // Options.Busy
 	busyUntil atomic.Int64  // Unix nanoseconds: busy until then (busyNow)
 	trickle   chan struct{} // the one event taken at a time while busy

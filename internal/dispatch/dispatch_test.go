@@ -547,8 +547,8 @@ func countStatus(posts []post, status int) int {
 	return n
 }
 
-// counterValue reads a counter or histogram count from reg: name with no
-// label, or name{label=value}.
+// counterValue reads a counter, a gauge or a histogram's count from reg:
+// name with no label, or name{label=value}.
 func counterValue(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
@@ -568,6 +568,12 @@ func counterValue(t *testing.T, reg prometheus.Gatherer, name, label, value stri
 				if !match {
 					continue
 				}
+			}
+			switch {
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount())
 			}
 			return m.GetCounter().GetValue()
 		}
@@ -761,11 +767,14 @@ func TestRunnersBoundPostsAndTakeTurns(t *testing.T) {
 		h.slack.latency = time.Second
 		fast := registry.DeliverySettings{Interval: time.Millisecond, Burst: 1, Digests: registry.DigestsOff}
 		busy, busyURL := h.channel("busy", fast)
-		stop, _ := h.dispatcher(func(o *dispatch.Options) { o.MaxInFlight = 1 })
+		stop, reg := h.dispatcher(func(o *dispatch.Options) { o.MaxInFlight = 1 })
 		for _, n := range names("busy", 20) {
 			h.bus.publish(busy.ID, n)
 		}
 		synctest.Wait() // the busy channel's first post is under way
+		if n := counterValue(t, reg, "jackalope_dispatch_posts_in_flight", "", ""); n != 1 {
+			t.Errorf("posts in flight during the first post = %v, want 1", n)
+		}
 		var quiet []string
 		for i := range 5 {
 			e, url := h.channel(fmt.Sprintf("quiet%d", i), fast)
@@ -785,6 +794,9 @@ func TestRunnersBoundPostsAndTakeTurns(t *testing.T) {
 			if p := h.slack.posts(url); len(p) != 1 || !p[0].at.Before(second) {
 				t.Errorf("quiet channel %d: posts %v, want one before the busy channel's second post at %v", i, p, second)
 			}
+		}
+		if n := counterValue(t, reg, "jackalope_dispatch_posts_in_flight", "", ""); n != 0 {
+			t.Errorf("posts in flight with every event delivered = %v, want 0", n)
 		}
 		start := time.Now()
 		stop()

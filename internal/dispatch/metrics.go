@@ -114,7 +114,7 @@ func newMetrics(reg prometheus.Registerer, d *Dispatcher) (*metrics, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "jackalope_dispatch_posts_in_flight",
 			Help: "Posts to Slack under way in this dispatcher.",
-		}, func() float64 { return float64(d.inTurn.Load()) }),
+		}, func() float64 { return float64(d.postsInFlight()) }),
 	}
 	channels := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "jackalope_dispatch_channels",
@@ -144,6 +144,15 @@ func (c channelsCollector) Collect(ch chan<- prometheus.Metric) {
 		c.vec.WithLabelValues(state).Set(float64(counts[state]))
 	}
 	c.vec.Collect(ch)
+}
+
+// postsInFlight is how many runners are not waiting for a channel: each
+// claims a turn, renders or posts. A runner that waits is counted in idle
+// or has its channel in handoff.
+func (d *Dispatcher) postsInFlight() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runners - d.idle - len(d.handoff)
 }
 
 // heldEvents is how many events the dispatcher holds.
