@@ -37,6 +37,7 @@ type config struct {
 	timeout     time.Duration
 	strict      bool
 	serveBare   string
+	publish     string // with serveBare: the NATS server to publish to
 	tlsCert     string
 	tlsKey      string
 }
@@ -88,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "timeout of each request")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when any request failed: a transport error or an answer other than 2xx")
 	fs.StringVar(&cfg.serveBare, "serve-bare", "", "instead of sending, serve a bare handler answering 204 on this address (e.g. 127.0.0.1:5001) until interrupted")
+	fs.StringVar(&cfg.publish, "publish", "", "with -serve-bare: publish each body to JetStream on this NATS server (stream "+publishStream+") and answer 204 once it is stored")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "with -serve-bare: serve HTTPS with this certificate (PEM), e.g. to stand in for Slack's webhooks")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "with -serve-bare: the certificate's private key (PEM)")
 	if err := fs.Parse(args); err != nil {
@@ -107,6 +109,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.tlsCert != "" {
 		return config{}, usageError(stderr, []string{"-tls-cert and -tls-key only apply to -serve-bare"})
+	}
+	if cfg.publish != "" {
+		return config{}, usageError(stderr, []string{"-publish only applies to -serve-bare"})
 	}
 
 	var problems []string

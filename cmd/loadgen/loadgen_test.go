@@ -28,6 +28,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/logtest"
 	"github.com/jackalope-app/jackalope/internal/testwait"
 )
@@ -283,6 +284,54 @@ func TestServeBare(t *testing.T) {
 	}
 }
 
+// TestPublishingHandler checks the publishing ceiling: it answers 204 once
+// the stream stored the body, a repeated body is stored once (the dedup
+// window, as ingest has it), a new run starts from an empty stream, and a
+// publish that fails is a 503.
+func TestPublishingHandler(t *testing.T) {
+	srv := bustest.Server(t)
+	nc, js, err := connectPublish(t.Context(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	h := publishingHandler(js)
+	post := func(body string) int {
+		rec := httptest.NewRecorder()
+		h(rec, httptest.NewRequest(http.MethodPost, "/jamf/t", strings.NewReader(body)))
+		return rec.Code
+	}
+	stored := func() uint64 {
+		s, err := js.Stream(t.Context(), publishStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	for _, body := range []string{`{"n":1}`, `{"n":2}`, `{"n":1}`} {
+		if code := post(body); code != http.StatusNoContent {
+			t.Fatalf("post %s answered %d, want 204", body, code)
+		}
+	}
+	if n := stored(); n != 2 {
+		t.Errorf("stream holds %d messages after three posts of two bodies, want 2", n)
+	}
+	nc2, _, err := connectPublish(t.Context(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc2.Close()
+	if n := stored(); n != 0 {
+		t.Errorf("stream holds %d messages after a new start, want 0", n)
+	}
+	if err := js.DeleteStream(t.Context(), publishStream); err != nil {
+		t.Fatal(err)
+	}
+	if code := post(`{"n":3}`); code != http.StatusServiceUnavailable {
+		t.Errorf("post without the stream answered %d, want 503", code)
+	}
+}
+
 // writeCert writes a self-signed certificate for 127.0.0.1 and its key,
 // and returns a pool that trusts it.
 func writeCert(t *testing.T, certFile, keyFile string) *x509.CertPool {
@@ -353,6 +402,7 @@ func TestFlags(t *testing.T) {
 		{name: "stray argument", args: []string{"-token", "t", "go"}, want: "unexpected arguments"},
 		{name: "certificate without key", args: []string{"-serve-bare", "127.0.0.1:0", "-tls-cert", "c.pem"}, want: "go together"},
 		{name: "tls when sending", args: []string{"-token", "t", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, want: "only apply to -serve-bare"},
+		{name: "publish when sending", args: []string{"-token", "t", "-publish", "nats://127.0.0.1:4222"}, want: "only applies to -serve-bare"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

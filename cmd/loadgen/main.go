@@ -18,7 +18,11 @@
 // same machine, for a back-to-back comparison with the same client. With
 // -tls-cert and -tls-key it serves HTTPS, and then also stands in for
 // Slack's incoming webhooks when an all-in-one is measured with its
-// dispatcher delivering (see docs/benchmarks.md).
+// dispatcher delivering (see docs/benchmarks.md). With -publish NATS_URL as
+// well, the handler publishes each body to a JetStream stream on that
+// server and answers 204 once the stream acknowledged it: the floor of any
+// ingest that stores before it answers, written as the jetstream package's
+// documentation shows.
 //
 // A run is always bounded: by -n requests, by -d (10s when neither is set),
 // and by the limits on both. Aim it only at servers you run.
@@ -60,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.serveBare != "" {
-		return serveBare(ctx, cfg.serveBare, cfg.tlsCert, cfg.tlsKey, stdout)
+		return serveBare(ctx, cfg.serveBare, cfg.tlsCert, cfg.tlsKey, cfg.publish, stdout)
 	}
 	res, err := drive(ctx, cfg)
 	if err != nil {

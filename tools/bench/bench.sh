@@ -10,7 +10,8 @@
 #   BENCH_QUICK=1 make bench                 # 1 round of 4 s, ~3 minutes
 #   BENCH_ONLY="split aio" make bench        # some scenarios only
 #
-# Scenarios: split (cmd/ingest + nats-server of go.mod's version), split-old
+# Scenarios: split (cmd/ingest + nats-server of go.mod's version, then a
+# bare handler publishing to the same server: the JetStream floor), split-old
 # (the same with $NATS_SERVER_OLD, e.g. Debian's 2.9.10, when it is set or
 # found on PATH and differs), aio (the all-in-one delivering to a fake
 # Slack meanwhile), steady (the all-in-one at a steady 500 requests/s),
@@ -196,7 +197,18 @@ split_round() { # split_round TAG NATS_BINARY
 		read -r lrps lp99 < <(loadgen_run "http://127.0.0.1:$ingest_port" "$dir/urls")
 		rec "loadgen.split.rps" "$lrps"; rec "loadgen.split.p99" "$lp99"
 	fi
-	stop "$i"; stop "$n"
+	stop "$i"
+	# The JetStream floor: a bare handler that only publishes each body to
+	# the same nats-server and waits for its ack, loaded the same way.
+	local p tp
+	p=$(start "$tag-publish" "$loadgen" -serve-bare "127.0.0.1:$bare_port" -publish "nats://127.0.0.1:$nats_port")
+	wait_port "$bare_port"
+	tp=$(cpu_ticks "$p"); tn=$(cpu_ticks "$n")
+	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$bare_port" "$dir/urls")
+	rec "$tag.pub.rps" "$rps"; rec "$tag.pub.p99" "$p99"; rec "$tag.pub.bad" "$bad"
+	rec "$tag.pub.cpu_us" "$(awk -v t="$(( $(cpu_ticks "$p") - tp ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec "$tag.pub.nats_cpu_us" "$(awk -v t="$(( $(cpu_ticks "$n") - tn ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	stop "$p"; stop "$n"
 	bare_round "$tag" "$dir/urls"
 }
 
@@ -343,6 +355,9 @@ ratio() {
 			aio) what="all-in-one, delivering meanwhile, req/s" ;;
 		esac
 		echo "| $what | $(stat "$tag.rps") | bare 204: $(stat "$tag.bare.rps") | $(ratio "$tag.rps" "$tag.bare.rps") | $(stat "$tag.p99") | $(stat "$tag.bare.p99") | $(stat "$tag.load") |"
+		grep -q "^$tag.pub.rps " "$work/results" 2>/dev/null || continue
+		echo "| ${what%, req/s}: the bare handler publishing to it (the JetStream floor), req/s | $(stat "$tag.pub.rps") | bare 204: $(stat "$tag.bare.rps") | $(ratio "$tag.pub.rps" "$tag.bare.rps") | $(stat "$tag.pub.p99") | $(stat "$tag.bare.p99") | $(stat "$tag.load") |"
+		echo "| ${what%, req/s}: cmd/ingest against that floor, req/s | $(stat "$tag.rps") | publishing: $(stat "$tag.pub.rps") | $(ratio "$tag.rps" "$tag.pub.rps") | $(stat "$tag.p99") | $(stat "$tag.pub.p99") | $(stat "$tag.load") |"
 	done
 	if grep -q "^loadgen.split.rps " "$work/results" 2>/dev/null; then
 		echo "| loadgen instead of wrk: cmd/ingest, req/s | $(stat loadgen.split.rps) | bare 204: $(stat loadgen.bare.rps) | $(ratio loadgen.split.rps loadgen.bare.rps) | $(stat loadgen.split.p99) | | |"
@@ -361,12 +376,14 @@ ratio() {
 	for tag in split split-old; do
 		grep -q "^$tag.cpu_us " "$work/results" 2>/dev/null || continue
 		echo "| $tag: µs CPU per request, ingest + nats-server (bare 204) | $(stat "$tag.cpu_us") + $(stat "$tag.nats_cpu_us") ($(stat "$tag.bare.cpu_us")) | $(stat "$tag.load") |"
+		grep -q "^$tag.pub.cpu_us " "$work/results" 2>/dev/null &&
+			echo "| $tag: µs CPU per request, the bare publishing handler + nats-server | $(stat "$tag.pub.cpu_us") + $(stat "$tag.pub.nats_cpu_us") | $(stat "$tag.load") |"
 	done
 	if grep -q "^aio.rps " "$work/results" 2>/dev/null; then
 		echo "| aio: µs CPU per request under the flood, everything included | $(stat aio.cpu_us) | $(stat aio.load) |"
 		echo "| aio: peak RSS under the flood, MiB | $(stat aio.rss_peak_mib) | $(stat aio.load) |"
 		echo "| aio ingest p99 ÷ split ingest p99 (goal 2) | $(ratio aio.p99 split.p99) | |"
-		echo "| answers other than 204 (split / aio) | $(stat split.bad) / $(stat aio.bad) | |"
+		echo "| answers other than 204 (split / its publishing floor / aio) | $(stat split.bad) / $(stat split.pub.bad) / $(stat aio.bad) | |"
 	fi
 	grep -q "^steady.rss_mib " "$work/results" 2>/dev/null && echo "| steady 500 req/s: RSS at the end, MiB | $(stat steady.rss_mib) | $(stat steady.load) |"
 	if grep -q "^idle.cpu_pct " "$work/results" 2>/dev/null; then
