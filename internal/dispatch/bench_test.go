@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jackalope-app/jackalope/internal/benchcpu"
 	"github.com/jackalope-app/jackalope/internal/bus"
@@ -30,6 +34,10 @@ const benchChannels = 1000
 //     model, claim the channel's turn in the shared state, open the sealed
 //     URL, render, post, ack. Channels are paced at 1000/s with a burst of
 //     100 and no digests, so that every event is one post, as in bare;
+//   - consume: the same events taken from the same consumer with the
+//     jetstream package, parsed, rendered, posted and acked by plain
+//     goroutines (consumeLoop): the floor that JetStream sets for any
+//     dispatcher it feeds;
 //   - bare: the same rendered messages posted to the same webhooks by
 //     plain goroutines with the same Slack client: the ceiling that the
 //     fake and the HTTP stack allow.
@@ -82,6 +90,27 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 		})
+		b.Run("consume/"+name, func(b *testing.B) {
+			urls := make(map[string]string, benchChannels)
+			for _, c := range channels {
+				urls[c.entry.ID] = c.url
+			}
+			bodies := make([][]byte, b.N)
+			for i := range bodies {
+				bodies[i], _ = numberedComputerAdded()
+			}
+			publishAll(b, s.conn, bodies, func(i int) string { return channels[i%benchChannels].entry.ID })
+			target := s.slack.Total() + b.N
+			b.ResetTimer()
+			start, reportCPU := time.Now(), benchcpu.Start(b)
+			stop := consumeLoop(b, s, urls, inFlight)
+			s.slack.WaitTotal(b, target, 5*time.Minute)
+			elapsed := time.Since(start)
+			b.StopTimer()
+			reportCPU()
+			stop()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+		})
 		b.Run("bare/"+name, func(b *testing.B) {
 			client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)})
 			type post struct {
@@ -120,6 +149,70 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 			reportCPU()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 		})
+	}
+}
+
+// consumeLoop is the floor of any dispatcher that JetStream feeds: the
+// events of JAMF_EVENTS taken through the consumer "dispatch" with the
+// jetstream package, each parsed, rendered, posted to its channel's
+// webhook (urls, by installation ID) with the same Slack client and posts
+// in flight, and acked — no pace, no shared state, no read model, no
+// sealed URL, no history. It runs until stop is called.
+func consumeLoop(b *testing.B, s *system, urls map[string]string, inFlight int) (stop func()) {
+	b.Helper()
+	nc, err := nats.Connect(s.nats.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cons, err := js.Consumer(context.Background(), bus.StreamEvents, bus.ConsumerDispatch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)})
+	opts := render.Options{IconBaseURL: iconBase}
+	work := make(chan jetstream.Msg, inFlight)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(work)
+		for {
+			m, err := iter.Next()
+			if err != nil {
+				return // stopped
+			}
+			work <- m
+		}
+	})
+	for range inFlight {
+		wg.Go(func() {
+			for m := range work {
+				subject := m.Subject()
+				url := urls[subject[strings.LastIndexByte(subject, '.')+1:]]
+				env, err := jamf.Parse(m.Data())
+				if err != nil {
+					b.Errorf("parse: %v", err)
+					continue
+				}
+				if err := client.Post(context.Background(), url, render.Message(env, opts)); err != nil {
+					b.Errorf("post: %v", err)
+				}
+				if err := m.Ack(); err != nil {
+					b.Errorf("ack: %v", err)
+				}
+			}
+		})
+	}
+	return func() {
+		iter.Stop()
+		wg.Wait()
+		nc.Close()
 	}
 }
 

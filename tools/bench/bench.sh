@@ -18,7 +18,8 @@
 # idle (the all-in-one idle with $BENCH_IDLE_CHANNELS channels), storm (the
 # all-in-one at the default pace taking 10,000 events at 1,000/s into one
 # channel: seconds from the storm's end to the last delivered, and digests),
-# dispatch (BenchmarkDelivery and BenchmarkDeliverySlack200ms).
+# dispatch (BenchmarkDelivery: the dispatcher, the JetStream consume loop
+# that is its floor, the bare posting loop; and BenchmarkDeliverySlack200ms).
 #
 # Settings: BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNS (64),
 # BENCH_PORT (15400; uses the next 50 ports), BENCH_BIN (a directory of
@@ -369,6 +370,9 @@ ratio() {
 		grep -q "^dispatch.dispatch.$p " "$work/results" 2>/dev/null || continue
 		echo "| BenchmarkDelivery $p, events/s | $(stat "dispatch.dispatch.$p") | bare posting loop: $(stat "dispatch.bare.$p") | $(ratio "dispatch.dispatch.$p" "dispatch.bare.$p") | | | $(stat dispatch.load) |"
 		echo "| BenchmarkDelivery $p, µs CPU per event (process, fake Slack included) | $(stat "dispatch.dispatch.$p.cpu") | bare posting loop: $(stat "dispatch.bare.$p.cpu") | $(ratio "dispatch.bare.$p.cpu" "dispatch.dispatch.$p.cpu") | | | $(stat dispatch.load) |"
+		grep -q "^dispatch.consume.$p " "$work/results" 2>/dev/null || continue
+		echo "| BenchmarkDelivery $p: the JetStream consume loop (the floor), events/s | $(stat "dispatch.consume.$p") | bare posting loop: $(stat "dispatch.bare.$p") | $(ratio "dispatch.consume.$p" "dispatch.bare.$p") | | | $(stat dispatch.load) |"
+		echo "| BenchmarkDelivery $p: the dispatcher against that floor, events/s | $(stat "dispatch.dispatch.$p") | consume loop: $(stat "dispatch.consume.$p") | $(ratio "dispatch.dispatch.$p" "dispatch.consume.$p") | | | $(stat dispatch.load) |"
 	done
 	echo
 	echo "| measurement | value | load (1 min) |"
