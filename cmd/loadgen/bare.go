@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jackalope-app/jackalope/internal/plainjs"
+	"github.com/jackalope-app/jackalope/internal/render"
+	"github.com/jackalope-app/jackalope/internal/slack"
 )
 
 // bareHandler is the ceiling: it reads the body, as ingest must, and
@@ -22,80 +28,129 @@ func bareHandler(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// The stream the publishing handler stores into: file storage, one
-// replica, 1 GiB and a dedup window of two minutes, as JAMF_EVENTS.
-const (
-	publishStream  = "LOADGEN_BARE"
-	publishSubject = "loadgen.bare"
-)
+// plain is the plain JetStream pipeline that serveBare serves with
+// -publish: a NATS server (one it started in this process for
+// "embedded"), the connection to it, and the delivery loop when -deliver
+// is set.
+type plain struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	server *server.Server // the embedded one, or nil
+	dir    string         // its store, removed on close
+	stop   func()         // the delivery loop's, or nil
+	failed atomic.Int64   // events the delivery loop could not post
+}
 
-// publishingHandler is the floor of any ingest that answers only once
-// JetStream holds the event, written as the jetstream package's
-// documentation would have it: it reads the body, publishes it with a
-// message ID (a hash of the body, for the dedup window, as ingest does),
-// waits for the stream's acknowledgement and answers 204, or 503 when the
-// publish fails. Nothing else: no token, no validation, no metrics.
-func publishingHandler(js jetstream.JetStream) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "body unreadable: "+err.Error(), http.StatusBadRequest)
-			return
+// startPlain connects to natsURL ("embedded": a NATS server with JetStream
+// started here, on a loopback port, as the all-in-one starts its own),
+// provisions the plain pipeline's stream and, when deliverURL is set, delivers its
+// events to that webhook with posts in flight.
+func startPlain(ctx context.Context, natsURL, deliverURL string, posts int) (*plain, error) {
+	f := &plain{}
+	if natsURL == "embedded" {
+		if err := f.embed(); err != nil {
+			return nil, err
 		}
-		sum := sha256.Sum256(body)
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		m := &nats.Msg{Subject: publishSubject, Data: body}
-		if _, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(base64.RawURLEncoding.EncodeToString(sum[:12]))); err != nil {
-			http.Error(w, "publish: "+err.Error(), http.StatusServiceUnavailable)
-			return
+		natsURL = f.server.ClientURL()
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("loadgen"))
+	if err != nil {
+		f.close()
+		return nil, fmt.Errorf("connect to %s: %w", natsURL, err)
+	}
+	f.nc = nc
+	if f.js, err = jetstream.New(nc); err != nil {
+		f.close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	cons, err := plainjs.Provision(ctx, f.js)
+	if err != nil {
+		f.close()
+		return nil, err
+	}
+	if deliverURL != "" {
+		client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy(hostOf(deliverURL)), Timeout: 10 * time.Second})
+		post := func(ctx context.Context, _ string, m slack.Message) error { return client.Post(ctx, deliverURL, m) }
+		if f.stop, err = plainjs.Deliver(cons, posts, render.Options{}, post, func(error) { f.failed.Add(1) }); err != nil {
+			f.close()
+			return nil, err
 		}
-		w.WriteHeader(http.StatusNoContent)
+	}
+	return f, nil
+}
+
+// embed starts a NATS server with JetStream in this process, storing in a
+// new temporary directory.
+func (f *plain) embed() error {
+	dir, err := os.MkdirTemp("", "loadgen-nats-")
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	f.dir = dir
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
+	if err != nil {
+		f.close()
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	go s.Start()
+	f.server = s
+	if !s.ReadyForConnections(30 * time.Second) {
+		f.close()
+		return errors.New("embedded nats: not ready in 30s")
+	}
+	return nil
+}
+
+// close stops the delivery loop, the connection and the embedded server,
+// and removes its store.
+func (f *plain) close() {
+	if f.stop != nil {
+		f.stop()
+	}
+	if f.nc != nil {
+		f.nc.Close()
+	}
+	if f.server != nil {
+		f.server.Shutdown()
+		f.server.WaitForShutdown()
+	}
+	if f.dir != "" {
+		_ = os.RemoveAll(f.dir)
 	}
 }
 
-// connectPublish connects to the NATS server at url and makes the
-// publishing handler's stream (emptied, when it exists from a run before).
-func connectPublish(ctx context.Context, url string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name("loadgen"))
+// hostOf is the host of a URL, for the Slack client's webhook policy;
+// empty (refused by the policy) when rawURL does not parse.
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", url, err)
+		return ""
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:       publishStream,
-		Subjects:   []string{publishSubject},
-		Storage:    jetstream.FileStorage,
-		MaxBytes:   1 << 30,
-		Discard:    jetstream.DiscardNew,
-		Duplicates: 2 * time.Minute,
-	})
-	if err == nil {
-		err = s.Purge(ctx)
-	}
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("stream %s: %w", publishStream, err)
-	}
-	return nc, js, nil
+	return u.Hostname()
 }
 
 // serveBare serves bareHandler on addr until ctx ends, over HTTPS when
-// certFile and keyFile are set; with natsURL set it serves
-// publishingHandler instead, storing into a stream on that server.
-func serveBare(ctx context.Context, addr, certFile, keyFile, natsURL string, stdout io.Writer) error {
+// certFile and keyFile are set. With cfg.publish set it serves the
+// plain JetStream pipeline's handler instead (plainjs.Handler), and with
+// cfg.deliver also delivers what it stores to that webhook.
+func serveBare(ctx context.Context, cfg config, stdout io.Writer) error {
+	addr, certFile, keyFile := cfg.serveBare, cfg.tlsCert, cfg.tlsKey
 	handler, what := http.HandlerFunc(bareHandler), "a bare 204 handler"
-	if natsURL != "" {
-		nc, js, err := connectPublish(ctx, natsURL)
+	if cfg.publish != "" {
+		f, err := startPlain(ctx, cfg.publish, cfg.deliver, cfg.concurrency)
 		if err != nil {
 			return err
 		}
-		defer nc.Close()
-		handler, what = publishingHandler(js), "a bare handler publishing to JetStream"
+		defer func() {
+			f.close()
+			if n := f.failed.Load(); n > 0 {
+				_, _ = fmt.Fprintf(stdout, "the plain pipeline failed to deliver %d events\n", n)
+			}
+		}()
+		handler, what = plainjs.Handler(f.js), "plain JetStream (publish)"
+		if cfg.deliver != "" {
+			what = "plain JetStream (publish, consume, render, post, ack)"
+		}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)

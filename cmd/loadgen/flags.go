@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/jackalope-app/jackalope/internal/plainjs"
 )
 
 // Limits that keep a run bounded whatever the flags say.
@@ -37,7 +39,8 @@ type config struct {
 	timeout     time.Duration
 	strict      bool
 	serveBare   string
-	publish     string // with serveBare: the NATS server to publish to
+	publish     string // with serveBare: the NATS server to publish to, or "embedded"
+	deliver     string // with publish: the webhook the plain pipeline delivers to
 	tlsCert     string
 	tlsKey      string
 }
@@ -89,7 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "timeout of each request")
 	fs.BoolVar(&cfg.strict, "strict", false, "exit 1 when any request failed: a transport error or an answer other than 2xx")
 	fs.StringVar(&cfg.serveBare, "serve-bare", "", "instead of sending, serve a bare handler answering 204 on this address (e.g. 127.0.0.1:5001) until interrupted")
-	fs.StringVar(&cfg.publish, "publish", "", "with -serve-bare: publish each body to JetStream on this NATS server (stream "+publishStream+") and answer 204 once it is stored")
+	fs.StringVar(&cfg.publish, "publish", "", "with -serve-bare: serve plain JetStream, publishing each body to stream "+plainjs.Stream+" on this NATS server (\"embedded\": one started here) and answering 204 once it is stored")
+	fs.StringVar(&cfg.deliver, "deliver", "", "with -publish: also consume, render and post each event to this webhook URL (-c at once), and ack it")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "with -serve-bare: serve HTTPS with this certificate (PEM), e.g. to stand in for Slack's webhooks")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "with -serve-bare: the certificate's private key (PEM)")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return config{}, usageError(stderr, []string{"-tls-cert and -tls-key go together"})
 	}
+	if cfg.deliver != "" && cfg.publish == "" {
+		return config{}, usageError(stderr, []string{"-deliver goes with -publish"})
+	}
 	if cfg.serveBare != "" {
 		return cfg, nil
 	}
@@ -111,7 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, usageError(stderr, []string{"-tls-cert and -tls-key only apply to -serve-bare"})
 	}
 	if cfg.publish != "" {
-		return config{}, usageError(stderr, []string{"-publish only applies to -serve-bare"})
+		return config{}, usageError(stderr, []string{"-publish and -deliver only apply to -serve-bare"})
 	}
 
 	var problems []string

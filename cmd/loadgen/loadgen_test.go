@@ -28,8 +28,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/jackalope-app/jackalope/internal/bus/bustest"
 	"github.com/jackalope-app/jackalope/internal/logtest"
+	"github.com/jackalope-app/jackalope/internal/slack/slacktest"
 	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
@@ -284,51 +284,42 @@ func TestServeBare(t *testing.T) {
 	}
 }
 
-// TestPublishingHandler checks the publishing ceiling: it answers 204 once
-// the stream stored the body, a repeated body is stored once (the dedup
-// window, as ingest has it), a new run starts from an empty stream, and a
-// publish that fails is a 503.
-func TestPublishingHandler(t *testing.T) {
-	srv := bustest.Server(t)
-	nc, js, err := connectPublish(t.Context(), srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	h := publishingHandler(js)
-	post := func(body string) int {
-		rec := httptest.NewRecorder()
-		h(rec, httptest.NewRequest(http.MethodPost, "/jamf/t", strings.NewReader(body)))
-		return rec.Code
-	}
-	stored := func() uint64 {
-		s, err := js.Stream(t.Context(), publishStream)
+// TestServePlain serves plain JetStream with an embedded NATS server,
+// delivering to a fake Slack: a Jamf event posted to it answers 204 and
+// reaches the webhook rendered; interrupted, it stops and says so.
+func TestServePlain(t *testing.T) {
+	fake := slacktest.New(t)
+	hook := fake.NewWebhook("plain")
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	out := &logtest.Buffer{}
+	go func() {
+		done <- run(ctx, []string{"-serve-bare", addr, "-publish", "embedded", "-deliver", hook, "-c", "2"}, out, io.Discard)
+	}()
+	body := `{"webhook": {"id": 1, "name": "w", "webhookEvent": "ComputerAdded", "eventTimestamp": 1732870801234},
+ "event": {"udid": "U-1", "deviceName": "MBP-FLOOR", "serialNumber": "C02X", "jssID": 1}}`
+	testwait.Until(t, 30*time.Second, func() error {
+		resp, err := http.Post("http://"+addr+"/jamf/t", "application/json", strings.NewReader(body))
 		if err != nil {
-			t.Fatal(err)
+			return fmt.Errorf("plain pipeline not up: %w", err)
 		}
-		return s.CachedInfo().State.Msgs
-	}
-	for _, body := range []string{`{"n":1}`, `{"n":2}`, `{"n":1}`} {
-		if code := post(body); code != http.StatusNoContent {
-			t.Fatalf("post %s answered %d, want 204", body, code)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("plain pipeline answered %d, want 204", resp.StatusCode)
 		}
+		return nil
+	})
+	msgs := fake.WaitFor(t, hook, 1, 30*time.Second)
+	if b, _ := json.Marshal(msgs[0]); !strings.Contains(string(b), "MBP-FLOOR") {
+		t.Errorf("posted message %s does not name the computer", b)
 	}
-	if n := stored(); n != 2 {
-		t.Errorf("stream holds %d messages after three posts of two bodies, want 2", n)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run = %v, want nil once interrupted", err)
 	}
-	nc2, _, err := connectPublish(t.Context(), srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc2.Close()
-	if n := stored(); n != 0 {
-		t.Errorf("stream holds %d messages after a new start, want 0", n)
-	}
-	if err := js.DeleteStream(t.Context(), publishStream); err != nil {
-		t.Fatal(err)
-	}
-	if code := post(`{"n":3}`); code != http.StatusServiceUnavailable {
-		t.Errorf("post without the stream answered %d, want 503", code)
+	if want := "serving plain JetStream (publish, consume, render, post, ack) on http://" + addr; !strings.Contains(out.String(), want) {
+		t.Errorf("output %q lacks %q", out.String(), want)
 	}
 }
 
@@ -402,7 +393,8 @@ func TestFlags(t *testing.T) {
 		{name: "stray argument", args: []string{"-token", "t", "go"}, want: "unexpected arguments"},
 		{name: "certificate without key", args: []string{"-serve-bare", "127.0.0.1:0", "-tls-cert", "c.pem"}, want: "go together"},
 		{name: "tls when sending", args: []string{"-token", "t", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, want: "only apply to -serve-bare"},
-		{name: "publish when sending", args: []string{"-token", "t", "-publish", "nats://127.0.0.1:4222"}, want: "only applies to -serve-bare"},
+		{name: "publish when sending", args: []string{"-token", "t", "-publish", "nats://127.0.0.1:4222"}, want: "only apply to -serve-bare"},
+		{name: "deliver without publish", args: []string{"-serve-bare", "127.0.0.1:0", "-deliver", "http://127.0.0.1:1/x"}, want: "-deliver goes with -publish"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

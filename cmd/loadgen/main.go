@@ -19,10 +19,11 @@
 // -tls-cert and -tls-key it serves HTTPS, and then also stands in for
 // Slack's incoming webhooks when an all-in-one is measured with its
 // dispatcher delivering (see docs/benchmarks.md). With -publish NATS_URL as
-// well, the handler publishes each body to a JetStream stream on that
-// server and answers 204 once the stream acknowledged it: the floor of any
-// ingest that stores before it answers, written as the jetstream package's
-// documentation shows.
+// well (or -publish embedded: a NATS server started in this process), it
+// serves plain JetStream instead (internal/plainjs): a handler that
+// publishes each body and answers 204 once the stream acknowledged it; with
+// -deliver WEBHOOK_URL it also consumes, renders, posts and acks each
+// event, -c at once, as a dispatcher must at the least.
 //
 // A run is always bounded: by -n requests, by -d (10s when neither is set),
 // and by the limits on both. Aim it only at servers you run.
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.serveBare != "" {
-		return serveBare(ctx, cfg.serveBare, cfg.tlsCert, cfg.tlsKey, cfg.publish, stdout)
+		return serveBare(ctx, cfg, stdout)
 	}
 	res, err := drive(ctx, cfg)
 	if err != nil {

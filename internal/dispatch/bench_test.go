@@ -17,6 +17,7 @@ import (
 	"github.com/jackalope-app/jackalope/internal/bus"
 	"github.com/jackalope-app/jackalope/internal/dispatch"
 	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/plainjs"
 	"github.com/jackalope-app/jackalope/internal/registry"
 	"github.com/jackalope-app/jackalope/internal/render"
 	"github.com/jackalope-app/jackalope/internal/slack"
@@ -36,8 +37,8 @@ const benchChannels = 1000
 //     100 and no digests, so that every event is one post, as in bare;
 //   - consume: the same events taken from the same consumer with the
 //     jetstream package, parsed, rendered, posted and acked by plain
-//     goroutines (consumeLoop): the floor that JetStream sets for any
-//     dispatcher it feeds;
+//     goroutines (plainjs.Deliver): plain JetStream, what any dispatcher
+//     that JetStream feeds must do at the least;
 //   - bare: the same rendered messages posted to the same webhooks by
 //     plain goroutines with the same Slack client: the ceiling that the
 //     fake and the HTTP stack allow.
@@ -152,12 +153,10 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 	}
 }
 
-// consumeLoop is the floor of any dispatcher that JetStream feeds: the
-// events of JAMF_EVENTS taken through the consumer "dispatch" with the
-// jetstream package, each parsed, rendered, posted to its channel's
-// webhook (urls, by installation ID) with the same Slack client and posts
-// in flight, and acked — no pace, no shared state, no read model, no
-// sealed URL, no history. It runs until stop is called.
+// consumeLoop runs plainjs.Deliver, what any dispatcher that JetStream
+// feeds must do at the least, on the consumer "dispatch" of JAMF_EVENTS, posting each
+// event to its channel's webhook (urls, by installation ID) with the same
+// Slack client and posts in flight as the dispatcher, until stop is called.
 func consumeLoop(b *testing.B, s *system, urls map[string]string, inFlight int) (stop func()) {
 	b.Helper()
 	nc, err := nats.Connect(s.nats.URL())
@@ -172,46 +171,16 @@ func consumeLoop(b *testing.B, s *system, urls map[string]string, inFlight int) 
 	if err != nil {
 		b.Fatal(err)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(256))
+	client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)})
+	post := func(ctx context.Context, subject string, m slack.Message) error {
+		return client.Post(ctx, urls[subject[strings.LastIndexByte(subject, '.')+1:]], m)
+	}
+	stopDeliver, err := plainjs.Deliver(cons, inFlight, render.Options{IconBaseURL: iconBase}, post, func(err error) { b.Error(err) })
 	if err != nil {
 		b.Fatal(err)
 	}
-	client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)})
-	opts := render.Options{IconBaseURL: iconBase}
-	work := make(chan jetstream.Msg, inFlight)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(work)
-		for {
-			m, err := iter.Next()
-			if err != nil {
-				return // stopped
-			}
-			work <- m
-		}
-	})
-	for range inFlight {
-		wg.Go(func() {
-			for m := range work {
-				subject := m.Subject()
-				url := urls[subject[strings.LastIndexByte(subject, '.')+1:]]
-				env, err := jamf.Parse(m.Data())
-				if err != nil {
-					b.Errorf("parse: %v", err)
-					continue
-				}
-				if err := client.Post(context.Background(), url, render.Message(env, opts)); err != nil {
-					b.Errorf("post: %v", err)
-				}
-				if err := m.Ack(); err != nil {
-					b.Errorf("ack: %v", err)
-				}
-			}
-		})
-	}
 	return func() {
-		iter.Stop()
-		wg.Wait()
+		stopDeliver()
 		nc.Close()
 	}
 }

@@ -11,15 +11,17 @@
 #   BENCH_ONLY="split aio" make bench        # some scenarios only
 #
 # Scenarios: split (cmd/ingest + nats-server of go.mod's version, then a
-# bare handler publishing to the same server: the JetStream floor), split-old
+# bare handler publishing to the same server: plain JetStream), split-old
 # (the same with $NATS_SERVER_OLD, e.g. Debian's 2.9.10, when it is set or
 # found on PATH and differs), aio (the all-in-one delivering to a fake
-# Slack meanwhile), steady (the all-in-one at a steady 500 requests/s),
+# Slack meanwhile), steady (the all-in-one at a steady 500 requests/s, then
+# plain JetStream in one process at the same rate: loadgen -publish
+# embedded -deliver),
 # idle (the all-in-one idle with $BENCH_IDLE_CHANNELS channels), storm (the
 # all-in-one at the default pace taking 10,000 events at 1,000/s into one
 # channel: seconds from the storm's end to the last delivered, and digests),
 # dispatch (BenchmarkDelivery: the dispatcher, the JetStream consume loop
-# that is its floor, the bare posting loop; and BenchmarkDeliverySlack200ms).
+# (plain JetStream), the bare posting loop; and BenchmarkDeliverySlack200ms).
 #
 # Settings: BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNS (64),
 # BENCH_PORT (15400; uses the next 50 ports), BENCH_BIN (a directory of
@@ -199,7 +201,7 @@ split_round() { # split_round TAG NATS_BINARY
 		rec "loadgen.split.rps" "$lrps"; rec "loadgen.split.p99" "$lp99"
 	fi
 	stop "$i"
-	# The JetStream floor: a bare handler that only publishes each body to
+	# Plain JetStream: a bare handler that only publishes each body to
 	# the same nats-server and waits for its ack, loaded the same way.
 	local p tp
 	p=$(start "$tag-publish" "$loadgen" -serve-bare "127.0.0.1:$bare_port" -publish "nats://127.0.0.1:$nats_port")
@@ -251,6 +253,16 @@ steady_round() {
 	rec steady.cpu_us "$(awk -v t="$(( $(cpu_ticks "$aio_pid") - t0 ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
 	rec steady.rss_mib "$(( $(rss_kib "$aio_pid") / 1024 ))"
 	stop "$aio_pid"
+	# Plain JetStream in one process, as the all-in-one is: publish to
+	# an embedded server, consume, render, post to the same fake Slack, ack.
+	local f
+	f=$(start steady-plain "$loadgen" -serve-bare "127.0.0.1:$bare_port" -publish embedded -deliver "http://127.0.0.1:$slack_port/services/T0/B0/plain" -c 16)
+	wait_port "$bare_port"
+	t0=$(cpu_ticks "$f")
+	read -r frps fp99 < <(conns=16 loadgen_run "http://127.0.0.1:$bare_port" "$dir/urls" -rate 500)
+	rec steady.plain.rps "$frps"; rec steady.plain.p99 "$fp99"
+	rec steady.plain.cpu_us "$(awk -v t="$(( $(cpu_ticks "$f") - t0 ))" -v n="$frps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	stop "$f"
 	# The ceiling: the bare handler at the same rate (the fake Slack is one).
 	t0=$(cpu_ticks "$slack_pid")
 	read -r brps bp99 < <(conns=16 loadgen_run "http://127.0.0.1:$slack_port" "$dir/urls" -rate 500)
@@ -357,22 +369,26 @@ ratio() {
 		esac
 		echo "| $what | $(stat "$tag.rps") | bare 204: $(stat "$tag.bare.rps") | $(ratio "$tag.rps" "$tag.bare.rps") | $(stat "$tag.p99") | $(stat "$tag.bare.p99") | $(stat "$tag.load") |"
 		grep -q "^$tag.pub.rps " "$work/results" 2>/dev/null || continue
-		echo "| ${what%, req/s}: the bare handler publishing to it (the JetStream floor), req/s | $(stat "$tag.pub.rps") | bare 204: $(stat "$tag.bare.rps") | $(ratio "$tag.pub.rps" "$tag.bare.rps") | $(stat "$tag.pub.p99") | $(stat "$tag.bare.p99") | $(stat "$tag.load") |"
-		echo "| ${what%, req/s}: cmd/ingest against that floor, req/s | $(stat "$tag.rps") | publishing: $(stat "$tag.pub.rps") | $(ratio "$tag.rps" "$tag.pub.rps") | $(stat "$tag.p99") | $(stat "$tag.pub.p99") | $(stat "$tag.load") |"
+		echo "| ${what%, req/s}: plain JetStream (a bare handler that publishes), req/s | $(stat "$tag.pub.rps") | bare 204: $(stat "$tag.bare.rps") | $(ratio "$tag.pub.rps" "$tag.bare.rps") | $(stat "$tag.pub.p99") | $(stat "$tag.bare.p99") | $(stat "$tag.load") |"
+		echo "| ${what%, req/s}: cmd/ingest against plain JetStream, req/s | $(stat "$tag.rps") | plain: $(stat "$tag.pub.rps") | $(ratio "$tag.rps" "$tag.pub.rps") | $(stat "$tag.p99") | $(stat "$tag.pub.p99") | $(stat "$tag.load") |"
 	done
 	if grep -q "^loadgen.split.rps " "$work/results" 2>/dev/null; then
 		echo "| loadgen instead of wrk: cmd/ingest, req/s | $(stat loadgen.split.rps) | bare 204: $(stat loadgen.bare.rps) | $(ratio loadgen.split.rps loadgen.bare.rps) | $(stat loadgen.split.p99) | | |"
 	fi
 	if grep -q "^steady.rps " "$work/results" 2>/dev/null; then
 		echo "| steady 500 req/s, all-in-one delivering: µs CPU per event | $(stat steady.cpu_us) | bare 204: $(stat steady.bare.cpu_us) | $(ratio steady.cpu_us steady.bare.cpu_us) | $(stat steady.p99) | $(stat steady.bare.p99) | $(stat steady.load) |"
+		if grep -q "^steady.plain.cpu_us " "$work/results" 2>/dev/null; then
+			echo "| steady 500 req/s: plain JetStream in one process (publish, consume, render, post, ack): µs CPU per event | $(stat steady.plain.cpu_us) | bare 204: $(stat steady.bare.cpu_us) | $(ratio steady.plain.cpu_us steady.bare.cpu_us) | $(stat steady.plain.p99) | $(stat steady.bare.p99) | $(stat steady.load) |"
+			echo "| steady 500 req/s: the all-in-one against plain JetStream, µs CPU per event | $(stat steady.cpu_us) | plain: $(stat steady.plain.cpu_us) | $(ratio steady.cpu_us steady.plain.cpu_us) | $(stat steady.p99) | $(stat steady.plain.p99) | $(stat steady.load) |"
+		fi
 	fi
 	for p in inflight=8 inflight=64; do
 		grep -q "^dispatch.dispatch.$p " "$work/results" 2>/dev/null || continue
 		echo "| BenchmarkDelivery $p, events/s | $(stat "dispatch.dispatch.$p") | bare posting loop: $(stat "dispatch.bare.$p") | $(ratio "dispatch.dispatch.$p" "dispatch.bare.$p") | | | $(stat dispatch.load) |"
 		echo "| BenchmarkDelivery $p, µs CPU per event (process, fake Slack included) | $(stat "dispatch.dispatch.$p.cpu") | bare posting loop: $(stat "dispatch.bare.$p.cpu") | $(ratio "dispatch.bare.$p.cpu" "dispatch.dispatch.$p.cpu") | | | $(stat dispatch.load) |"
 		grep -q "^dispatch.consume.$p " "$work/results" 2>/dev/null || continue
-		echo "| BenchmarkDelivery $p: the JetStream consume loop (the floor), events/s | $(stat "dispatch.consume.$p") | bare posting loop: $(stat "dispatch.bare.$p") | $(ratio "dispatch.consume.$p" "dispatch.bare.$p") | | | $(stat dispatch.load) |"
-		echo "| BenchmarkDelivery $p: the dispatcher against that floor, events/s | $(stat "dispatch.dispatch.$p") | consume loop: $(stat "dispatch.consume.$p") | $(ratio "dispatch.dispatch.$p" "dispatch.consume.$p") | | | $(stat dispatch.load) |"
+		echo "| BenchmarkDelivery $p: plain JetStream (consume, render, post, ack), events/s | $(stat "dispatch.consume.$p") | bare posting loop: $(stat "dispatch.bare.$p") | $(ratio "dispatch.consume.$p" "dispatch.bare.$p") | | | $(stat dispatch.load) |"
+		echo "| BenchmarkDelivery $p: the dispatcher against plain JetStream, events/s | $(stat "dispatch.dispatch.$p") | plain: $(stat "dispatch.consume.$p") | $(ratio "dispatch.dispatch.$p" "dispatch.consume.$p") | | | $(stat dispatch.load) |"
 	done
 	echo
 	echo "| measurement | value | load (1 min) |"
@@ -381,13 +397,13 @@ ratio() {
 		grep -q "^$tag.cpu_us " "$work/results" 2>/dev/null || continue
 		echo "| $tag: µs CPU per request, ingest + nats-server (bare 204) | $(stat "$tag.cpu_us") + $(stat "$tag.nats_cpu_us") ($(stat "$tag.bare.cpu_us")) | $(stat "$tag.load") |"
 		grep -q "^$tag.pub.cpu_us " "$work/results" 2>/dev/null &&
-			echo "| $tag: µs CPU per request, the bare publishing handler + nats-server | $(stat "$tag.pub.cpu_us") + $(stat "$tag.pub.nats_cpu_us") | $(stat "$tag.load") |"
+			echo "| $tag: µs CPU per request, plain JetStream handler + nats-server | $(stat "$tag.pub.cpu_us") + $(stat "$tag.pub.nats_cpu_us") | $(stat "$tag.load") |"
 	done
 	if grep -q "^aio.rps " "$work/results" 2>/dev/null; then
 		echo "| aio: µs CPU per request under the flood, everything included | $(stat aio.cpu_us) | $(stat aio.load) |"
 		echo "| aio: peak RSS under the flood, MiB | $(stat aio.rss_peak_mib) | $(stat aio.load) |"
 		echo "| aio ingest p99 ÷ split ingest p99 (goal 2) | $(ratio aio.p99 split.p99) | |"
-		echo "| answers other than 204 (split / its publishing floor / aio) | $(stat split.bad) / $(stat split.pub.bad) / $(stat aio.bad) | |"
+		echo "| answers other than 204 (split / plain JetStream / aio) | $(stat split.bad) / $(stat split.pub.bad) / $(stat aio.bad) | |"
 	fi
 	grep -q "^steady.rss_mib " "$work/results" 2>/dev/null && echo "| steady 500 req/s: RSS at the end, MiB | $(stat steady.rss_mib) | $(stat steady.load) |"
 	if grep -q "^idle.cpu_pct " "$work/results" 2>/dev/null; then

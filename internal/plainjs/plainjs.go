@@ -1,0 +1,141 @@
+// Package plainjs is the plain JetStream pipeline that Jackalope's
+// benchmarks put beside it: the least any service must do to take Jamf
+// webhooks into JetStream and to deliver them from there, written plainly
+// with the jetstream package and none of Jackalope's rules — no tokens,
+// validation, pace, shared state, read model, sealed URLs, history or
+// batched acks. Where Jackalope is measured against a bare 204 handler or
+// a bare posting loop, this says how much of the gap JetStream itself
+// takes (docs/benchmarks.md).
+package plainjs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jackalope-app/jackalope/internal/jamf"
+	"github.com/jackalope-app/jackalope/internal/render"
+	"github.com/jackalope-app/jackalope/internal/slack"
+)
+
+// The plain pipeline's stream and its one consumer.
+const (
+	Stream   = "PLAINJS"
+	Subject  = "plainjs.events"
+	Consumer = "deliver"
+)
+
+// publishTimeout bounds a publish, as ingest's default PUBLISH_TIMEOUT.
+const publishTimeout = 2 * time.Second
+
+// Provision makes the plain pipeline's stream as JAMF_EVENTS is made — file
+// storage, one replica, 1 GiB, a two-minute dedup window, interest
+// retention with one durable consumer with explicit acks — and empties it,
+// so that each run starts alike.
+func Provision(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       Stream,
+		Subjects:   []string{Subject},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.InterestPolicy,
+		MaxBytes:   1 << 30,
+		Discard:    jetstream.DiscardNew,
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", Stream, err)
+	}
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:   Consumer,
+		AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", Consumer, err)
+	}
+	if err := s.Purge(ctx); err != nil {
+		return nil, fmt.Errorf("purge %s: %w", Stream, err)
+	}
+	return cons, nil
+}
+
+// Handler reads the body, publishes it to Subject with a message ID (a
+// hash of the body, for the dedup window, as ingest does), waits for the
+// stream's acknowledgement and answers 204; 503 when the publish fails.
+func Handler(js jetstream.JetStream) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "body unreadable: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		sum := sha256.Sum256(body)
+		ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+		defer cancel()
+		m := &nats.Msg{Subject: Subject, Data: body}
+		if _, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(base64.RawURLEncoding.EncodeToString(sum[:12]))); err != nil {
+			http.Error(w, "publish: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// Deliver takes the messages of cons, up to inFlight at once, and for each
+// parses the Jamf event, renders it and hands it to post with its subject,
+// then acks it; a message that is not a Jamf event is terminated. fail
+// hears of each event that could not be parsed or posted (a post that
+// failed is acked all the same: the plain pipeline does not retry). It runs until
+// the returned stop is called, which waits for the posts in flight.
+func Deliver(cons jetstream.Consumer, inFlight int, opts render.Options,
+	post func(ctx context.Context, subject string, m slack.Message) error, fail func(error)) (stop func(), err error) {
+	iter, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", Consumer, err)
+	}
+	work := make(chan jetstream.Msg, inFlight)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(work)
+		for {
+			m, err := iter.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					fail(fmt.Errorf("consume %s: %w", Consumer, err))
+				}
+				return
+			}
+			work <- m
+		}
+	})
+	for range max(inFlight, 1) {
+		wg.Go(func() {
+			for m := range work {
+				env, err := jamf.Parse(m.Data())
+				if err != nil {
+					fail(fmt.Errorf("parse: %w", err))
+					_ = m.Term()
+					continue
+				}
+				if err := post(context.Background(), m.Subject(), render.Message(env, opts)); err != nil {
+					fail(fmt.Errorf("post: %w", err))
+				}
+				if err := m.Ack(); err != nil {
+					fail(fmt.Errorf("ack: %w", err))
+				}
+			}
+		})
+	}
+	return func() {
+		iter.Stop()
+		wg.Wait()
+	}, nil
+}
