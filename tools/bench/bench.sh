@@ -310,7 +310,13 @@ storm_round() {
 # --- dispatch: the Go benchmarks, each beside its ceiling ---------------------
 dispatch_run() {
 	rec dispatch.load "$(load1)"
-	(cd "$root" && go test -run '^$' -bench 'BenchmarkDelivery$' -benchtime "$([ -n "$quick" ] && echo 4000x || echo 10000x)" -count "$rounds" ./internal/dispatch) |
+	# One round after the other, each running the dispatcher, plain
+	# JetStream and the bare loop in turn, so that the three of a round
+	# meet the same machine (-count would run each three times in a row).
+	(cd "$root" && go test -c -o "$work/dispatch.test" ./internal/dispatch)
+	for _ in $(seq 1 "$rounds"); do
+		(cd "$root/internal/dispatch" && "$work/dispatch.test" -test.run '^$' -test.bench 'BenchmarkDelivery$' -test.benchtime "$([ -n "$quick" ] && echo 4000x || echo 10000x)")
+	done |
 		tee -a "$work/gobench.out" | awk '/^BenchmarkDelivery\// {split($1, a, "/"); sub(/-[0-9]+$/, "", a[3])
 			for (i = 3; i < NF; i++) {
 				if ($(i+1) == "events/s") print "dispatch." a[2] "." a[3] " " $i
