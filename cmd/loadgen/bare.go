@@ -43,59 +43,59 @@ type plain struct {
 
 // startPlain connects to natsURL ("embedded": a NATS server with JetStream
 // started here, on a loopback port, as the all-in-one starts its own),
-// provisions the plain pipeline's stream and, when deliverURL is set, delivers its
-// events to that webhook with posts in flight.
+// provisions the plain pipeline's stream and, when deliverURL is set,
+// delivers its events to that webhook with posts in flight.
 func startPlain(ctx context.Context, natsURL, deliverURL string, posts int) (*plain, error) {
-	f := &plain{}
+	p := &plain{}
 	if natsURL == "embedded" {
-		if err := f.embed(); err != nil {
+		if err := p.embed(); err != nil {
 			return nil, err
 		}
-		natsURL = f.server.ClientURL()
+		natsURL = p.server.ClientURL()
 	}
 	nc, err := nats.Connect(natsURL, nats.Name("loadgen"))
 	if err != nil {
-		f.close()
+		p.close()
 		return nil, fmt.Errorf("connect to %s: %w", natsURL, err)
 	}
-	f.nc = nc
-	if f.js, err = jetstream.New(nc); err != nil {
-		f.close()
+	p.nc = nc
+	if p.js, err = jetstream.New(nc); err != nil {
+		p.close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	cons, err := plainjs.Provision(ctx, f.js)
+	cons, err := plainjs.Provision(ctx, p.js)
 	if err != nil {
-		f.close()
+		p.close()
 		return nil, err
 	}
 	if deliverURL != "" {
 		client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy(hostOf(deliverURL)), Timeout: 10 * time.Second})
 		post := func(ctx context.Context, _ string, m slack.Message) error { return client.Post(ctx, deliverURL, m) }
-		if f.stop, err = plainjs.Deliver(cons, posts, render.Options{}, post, func(error) { f.failed.Add(1) }); err != nil {
-			f.close()
+		if p.stop, err = plainjs.Deliver(cons, posts, render.Options{}, post, func(error) { p.failed.Add(1) }); err != nil {
+			p.close()
 			return nil, err
 		}
 	}
-	return f, nil
+	return p, nil
 }
 
 // embed starts a NATS server with JetStream in this process, storing in a
 // new temporary directory.
-func (f *plain) embed() error {
+func (p *plain) embed() error {
 	dir, err := os.MkdirTemp("", "loadgen-nats-")
 	if err != nil {
 		return fmt.Errorf("embedded nats: %w", err)
 	}
-	f.dir = dir
+	p.dir = dir
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
 	if err != nil {
-		f.close()
+		p.close()
 		return fmt.Errorf("embedded nats: %w", err)
 	}
 	go s.Start()
-	f.server = s
+	p.server = s
 	if !s.ReadyForConnections(30 * time.Second) {
-		f.close()
+		p.close()
 		return errors.New("embedded nats: not ready in 30s")
 	}
 	return nil
@@ -103,19 +103,19 @@ func (f *plain) embed() error {
 
 // close stops the delivery loop, the connection and the embedded server,
 // and removes its store.
-func (f *plain) close() {
-	if f.stop != nil {
-		f.stop()
+func (p *plain) close() {
+	if p.stop != nil {
+		p.stop()
 	}
-	if f.nc != nil {
-		f.nc.Close()
+	if p.nc != nil {
+		p.nc.Close()
 	}
-	if f.server != nil {
-		f.server.Shutdown()
-		f.server.WaitForShutdown()
+	if p.server != nil {
+		p.server.Shutdown()
+		p.server.WaitForShutdown()
 	}
-	if f.dir != "" {
-		_ = os.RemoveAll(f.dir)
+	if p.dir != "" {
+		_ = os.RemoveAll(p.dir)
 	}
 }
 
@@ -137,17 +137,17 @@ func serveBare(ctx context.Context, cfg config, stdout io.Writer) error {
 	addr, certFile, keyFile := cfg.serveBare, cfg.tlsCert, cfg.tlsKey
 	handler, what := http.HandlerFunc(bareHandler), "a bare 204 handler"
 	if cfg.publish != "" {
-		f, err := startPlain(ctx, cfg.publish, cfg.deliver, cfg.concurrency)
+		p, err := startPlain(ctx, cfg.publish, cfg.deliver, cfg.concurrency)
 		if err != nil {
 			return err
 		}
 		defer func() {
-			f.close()
-			if n := f.failed.Load(); n > 0 {
+			p.close()
+			if n := p.failed.Load(); n > 0 {
 				_, _ = fmt.Fprintf(stdout, "the plain pipeline failed to deliver %d events\n", n)
 			}
 		}()
-		handler, what = plainjs.Handler(f.js), "plain JetStream (publish)"
+		handler, what = plainjs.Handler(p.js), "plain JetStream (publish)"
 		if cfg.deliver != "" {
 			what = "plain JetStream (publish, consume, render, post, ack)"
 		}
