@@ -154,9 +154,10 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 }
 
 // consumeLoop runs plainjs.Deliver, what any dispatcher that JetStream
-// feeds must do at the least, on the consumer "dispatch" of JAMF_EVENTS, posting each
-// event to its channel's webhook (urls, by installation ID) with the same
-// Slack client and posts in flight as the dispatcher, until stop is called.
+// feeds must do at the least, on the consumer "dispatch" of JAMF_EVENTS:
+// it posts each event to its channel's webhook (urls, by installation ID)
+// with the same Slack client and posts in flight as the dispatcher, until
+// stop is called.
 func consumeLoop(b *testing.B, s *system, urls map[string]string, inFlight int) (stop func()) {
 	b.Helper()
 	nc, err := nats.Connect(s.nats.URL())

@@ -255,14 +255,14 @@ steady_round() {
 	stop "$aio_pid"
 	# Plain JetStream in one process, as the all-in-one is: publish to
 	# an embedded server, consume, render, post to the same fake Slack, ack.
-	local f
-	f=$(start steady-plain "$loadgen" -serve-bare "127.0.0.1:$bare_port" -publish embedded -deliver "http://127.0.0.1:$slack_port/services/T0/B0/plain" -c 16)
+	local pl
+	pl=$(start steady-plain "$loadgen" -serve-bare "127.0.0.1:$bare_port" -publish embedded -deliver "http://127.0.0.1:$slack_port/services/T0/B0/plain" -c 16)
 	wait_port "$bare_port"
-	t0=$(cpu_ticks "$f")
+	t0=$(cpu_ticks "$pl")
 	read -r frps fp99 < <(conns=16 loadgen_run "http://127.0.0.1:$bare_port" "$dir/urls" -rate 500)
 	rec steady.plain.rps "$frps"; rec steady.plain.p99 "$fp99"
-	rec steady.plain.cpu_us "$(awk -v t="$(( $(cpu_ticks "$f") - t0 ))" -v n="$frps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
-	stop "$f"
+	rec steady.plain.cpu_us "$(awk -v t="$(( $(cpu_ticks "$pl") - t0 ))" -v n="$frps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	stop "$pl"
 	# The ceiling: the bare handler at the same rate (the fake Slack is one).
 	t0=$(cpu_ticks "$slack_pid")
 	read -r brps bp99 < <(conns=16 loadgen_run "http://127.0.0.1:$slack_port" "$dir/urls" -rate 500)
