@@ -93,13 +93,14 @@ func Handler(js jetstream.JetStream) http.HandlerFunc {
 // parses the Jamf event, renders it and hands it to post with its subject,
 // then acks it; a message that is not a Jamf event is terminated. fail
 // hears of each event that could not be parsed or posted (a post that
-// failed is acked all the same: the plain pipeline does not retry). It runs until
-// the returned stop is called, which waits for the posts in flight.
+// failed is acked all the same: the plain pipeline does not retry). It
+// runs until the returned stop is called, which waits for the posts in
+// flight.
 func Deliver(cons jetstream.Consumer, inFlight int, opts render.Options,
 	post func(ctx context.Context, subject string, m slack.Message) error, fail func(error)) (stop func(), err error) {
 	iter, err := cons.Messages(jetstream.PullMaxMessages(256))
 	if err != nil {
-		return nil, fmt.Errorf("consume %s: %w", Consumer, err)
+		return nil, fmt.Errorf("consume: %w", err)
 	}
 	work := make(chan jetstream.Msg, inFlight)
 	var wg sync.WaitGroup
@@ -109,7 +110,7 @@ func Deliver(cons jetstream.Consumer, inFlight int, opts render.Options,
 			m, err := iter.Next()
 			if err != nil {
 				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					fail(fmt.Errorf("consume %s: %w", Consumer, err))
+					fail(fmt.Errorf("consume: %w", err))
 				}
 				return
 			}
