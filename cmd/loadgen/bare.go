@@ -148,8 +148,11 @@ func serveBare(ctx context.Context, cfg config, stdout io.Writer) error {
 			}
 		}()
 		handler, what = plainjs.Handler(p.js), "plain JetStream (publish)"
-		if cfg.deliver != "" {
+		switch {
+		case cfg.deliver != "":
 			what = "plain JetStream (publish, consume, render, post, ack)"
+		case cfg.group > 0:
+			handler, what = plainjs.GroupHandler(ctx, p.js, cfg.group), fmt.Sprintf("plain JetStream with a group commit (%d publishers)", cfg.group)
 		}
 	}
 	var lc net.ListenConfig

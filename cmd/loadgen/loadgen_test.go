@@ -253,73 +253,81 @@ func TestServeBare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := freeAddr(t)
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			out := &logtest.Buffer{}
-			go func() { done <- run(ctx, append([]string{"-serve-bare", addr}, tt.args...), out, io.Discard) }()
-			testwait.Until(t, 30*time.Second, func() error {
-				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, tt.scheme+"://"+addr+"/services/T0/B0/x", strings.NewReader("{}"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp, err := tt.client.Do(req)
-				if err != nil {
-					return fmt.Errorf("bare server not up: %w", err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusNoContent {
-					t.Errorf("bare handler answered %d, want 204", resp.StatusCode)
-				}
-				return nil
-			})
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run = %v, want nil once interrupted", err)
-			}
-			if want := "serving a bare 204 handler on " + tt.scheme + "://" + addr; !strings.Contains(out.String(), want) {
-				t.Errorf("output %q lacks %q", out.String(), want)
+			addr, stop := serveUntilUp(t, tt.client, tt.scheme, tt.args, "/services/T0/B0/x", "{}")
+			out := stop()
+			if want := "serving a bare 204 handler on " + tt.scheme + "://" + addr; !strings.Contains(out, want) {
+				t.Errorf("output %q lacks %q", out, want)
 			}
 		})
 	}
 }
 
-// TestServePlain serves plain JetStream with an embedded NATS server,
-// delivering to a fake Slack: a Jamf event posted to it answers 204 and
-// reaches the webhook rendered; interrupted, it stops and says so.
+// TestServePlain serves plain JetStream with an embedded NATS server:
+// delivering to a fake Slack, a Jamf event posted to it answers 204 and
+// reaches the webhook rendered; with a group commit it answers 204;
+// interrupted, it stops, and it said what it served.
 func TestServePlain(t *testing.T) {
 	fake := slacktest.New(t)
 	hook := fake.NewWebhook("plain")
-	addr := freeAddr(t)
+	tests := []struct {
+		name    string
+		args    []string
+		serving string
+		posted  bool // the fake Slack gets the event
+	}{
+		{name: "deliver", args: []string{"-deliver", hook, "-c", "2"}, serving: "plain JetStream (publish, consume, render, post, ack)", posted: true},
+		{name: "group commit", args: []string{"-group", "2"}, serving: "plain JetStream with a group commit (2 publishers)"},
+	}
+	body := `{"webhook": {"id": 1, "name": "w", "webhookEvent": "ComputerAdded", "eventTimestamp": 1732870801234},
+ "event": {"udid": "U-1", "deviceName": "MBP-PLAIN", "serialNumber": "C02X", "jssID": 1}}`
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, stop := serveUntilUp(t, http.DefaultClient, "http", append([]string{"-publish", "embedded"}, tt.args...), "/jamf/t", body)
+			if tt.posted {
+				msgs := fake.WaitFor(t, hook, 1, 30*time.Second)
+				if b, _ := json.Marshal(msgs[0]); !strings.Contains(string(b), "MBP-PLAIN") {
+					t.Errorf("posted message %s does not name the computer", b)
+				}
+			}
+			out := stop()
+			if want := "serving " + tt.serving + " on http://" + addr; !strings.Contains(out, want) {
+				t.Errorf("output %q lacks %q", out, want)
+			}
+		})
+	}
+}
+
+// serveUntilUp runs loadgen -serve-bare on a free address with args, and
+// waits until a POST of body to path, through client, answers 204. stop
+// interrupts it, checks that it returned nil and returns what it printed.
+func serveUntilUp(t *testing.T, client *http.Client, scheme string, args []string, path, body string) (addr string, stop func() string) {
+	t.Helper()
+	addr = freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	out := &logtest.Buffer{}
-	go func() {
-		done <- run(ctx, []string{"-serve-bare", addr, "-publish", "embedded", "-deliver", hook, "-c", "2"}, out, io.Discard)
-	}()
-	body := `{"webhook": {"id": 1, "name": "w", "webhookEvent": "ComputerAdded", "eventTimestamp": 1732870801234},
- "event": {"udid": "U-1", "deviceName": "MBP-FLOOR", "serialNumber": "C02X", "jssID": 1}}`
+	go func() { done <- run(ctx, append([]string{"-serve-bare", addr}, args...), out, io.Discard) }()
 	testwait.Until(t, 30*time.Second, func() error {
-		resp, err := http.Post("http://"+addr+"/jamf/t", "application/json", strings.NewReader(body))
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, scheme+"://"+addr+path, strings.NewReader(body))
 		if err != nil {
-			return fmt.Errorf("plain pipeline not up: %w", err)
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("server not up: %w", err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("plain pipeline answered %d, want 204", resp.StatusCode)
+			t.Fatalf("server answered %d, want 204", resp.StatusCode)
 		}
 		return nil
 	})
-	msgs := fake.WaitFor(t, hook, 1, 30*time.Second)
-	if b, _ := json.Marshal(msgs[0]); !strings.Contains(string(b), "MBP-FLOOR") {
-		t.Errorf("posted message %s does not name the computer", b)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run = %v, want nil once interrupted", err)
-	}
-	if want := "serving plain JetStream (publish, consume, render, post, ack) on http://" + addr; !strings.Contains(out.String(), want) {
-		t.Errorf("output %q lacks %q", out.String(), want)
+	return addr, func() string {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run = %v, want nil once interrupted", err)
+		}
+		return out.String()
 	}
 }
 
@@ -393,8 +401,10 @@ func TestFlags(t *testing.T) {
 		{name: "stray argument", args: []string{"-token", "t", "go"}, want: "unexpected arguments"},
 		{name: "certificate without key", args: []string{"-serve-bare", "127.0.0.1:0", "-tls-cert", "c.pem"}, want: "go together"},
 		{name: "tls when sending", args: []string{"-token", "t", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, want: "only apply to -serve-bare"},
-		{name: "publish when sending", args: []string{"-token", "t", "-publish", "nats://127.0.0.1:4222"}, want: "only apply to -serve-bare"},
-		{name: "deliver without publish", args: []string{"-serve-bare", "127.0.0.1:0", "-deliver", "http://127.0.0.1:1/x"}, want: "-deliver goes with -publish"},
+		{name: "publish when sending", args: []string{"-token", "t", "-publish", "nats://127.0.0.1:4222"}, want: "-publish, -deliver and -group only apply to -serve-bare"},
+		{name: "deliver without publish", args: []string{"-serve-bare", "127.0.0.1:0", "-deliver", "http://127.0.0.1:1/x"}, want: "-deliver and -group go with -publish"},
+		{name: "group and deliver", args: []string{"-serve-bare", "127.0.0.1:0", "-publish", "embedded", "-group", "2", "-deliver", "http://127.0.0.1:1/x"}, want: "nothing delivers grouped messages"},
+		{name: "too many publishers", args: []string{"-serve-bare", "127.0.0.1:0", "-publish", "embedded", "-group", "65"}, want: "-group must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

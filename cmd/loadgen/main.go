@@ -23,7 +23,9 @@
 // serves plain JetStream instead (internal/plainjs): a handler that
 // publishes each body and answers 204 once the stream acknowledged it; with
 // -deliver WEBHOOK_URL it also consumes, renders, posts and acks each
-// event, -c at once, as a dispatcher must at the least.
+// event, -c at once, as a dispatcher must at the least; with -group N it
+// stores the requests in flight several to a stream message instead (N
+// publishers), to measure that design.
 //
 // A run is always bounded: by -n requests, by -d (10s when neither is set),
 // and by the limits on both. Aim it only at servers you run.

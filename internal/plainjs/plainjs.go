@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -139,4 +140,102 @@ func Deliver(cons jetstream.Consumer, inFlight int, opts render.Options,
 		iter.Stop()
 		wg.Wait()
 	}, nil
+}
+
+// maxGroup bounds how many webhooks GroupHandler stores in one message.
+const maxGroup = 256
+
+// groupMember is a request waiting in GroupHandler's queue.
+type groupMember struct {
+	body []byte
+	done chan error
+}
+
+// GroupHandler is Handler with a group commit: the requests in flight
+// share stream messages. Each request queues its body; publishers
+// goroutines each take every body queued (up to 256), publish them as one
+// message (each body prefixed with its length as a uvarint, see
+// SplitGroup; the message ID a hash of the group) and answer all of them
+// once its ack arrives, 503 for all when it fails (or when ctx ended
+// first). It measures what
+// storing several webhooks per JetStream message would buy ingest
+// (docs/benchmarks.md); nothing delivers such messages. The publishers run
+// until ctx ends.
+func GroupHandler(ctx context.Context, js jetstream.JetStream, publishers int) http.HandlerFunc {
+	queue := make(chan groupMember, maxGroup*max(publishers, 1))
+	for range max(publishers, 1) {
+		go publishGroups(ctx, js, queue)
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "body unreadable: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		done := make(chan error, 1)
+		select {
+		case queue <- groupMember{body: body, done: done}:
+		case <-r.Context().Done():
+			return
+		}
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			http.Error(w, "publish: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// publishGroups publishes the bodies queued, as many at a time as wait,
+// until ctx ends.
+func publishGroups(ctx context.Context, js jetstream.JetStream, queue chan groupMember) {
+	for {
+		var group []groupMember
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-queue:
+			group = append(group, m)
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case m := <-queue:
+				group = append(group, m)
+			default:
+				break more
+			}
+		}
+		var data []byte
+		for _, m := range group {
+			data = binary.AppendUvarint(data, uint64(len(m.body)))
+			data = append(data, m.body...)
+		}
+		sum := sha256.Sum256(data)
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		_, err := js.PublishMsg(pctx, &nats.Msg{Subject: Subject, Data: data}, jetstream.WithMsgID(base64.RawURLEncoding.EncodeToString(sum[:12])))
+		cancel()
+		for _, m := range group {
+			m.done <- err
+		}
+	}
+}
+
+// SplitGroup returns the bodies of a message GroupHandler published.
+func SplitGroup(data []byte) ([][]byte, error) {
+	var bodies [][]byte
+	for len(data) > 0 {
+		n, k := binary.Uvarint(data)
+		if k <= 0 || n > uint64(len(data)-k) {
+			return nil, errors.New("not a group: a length runs past the end")
+		}
+		bodies = append(bodies, data[k:k+int(n)])
+		data = data[k+int(n):]
+	}
+	return bodies, nil
 }

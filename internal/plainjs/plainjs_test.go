@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -144,5 +147,82 @@ func TestDeliver(t *testing.T) {
 	defer mu.Unlock()
 	if len(failures) != 2 {
 		t.Errorf("failures %v, want one parse and one post", failures)
+	}
+}
+
+// TestGroupHandler checks the group commit: every request answered 204
+// finds its body, whole, in one of the stream's messages, and a publish
+// that fails answers 503.
+func TestGroupHandler(t *testing.T) {
+	js, _ := connect(t)
+	h := plainjs.GroupHandler(t.Context(), js, 2)
+	const n = 50
+	want := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		want[i] = fmt.Sprintf(`{"n":%d}`, i)
+		wg.Go(func() {
+			if code := post(h, want[i]); code != http.StatusNoContent {
+				t.Errorf("post %s answered %d, want 204", want[i], code)
+			}
+		})
+	}
+	wg.Wait()
+	s, err := js.Stream(t.Context(), plainjs.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		bodies, err := plainjs.SplitGroup(m.Data)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		for _, b := range bodies {
+			got = append(got, string(b))
+		}
+	}
+	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("bodies stored (-want +got):\n%s", diff)
+	}
+	if err := js.DeleteStream(t.Context(), plainjs.Stream); err != nil {
+		t.Fatal(err)
+	}
+	if code := post(h, `{"n":"late"}`); code != http.StatusServiceUnavailable {
+		t.Errorf("post without the stream answered %d, want 503", code)
+	}
+}
+
+func TestSplitGroup(t *testing.T) {
+	tests := []struct {
+		name    string
+		data    []byte
+		want    []string
+		wantErr bool
+	}{
+		{name: "empty", data: nil, want: nil},
+		{name: "two", data: []byte("\x02ab\x03cde"), want: []string{"ab", "cde"}},
+		{name: "an empty body", data: []byte("\x00\x01x"), want: []string{"", "x"}},
+		{name: "length past the end", data: []byte("\x05ab"), wantErr: true},
+		{name: "broken length", data: []byte{0x80}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bodies, err := plainjs.SplitGroup(tt.data)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("SplitGroup = %v, want an error: %v", err, tt.wantErr)
+			}
+			var got []string
+			for _, b := range bodies {
+				got = append(got, string(b))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("bodies (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -11,7 +11,8 @@
 #   BENCH_ONLY="split aio" make bench        # some scenarios only
 #
 # Scenarios: split (cmd/ingest + nats-server of go.mod's version, then a
-# bare handler publishing to the same server: plain JetStream), split-old
+# bare handler publishing to the same server: plain JetStream, alone and
+# with a group commit), split-old
 # (the same with $NATS_SERVER_OLD, e.g. Debian's 2.9.10, when it is set or
 # found on PATH and differs), aio (the all-in-one delivering to a fake
 # Slack meanwhile), steady (the all-in-one at a steady 500 requests/s, then
@@ -211,6 +212,16 @@ split_round() { # split_round TAG NATS_BINARY
 	rec "$tag.pub.rps" "$rps"; rec "$tag.pub.p99" "$p99"; rec "$tag.pub.bad" "$bad"
 	rec "$tag.pub.cpu_us" "$(awk -v t="$(( $(cpu_ticks "$p") - tp ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
 	rec "$tag.pub.nats_cpu_us" "$(awk -v t="$(( $(cpu_ticks "$n") - tn ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	stop "$p"
+	# The same with a group commit (several webhooks per stream message):
+	# a design measured, not Jackalope's.
+	p=$(start "$tag-group" "$loadgen" -serve-bare "127.0.0.1:$bare_port" -publish "nats://127.0.0.1:$nats_port" -group 2)
+	wait_port "$bare_port"
+	tp=$(cpu_ticks "$p"); tn=$(cpu_ticks "$n")
+	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$bare_port" "$dir/urls")
+	rec "$tag.grp.rps" "$rps"; rec "$tag.grp.p99" "$p99"
+	rec "$tag.grp.cpu_us" "$(awk -v t="$(( $(cpu_ticks "$p") - tp ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec "$tag.grp.nats_cpu_us" "$(awk -v t="$(( $(cpu_ticks "$n") - tn ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
 	stop "$p"; stop "$n"
 	bare_round "$tag" "$dir/urls"
 }
@@ -378,6 +389,8 @@ ratio() {
 		grep -q "^$tag.pub.rps " "$work/results" 2>/dev/null || continue
 		echo "| ${what%, req/s}: plain JetStream (a bare handler that publishes), req/s | $(stat "$tag.pub.rps") | bare 204: $(stat "$tag.bare.rps") | $(ratio "$tag.pub.rps" "$tag.bare.rps") | $(stat "$tag.pub.p99") | $(stat "$tag.bare.p99") | $(stat "$tag.load") |"
 		echo "| ${what%, req/s}: cmd/ingest against plain JetStream, req/s | $(stat "$tag.rps") | plain: $(stat "$tag.pub.rps") | $(ratio "$tag.rps" "$tag.pub.rps") | $(stat "$tag.p99") | $(stat "$tag.pub.p99") | $(stat "$tag.load") |"
+		grep -q "^$tag.grp.rps " "$work/results" 2>/dev/null || continue
+		echo "| ${what%, req/s}: plain JetStream with a group commit (2 publishers; a design, not Jackalope's), req/s | $(stat "$tag.grp.rps") | bare 204: $(stat "$tag.bare.rps") | $(ratio "$tag.grp.rps" "$tag.bare.rps") | $(stat "$tag.grp.p99") | $(stat "$tag.bare.p99") | $(stat "$tag.load") |"
 	done
 	if grep -q "^loadgen.split.rps " "$work/results" 2>/dev/null; then
 		echo "| loadgen instead of wrk: cmd/ingest, req/s | $(stat loadgen.split.rps) | bare 204: $(stat loadgen.bare.rps) | $(ratio loadgen.split.rps loadgen.bare.rps) | $(stat loadgen.split.p99) | | |"
@@ -405,6 +418,8 @@ ratio() {
 		echo "| $tag: µs CPU per request, ingest + nats-server (bare 204) | $(stat "$tag.cpu_us") + $(stat "$tag.nats_cpu_us") ($(stat "$tag.bare.cpu_us")) | $(stat "$tag.load") |"
 		grep -q "^$tag.pub.cpu_us " "$work/results" 2>/dev/null &&
 			echo "| $tag: µs CPU per request, plain JetStream handler + nats-server | $(stat "$tag.pub.cpu_us") + $(stat "$tag.pub.nats_cpu_us") | $(stat "$tag.load") |"
+		grep -q "^$tag.grp.cpu_us " "$work/results" 2>/dev/null &&
+			echo "| $tag: µs CPU per request, plain JetStream with a group commit + nats-server | $(stat "$tag.grp.cpu_us") + $(stat "$tag.grp.nats_cpu_us") | $(stat "$tag.load") |"
 	done
 	if grep -q "^aio.rps " "$work/results" 2>/dev/null; then
 		echo "| aio: µs CPU per request under the flood, everything included | $(stat aio.cpu_us) | $(stat aio.load) |"
