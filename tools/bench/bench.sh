@@ -21,14 +21,16 @@
 # idle (the all-in-one idle with $BENCH_IDLE_CHANNELS channels), storm (the
 # all-in-one at the default pace taking 10,000 events at 1,000/s into one
 # channel: seconds from the storm's end to the last delivered, and digests),
-# dispatch (BenchmarkDelivery: the dispatcher, the JetStream consume loop
-# (plain JetStream), the bare posting loop; and BenchmarkDeliverySlack200ms).
+# drain (cmd/dispatcher, a black box, draining 20,000 preloaded events over
+# 1,000 channels, beside a bare posting loop in another process), dispatch
+# (BenchmarkDelivery: the dispatcher, the JetStream consume loop (plain
+# JetStream), the bare posting loop; and BenchmarkDeliverySlack200ms).
 #
 # Settings: BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNS (64),
 # BENCH_PORT (15400; uses the next 50 ports), BENCH_BIN (a directory of
-# prebuilt ingest, installer, jackalope: compare another build),
+# prebuilt ingest, installer, dispatcher, jackalope: compare another build),
 # NATS_SERVER (default: built from go.mod), NATS_SERVER_OLD, BENCH_OUT
-# (bench-results.md), BENCH_IDLE_CHANNELS (1000).
+# (bench-results.md), BENCH_IDLE_CHANNELS (1000), BENCH_DRAIN_POSTS (64).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +40,7 @@ rounds=${BENCH_ROUNDS:-$([ -n "$quick" ] && echo 1 || echo 3)}
 secs=${BENCH_SECONDS:-$([ -n "$quick" ] && echo 4 || echo 10)}
 conns=${BENCH_CONNS:-64}
 port=${BENCH_PORT:-15400}
-only=${BENCH_ONLY:-split split-old aio steady storm idle dispatch}
+only=${BENCH_ONLY:-split split-old aio steady storm drain idle dispatch}
 idle_channels=${BENCH_IDLE_CHANNELS:-$([ -n "$quick" ] && echo 200 || echo 1000)}
 out=${BENCH_OUT:-$root/bench-results.md}
 channels=20
@@ -63,8 +65,8 @@ command -v wrk >/dev/null || { echo "bench: wrk is required (apt-get install wrk
 # --- binaries ---------------------------------------------------------------
 bin=${BENCH_BIN:-$work/bin}
 if [ -z "${BENCH_BIN:-}" ]; then
-	log "building cmd/ingest, cmd/installer, cmd/jackalope"
-	(cd "$root" && go build -o "$bin/" ./cmd/ingest ./cmd/installer ./cmd/jackalope)
+	log "building cmd/ingest, cmd/installer, cmd/dispatcher, cmd/jackalope"
+	(cd "$root" && go build -o "$bin/" ./cmd/ingest ./cmd/installer ./cmd/dispatcher ./cmd/jackalope)
 fi
 # loadgen (the bare handler, the fake Slack, the steady load) always comes
 # from this tree, also when BENCH_BIN measures another build.
@@ -95,6 +97,7 @@ export SECRET_KEY=bench-secret-key-0123456789-abcdefghij
 export SLACK_WEBHOOK_HOSTS=127.0.0.1
 export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
 ingest_port=$port bare_port=$((port + 1)) slack_port=$((port + 2)) nats_port=$((port + 22)) metrics_port=$((port + 9))
+drain_nats_port=$((port + 23))
 
 # --- helpers ----------------------------------------------------------------
 start() { # start NAME CMD...: runs CMD in the background, logging to $work/NAME.log; prints its pid
@@ -120,6 +123,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# delivered_count PORT: the events a dispatcher serving metrics on PORT delivered
+delivered_count() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^jackalope_dispatch_deliveries_total\{outcome="delivered"\}/ {printf "%d", $2}'; }
 tck=$(getconf CLK_TCK)
 
 # wrk_run URL TOKENS: prints "rps p99_ms non2xx"
@@ -308,7 +313,7 @@ storm_round() {
 	local end delivered=0
 	end=$(date +%s%N)
 	for _ in $(seq 1 1200); do
-		delivered=$(curl -s "http://127.0.0.1:$ingest_port/metrics" | awk '/^jackalope_dispatch_deliveries_total\{outcome="delivered"\}/ {printf "%d", $2}')
+		delivered=$(delivered_count "$ingest_port")
 		[ "${delivered:-0}" -ge 10000 ] && break
 		sleep 0.05
 	done
@@ -316,6 +321,56 @@ storm_round() {
 	rec storm.after_s "$(awk -v a="$end" -v b="$(date +%s%N)" 'BEGIN{printf "%.2f", (b-a)/1e9}')"
 	rec storm.messages "$(curl -s "http://127.0.0.1:$ingest_port/metrics" | awk '/^jackalope_dispatch_digests_total / {printf "%d", $2}')"
 	stop "$aio_pid"; stop "$slack_pid"
+}
+
+# --- drain: cmd/dispatcher, a black box, draining preloaded events -------------
+# Goal 3's black-box run: 20,000 events waiting over 1,000 channels (made
+# once), taken by cmd/dispatcher with $drain_posts posts in flight and every
+# channel paced at 1000/s with a burst of 100, as BenchmarkDelivery, so
+# that each event is one post; events/s from its first delivery to its
+# last (its metrics, polled every 20 ms). The ceiling: as many posts to the
+# same fake Slack by a bare loop in another process (loadgen, -c
+# $drain_posts).
+drain_events=$([ -n "$quick" ] && echo 4000 || echo 20000)
+drain_channels=$([ -n "$quick" ] && echo 200 || echo 1000)
+drain_posts=${BENCH_DRAIN_POSTS:-64}
+drain_setup() {
+	local dir=$work/drain
+	rm -rf "$dir"; mkdir -p "$dir"
+	drain_nats=$(start drain-nats "$nats" -a 127.0.0.1 -p "$drain_nats_port" -js -sd "$dir/nats")
+	wait_port "$drain_nats_port"
+	log "drain: making $drain_channels channels"
+	make_channels "$drain_channels" "$dir/urls" --init env NATS_URL="nats://127.0.0.1:$drain_nats_port" DATA_DIR="$dir/installer" "$bin/installer"
+}
+drain_round() {
+	local dir=$work/drain nats_url=nats://127.0.0.1:$drain_nats_port
+	local i
+	i=$(start drain-ingest env NATS_URL="$nats_url" LISTEN_ADDR="127.0.0.1:$ingest_port" METRICS_ADDR="127.0.0.1:$metrics_port" "$bin/ingest")
+	wait_port "$ingest_port"
+	"$loadgen" -url "http://127.0.0.1:$ingest_port" -tokens "$dir/urls" -c "$conns" -n "$drain_events" -strict >>"$work/loadgen.out"
+	stop "$i"
+	slack_pid=$(start slack "$loadgen" -serve-bare "127.0.0.1:$slack_port")
+	wait_port "$slack_port"
+	rec drain.load "$(load1)"
+	local d n=0 c0=0 t0= t1 cpu0
+	d=$(start drain-dispatcher env NATS_URL="$nats_url" METRICS_ADDR="127.0.0.1:$metrics_port" CHANNEL_PACE=1000/s CHANNEL_BURST=100 DISPATCH_WORKERS="$drain_posts" "$bin/dispatcher")
+	wait_port "$metrics_port"
+	cpu0=$(cpu_ticks "$d")
+	for _ in $(seq 1 3000); do
+		n=$(delivered_count "$metrics_port"); n=${n:-0}
+		if [ -z "$t0" ] && [ "$n" -gt 0 ]; then t0=$(date +%s%N); c0=$n; fi
+		[ "$n" -ge "$drain_events" ] && break
+		sleep 0.02
+	done
+	t1=$(date +%s%N)
+	[ "$n" -ge "$drain_events" ] || { echo "bench: drain: $n of $drain_events delivered after a minute" >&2; return 1; }
+	rec drain.rps "$(awk -v n="$n" -v c="$c0" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", (n-c)/((b-a)/1e9)}')"
+	rec drain.cpu_us "$(awk -v t="$(( $(cpu_ticks "$d") - cpu0 ))" -v n="$drain_events" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/n}')"
+	stop "$d"
+	local brps bp99
+	read -r brps bp99 < <(conns=$drain_posts secs=120 loadgen_run "http://127.0.0.1:$slack_port" "$dir/urls" -n "$drain_events")
+	rec drain.bare.rps "$brps"
+	stop "$slack_pid"
 }
 
 # --- dispatch: the Go benchmarks, each beside its ceiling ---------------------
@@ -339,7 +394,8 @@ dispatch_run() {
 }
 
 # --- run ----------------------------------------------------------------------
-for p in "$ingest_port" "$bare_port" "$slack_port" "$nats_port" "$metrics_port"; do port_free "$p"; done
+for p in "$ingest_port" "$bare_port" "$slack_port" "$nats_port" "$metrics_port" "$drain_nats_port"; do port_free "$p"; done
+want drain && drain_setup
 log "$rounds round(s) of ${secs}s, $conns connections; scenarios: $only; load $(load1)"
 for round in $(seq 1 "$rounds"); do
 	r=$round
@@ -348,7 +404,9 @@ for round in $(seq 1 "$rounds"); do
 	want aio && { log "round $r: aio"; aio_round; }
 	want steady && { log "round $r: steady"; steady_round; }
 	want storm && { log "round $r: storm"; storm_round; }
+	want drain && { log "round $r: drain"; drain_round; }
 done
+want drain && stop "$drain_nats"
 want idle && idle_run
 want dispatch && { log "dispatch benchmarks"; dispatch_run; }
 
@@ -402,6 +460,9 @@ ratio() {
 			echo "| steady 500 req/s: the all-in-one against plain JetStream, µs CPU per event | $(stat steady.cpu_us) | plain: $(stat steady.plain.cpu_us) | $(ratio steady.cpu_us steady.plain.cpu_us) | $(stat steady.p99) | $(stat steady.plain.p99) | $(stat steady.load) |"
 		fi
 	fi
+	if grep -q "^drain.rps " "$work/results" 2>/dev/null; then
+		echo "| cmd/dispatcher, black box: $drain_events preloaded events over $drain_channels channels, $drain_posts posts in flight, events/s | $(stat drain.rps) | bare posting loop, another process: $(stat drain.bare.rps) | $(ratio drain.rps drain.bare.rps) | | | $(stat drain.load) |"
+	fi
 	for p in inflight=8 inflight=64; do
 		grep -q "^dispatch.dispatch.$p " "$work/results" 2>/dev/null || continue
 		echo "| BenchmarkDelivery $p, events/s | $(stat "dispatch.dispatch.$p") | bare posting loop: $(stat "dispatch.bare.$p") | $(ratio "dispatch.dispatch.$p" "dispatch.bare.$p") | | | $(stat dispatch.load) |"
@@ -427,6 +488,7 @@ ratio() {
 		echo "| aio ingest p99 ÷ split ingest p99 (goal 2) | $(ratio aio.p99 split.p99) | |"
 		echo "| answers other than 204 (split / plain JetStream / aio) | $(stat split.bad) / $(stat split.pub.bad) / $(stat aio.bad) | |"
 	fi
+	grep -q "^drain.cpu_us " "$work/results" 2>/dev/null && echo "| cmd/dispatcher, black box: µs CPU per event | $(stat drain.cpu_us) | $(stat drain.load) |"
 	grep -q "^steady.rss_mib " "$work/results" 2>/dev/null && echo "| steady 500 req/s: RSS at the end, MiB | $(stat steady.rss_mib) | $(stat steady.load) |"
 	if grep -q "^idle.cpu_pct " "$work/results" 2>/dev/null; then
 		echo "| idle all-in-one with $idle_channels channels: % of a core over 20 s | $(stat idle.cpu_pct) | $(stat idle.load) |"
