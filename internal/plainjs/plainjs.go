@@ -78,16 +78,23 @@ func Handler(js jetstream.JetStream) http.HandlerFunc {
 			http.Error(w, "body unreadable: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		sum := sha256.Sum256(body)
-		ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
-		defer cancel()
-		m := &nats.Msg{Subject: Subject, Data: body}
-		if _, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(base64.RawURLEncoding.EncodeToString(sum[:12]))); err != nil {
+		if err := publish(r.Context(), js, body); err != nil {
 			http.Error(w, "publish: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// publish stores data under Subject with a hash of it as message ID (for
+// the dedup window, as ingest does) and waits for the stream's
+// acknowledgement, at most publishTimeout.
+func publish(ctx context.Context, js jetstream.JetStream, data []byte) error {
+	sum := sha256.Sum256(data)
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	_, err := js.PublishMsg(ctx, &nats.Msg{Subject: Subject, Data: data}, jetstream.WithMsgID(base64.RawURLEncoding.EncodeToString(sum[:12])))
+	return err
 }
 
 // Deliver takes the messages of cons, up to inFlight at once, and for each
@@ -152,15 +159,14 @@ type groupMember struct {
 }
 
 // GroupHandler is Handler with a group commit: the requests in flight
-// share stream messages. Each request queues its body; publishers
-// goroutines each take every body queued (up to 256), publish them as one
-// message (each body prefixed with its length as a uvarint, see
+// share stream messages. Each request queues its body; the publishers (so
+// many goroutines) each take every body queued (up to 256), publish them
+// as one message (each body prefixed with its length as a uvarint, see
 // SplitGroup; the message ID a hash of the group) and answer all of them
 // once its ack arrives, 503 for all when it fails (or when ctx ended
-// first). It measures what
-// storing several webhooks per JetStream message would buy ingest
-// (docs/benchmarks.md); nothing delivers such messages. The publishers run
-// until ctx ends.
+// first). It measures what storing several webhooks per JetStream message
+// would buy ingest (docs/benchmarks.md); nothing delivers such messages.
+// The publishers run until ctx ends.
 func GroupHandler(ctx context.Context, js jetstream.JetStream, publishers int) http.HandlerFunc {
 	queue := make(chan groupMember, maxGroup*max(publishers, 1))
 	for range max(publishers, 1) {
@@ -216,10 +222,7 @@ func publishGroups(ctx context.Context, js jetstream.JetStream, queue chan group
 			data = binary.AppendUvarint(data, uint64(len(m.body)))
 			data = append(data, m.body...)
 		}
-		sum := sha256.Sum256(data)
-		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		_, err := js.PublishMsg(pctx, &nats.Msg{Subject: Subject, Data: data}, jetstream.WithMsgID(base64.RawURLEncoding.EncodeToString(sum[:12])))
-		cancel()
+		err := publish(ctx, js, data)
 		for _, m := range group {
 			m.done <- err
 		}

@@ -126,6 +126,8 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 # delivered_count PORT: the events a dispatcher serving metrics on PORT delivered
 delivered_count() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^jackalope_dispatch_deliveries_total\{outcome="delivered"\}/ {printf "%d", $2}'; }
 tck=$(getconf CLK_TCK)
+# us_per TICKS RATE SECS: µs of CPU per item, for TICKS of CPU over SECS at RATE items a second
+us_per() { awk -v t="$1" -v n="$2" -v s="$3" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}'; }
 
 # wrk_run URL TOKENS: prints "rps p99_ms non2xx"
 wrk_run() {
@@ -165,7 +167,7 @@ bare_round() { # bare_round TAG TOKENS
 	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$bare_port" "$2")
 	rec "$1.bare.rps" "$rps"; rec "$1.bare.p99" "$p99"
 	r=$(( $(cpu_ticks "$b") - t0 ))
-	rec "$1.bare.cpu_us" "$(awk -v t="$r" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec "$1.bare.cpu_us" "$(us_per "$r" "$rps" "$secs")"
 	if [ "$1" = split ] && [ "$round" = 1 ]; then
 		read -r lrps lp99 < <(loadgen_run "http://127.0.0.1:$bare_port" "$2")
 		rec "loadgen.bare.rps" "$lrps"
@@ -200,8 +202,8 @@ split_round() { # split_round TAG NATS_BINARY
 	rec "$tag.load" "$(load1)"
 	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$ingest_port" "$dir/urls")
 	rec "$tag.rps" "$rps"; rec "$tag.p99" "$p99"; rec "$tag.bad" "$bad"
-	rec "$tag.cpu_us" "$(awk -v t="$(( $(cpu_ticks "$i") - ti ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
-	rec "$tag.nats_cpu_us" "$(awk -v t="$(( $(cpu_ticks "$n") - tn ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec "$tag.cpu_us" "$(us_per "$(( $(cpu_ticks "$i") - ti ))" "$rps" "$secs")"
+	rec "$tag.nats_cpu_us" "$(us_per "$(( $(cpu_ticks "$n") - tn ))" "$rps" "$secs")"
 	if [ "$tag" = split ] && [ "$round" = 1 ]; then
 		read -r lrps lp99 < <(loadgen_run "http://127.0.0.1:$ingest_port" "$dir/urls")
 		rec "loadgen.split.rps" "$lrps"; rec "loadgen.split.p99" "$lp99"
@@ -215,8 +217,8 @@ split_round() { # split_round TAG NATS_BINARY
 	tp=$(cpu_ticks "$p"); tn=$(cpu_ticks "$n")
 	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$bare_port" "$dir/urls")
 	rec "$tag.pub.rps" "$rps"; rec "$tag.pub.p99" "$p99"; rec "$tag.pub.bad" "$bad"
-	rec "$tag.pub.cpu_us" "$(awk -v t="$(( $(cpu_ticks "$p") - tp ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
-	rec "$tag.pub.nats_cpu_us" "$(awk -v t="$(( $(cpu_ticks "$n") - tn ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec "$tag.pub.cpu_us" "$(us_per "$(( $(cpu_ticks "$p") - tp ))" "$rps" "$secs")"
+	rec "$tag.pub.nats_cpu_us" "$(us_per "$(( $(cpu_ticks "$n") - tn ))" "$rps" "$secs")"
 	stop "$p"
 	# The same with a group commit (several webhooks per stream message):
 	# a design measured, not Jackalope's.
@@ -225,8 +227,8 @@ split_round() { # split_round TAG NATS_BINARY
 	tp=$(cpu_ticks "$p"); tn=$(cpu_ticks "$n")
 	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$bare_port" "$dir/urls")
 	rec "$tag.grp.rps" "$rps"; rec "$tag.grp.p99" "$p99"
-	rec "$tag.grp.cpu_us" "$(awk -v t="$(( $(cpu_ticks "$p") - tp ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
-	rec "$tag.grp.nats_cpu_us" "$(awk -v t="$(( $(cpu_ticks "$n") - tn ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec "$tag.grp.cpu_us" "$(us_per "$(( $(cpu_ticks "$p") - tp ))" "$rps" "$secs")"
+	rec "$tag.grp.nats_cpu_us" "$(us_per "$(( $(cpu_ticks "$n") - tn ))" "$rps" "$secs")"
 	stop "$p"; stop "$n"
 	bare_round "$tag" "$dir/urls"
 }
@@ -251,7 +253,7 @@ aio_round() {
 	rec aio.load "$(load1)"
 	read -r rps p99 bad < <(wrk_run "http://127.0.0.1:$ingest_port" "$dir/urls")
 	rec aio.rps "$rps"; rec aio.p99 "$p99"; rec aio.bad "$bad"
-	rec aio.cpu_us "$(awk -v t="$(( $(cpu_ticks "$aio_pid") - t0 ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec aio.cpu_us "$(us_per "$(( $(cpu_ticks "$aio_pid") - t0 ))" "$rps" "$secs")"
 	rec aio.rss_peak_mib "$(( $(hwm_kib "$aio_pid") / 1024 ))"
 	stop "$aio_pid"; stop "$slack_pid"
 	bare_round aio "$dir/urls"
@@ -266,7 +268,7 @@ steady_round() {
 	rec steady.load "$(load1)"
 	read -r rps p99 < <(conns=16 loadgen_run "http://127.0.0.1:$ingest_port" "$dir/urls" -rate 500)
 	rec steady.rps "$rps"; rec steady.p99 "$p99"
-	rec steady.cpu_us "$(awk -v t="$(( $(cpu_ticks "$aio_pid") - t0 ))" -v n="$rps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec steady.cpu_us "$(us_per "$(( $(cpu_ticks "$aio_pid") - t0 ))" "$rps" "$secs")"
 	rec steady.rss_mib "$(( $(rss_kib "$aio_pid") / 1024 ))"
 	stop "$aio_pid"
 	# Plain JetStream in one process, as the all-in-one is: publish to
@@ -277,13 +279,13 @@ steady_round() {
 	t0=$(cpu_ticks "$pl")
 	read -r frps fp99 < <(conns=16 loadgen_run "http://127.0.0.1:$bare_port" "$dir/urls" -rate 500)
 	rec steady.plain.rps "$frps"; rec steady.plain.p99 "$fp99"
-	rec steady.plain.cpu_us "$(awk -v t="$(( $(cpu_ticks "$pl") - t0 ))" -v n="$frps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec steady.plain.cpu_us "$(us_per "$(( $(cpu_ticks "$pl") - t0 ))" "$frps" "$secs")"
 	stop "$pl"
 	# The ceiling: the bare handler at the same rate (the fake Slack is one).
 	t0=$(cpu_ticks "$slack_pid")
 	read -r brps bp99 < <(conns=16 loadgen_run "http://127.0.0.1:$slack_port" "$dir/urls" -rate 500)
 	rec steady.bare.rps "$brps"; rec steady.bare.p99 "$bp99"
-	rec steady.bare.cpu_us "$(awk -v t="$(( $(cpu_ticks "$slack_pid") - t0 ))" -v n="$brps" -v s="$secs" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/(n*s)}')"
+	rec steady.bare.cpu_us "$(us_per "$(( $(cpu_ticks "$slack_pid") - t0 ))" "$brps" "$secs")"
 	stop "$slack_pid"
 }
 
@@ -365,7 +367,7 @@ drain_round() {
 	t1=$(date +%s%N)
 	[ "$n" -ge "$drain_events" ] || { echo "bench: drain: $n of $drain_events delivered after a minute" >&2; return 1; }
 	rec drain.rps "$(awk -v n="$n" -v c="$c0" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", (n-c)/((b-a)/1e9)}')"
-	rec drain.cpu_us "$(awk -v t="$(( $(cpu_ticks "$d") - cpu0 ))" -v n="$drain_events" -v h="$tck" 'BEGIN{printf "%.1f", t/h*1e6/n}')"
+	rec drain.cpu_us "$(us_per "$(( $(cpu_ticks "$d") - cpu0 ))" "$drain_events" 1)"
 	stop "$d"
 	local brps bp99
 	read -r brps bp99 < <(conns=$drain_posts secs=120 loadgen_run "http://127.0.0.1:$slack_port" "$dir/urls" -n "$drain_events")
