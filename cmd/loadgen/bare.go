@@ -33,19 +33,21 @@ func bareHandler(w http.ResponseWriter, r *http.Request) {
 // "embedded"), the connection to it, and the delivery loop when -deliver
 // is set.
 type plain struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	server *server.Server // the embedded one, or nil
-	dir    string         // its store, removed on close
-	stop   func()         // the delivery loop's, or nil
-	failed atomic.Int64   // events the delivery loop could not post
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	server    *server.Server // the embedded one, or nil
+	dir       string         // its store, removed on close
+	stop      func()         // the delivery loop's, or nil
+	delivered atomic.Int64   // events the delivery loop posted
+	failed    atomic.Int64   // events the delivery loop could not post
 }
 
 // startPlain connects to natsURL ("embedded": a NATS server with JetStream
 // started here, on a loopback port, as the all-in-one starts its own),
-// provisions the plain pipeline's stream and, when deliverURL is set,
-// delivers its events to that webhook with posts in flight.
-func startPlain(ctx context.Context, natsURL, deliverURL string, posts int) (*plain, error) {
+// provisions the plain pipeline's stream (emptied unless keep) and, when
+// deliverURL is set, delivers its events to that webhook with posts in
+// flight.
+func startPlain(ctx context.Context, natsURL, deliverURL string, posts int, keep bool) (*plain, error) {
 	p := &plain{}
 	if natsURL == "embedded" {
 		if err := p.embed(); err != nil {
@@ -63,14 +65,20 @@ func startPlain(ctx context.Context, natsURL, deliverURL string, posts int) (*pl
 		p.close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	cons, err := plainjs.Provision(ctx, p.js)
+	cons, err := plainjs.Provision(ctx, p.js, keep)
 	if err != nil {
 		p.close()
 		return nil, err
 	}
 	if deliverURL != "" {
 		client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy(hostOf(deliverURL)), Timeout: 10 * time.Second})
-		post := func(ctx context.Context, _ string, m slack.Message) error { return client.Post(ctx, deliverURL, m) }
+		post := func(ctx context.Context, _ string, m slack.Message) error {
+			err := client.Post(ctx, deliverURL, m)
+			if err == nil {
+				p.delivered.Add(1)
+			}
+			return err
+		}
 		if p.stop, err = plainjs.Deliver(cons, posts, render.Options{}, post, func(error) { p.failed.Add(1) }); err != nil {
 			p.close()
 			return nil, err
@@ -119,6 +127,17 @@ func (p *plain) close() {
 	}
 }
 
+// withDelivered serves h, and the count of delivered events as text on
+// GET /delivered, for a benchmark to tell when a backlog is drained.
+func withDelivered(h http.Handler, delivered *atomic.Int64) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /delivered", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintf(w, "%d\n", delivered.Load())
+	})
+	return mux
+}
+
 // hostOf is the host of a URL, for the Slack client's webhook policy;
 // empty (refused by the policy) when rawURL does not parse.
 func hostOf(rawURL string) string {
@@ -135,9 +154,10 @@ func hostOf(rawURL string) string {
 // cfg.deliver also delivers what it stores to that webhook.
 func serveBare(ctx context.Context, cfg config, stdout io.Writer) error {
 	addr, certFile, keyFile := cfg.serveBare, cfg.tlsCert, cfg.tlsKey
-	handler, what := http.HandlerFunc(bareHandler), "a bare 204 handler"
+	var handler http.Handler = http.HandlerFunc(bareHandler)
+	what := "a bare 204 handler"
 	if cfg.publish != "" {
-		p, err := startPlain(ctx, cfg.publish, cfg.deliver, cfg.concurrency)
+		p, err := startPlain(ctx, cfg.publish, cfg.deliver, cfg.concurrency, cfg.keep)
 		if err != nil {
 			return err
 		}
@@ -150,7 +170,7 @@ func serveBare(ctx context.Context, cfg config, stdout io.Writer) error {
 		handler, what = plainjs.Handler(p.js), "plain JetStream (publish)"
 		switch {
 		case cfg.deliver != "":
-			what = "plain JetStream (publish, consume, render, post, ack)"
+			handler, what = withDelivered(handler, &p.delivered), "plain JetStream (publish, consume, render, post, ack)"
 		case cfg.group > 0:
 			handler, what = plainjs.GroupHandler(ctx, p.js, cfg.group), fmt.Sprintf("plain JetStream with a group commit (%d publishers)", cfg.group)
 		}

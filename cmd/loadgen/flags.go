@@ -42,6 +42,7 @@ type config struct {
 	publish     string // with serveBare: the NATS server to publish to, or "embedded"
 	deliver     string // with publish: the webhook the plain pipeline delivers to
 	group       int    // with publish: publishers of a group commit (plainjs.GroupHandler); 0: none
+	keep        bool   // with publish: keep what the stream holds instead of emptying it
 	tlsCert     string
 	tlsKey      string
 }
@@ -95,7 +96,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.serveBare, "serve-bare", "", "instead of sending, serve a bare handler answering 204 on this address (e.g. 127.0.0.1:5001) until interrupted")
 	fs.StringVar(&cfg.publish, "publish", "", "with -serve-bare: serve plain JetStream, publishing each body to stream "+plainjs.Stream+" on this NATS server (\"embedded\": one started here) and answering 204 once it is stored")
 	fs.IntVar(&cfg.group, "group", 0, "with -publish: store the requests in flight together, several webhooks per stream message, with this many publishers (a design measured, not Jackalope's)")
-	fs.StringVar(&cfg.deliver, "deliver", "", "with -publish: also consume, render and post each event to this webhook URL (-c at once), and ack it")
+	fs.StringVar(&cfg.deliver, "deliver", "", "with -publish: also consume, render and post each event to this webhook URL (-c at once), and ack it; GET /delivered tells how many were posted")
+	fs.BoolVar(&cfg.keep, "keep", false, "with -publish: keep the events the stream holds (a backlog for -deliver to drain) instead of emptying it at start")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "with -serve-bare: serve HTTPS with this certificate (PEM), e.g. to stand in for Slack's webhooks")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "with -serve-bare: the certificate's private key (PEM)")
 	if err := fs.Parse(args); err != nil {
@@ -110,8 +112,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return config{}, usageError(stderr, []string{"-tls-cert and -tls-key go together"})
 	}
-	if (cfg.deliver != "" || cfg.group != 0) && cfg.publish == "" {
-		return config{}, usageError(stderr, []string{"-deliver and -group go with -publish"})
+	if (cfg.deliver != "" || cfg.group != 0 || cfg.keep) && cfg.publish == "" {
+		return config{}, usageError(stderr, []string{"-deliver, -group and -keep go with -publish"})
 	}
 	if cfg.group < 0 || cfg.group > 64 {
 		return config{}, usageError(stderr, []string{"-group must be from 0 to 64"})
@@ -126,7 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, usageError(stderr, []string{"-tls-cert and -tls-key only apply to -serve-bare"})
 	}
 	if cfg.publish != "" {
-		return config{}, usageError(stderr, []string{"-publish, -deliver and -group only apply to -serve-bare"})
+		return config{}, usageError(stderr, []string{"-publish, -deliver, -group and -keep only apply to -serve-bare"})
 	}
 
 	var problems []string

@@ -264,8 +264,9 @@ func TestServeBare(t *testing.T) {
 
 // TestServePlain serves plain JetStream with an embedded NATS server:
 // delivering to a fake Slack, a Jamf event posted to it answers 204 and
-// reaches the webhook rendered; with a group commit it answers 204;
-// interrupted, it stops, and it said what it served.
+// reaches the webhook rendered, and GET /delivered counts it; with a group
+// commit it answers 204; interrupted, it stops, and it said what it
+// served.
 func TestServePlain(t *testing.T) {
 	fake := slacktest.New(t)
 	hook := fake.NewWebhook("plain")
@@ -288,6 +289,12 @@ func TestServePlain(t *testing.T) {
 				if b, _ := json.Marshal(msgs[0]); !strings.Contains(string(b), "MBP-PLAIN") {
 					t.Errorf("posted message %s does not name the computer", b)
 				}
+				testwait.Until(t, 30*time.Second, func() error {
+					if got := getText(t, "http://"+addr+"/delivered"); got != "1\n" {
+						return fmt.Errorf("GET /delivered = %q, want 1", got)
+					}
+					return nil
+				})
 			}
 			out := stop()
 			if want := "serving " + tt.serving + " on http://" + addr; !strings.Contains(out, want) {
@@ -295,6 +302,21 @@ func TestServePlain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getText GETs url and returns the body of its 200 answer.
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d, %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 // serveUntilUp runs loadgen -serve-bare on a free address with args, and
@@ -401,8 +423,9 @@ func TestFlags(t *testing.T) {
 		{name: "stray argument", args: []string{"-token", "t", "go"}, want: "unexpected arguments"},
 		{name: "certificate without key", args: []string{"-serve-bare", "127.0.0.1:0", "-tls-cert", "c.pem"}, want: "go together"},
 		{name: "tls when sending", args: []string{"-token", "t", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, want: "only apply to -serve-bare"},
-		{name: "publish when sending", args: []string{"-token", "t", "-publish", "nats://127.0.0.1:4222"}, want: "-publish, -deliver and -group only apply to -serve-bare"},
-		{name: "deliver without publish", args: []string{"-serve-bare", "127.0.0.1:0", "-deliver", "http://127.0.0.1:1/x"}, want: "-deliver and -group go with -publish"},
+		{name: "publish when sending", args: []string{"-token", "t", "-publish", "nats://127.0.0.1:4222"}, want: "-publish, -deliver, -group and -keep only apply to -serve-bare"},
+		{name: "deliver without publish", args: []string{"-serve-bare", "127.0.0.1:0", "-deliver", "http://127.0.0.1:1/x"}, want: "-deliver, -group and -keep go with -publish"},
+		{name: "keep without publish", args: []string{"-serve-bare", "127.0.0.1:0", "-keep"}, want: "-deliver, -group and -keep go with -publish"},
 		{name: "group and deliver", args: []string{"-serve-bare", "127.0.0.1:0", "-publish", "embedded", "-group", "2", "-deliver", "http://127.0.0.1:1/x"}, want: "nothing delivers grouped messages"},
 		{name: "too many publishers", args: []string{"-serve-bare", "127.0.0.1:0", "-publish", "embedded", "-group", "65"}, want: "-group must be"},
 	}

@@ -41,8 +41,9 @@ const publishTimeout = 2 * time.Second
 // Provision makes the plain pipeline's stream as JAMF_EVENTS is made — file
 // storage, one replica, 1 GiB, a two-minute dedup window, interest
 // retention with one durable consumer with explicit acks — and empties it,
-// so that each run starts alike.
-func Provision(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+// so that each run starts alike; with keep it leaves what the stream holds,
+// a backlog for the consumer to drain.
+func Provision(ctx context.Context, js jetstream.JetStream, keep bool) (jetstream.Consumer, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       Stream,
 		Subjects:   []string{Subject},
@@ -61,6 +62,9 @@ func Provision(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", Consumer, err)
+	}
+	if keep {
+		return cons, nil
 	}
 	if err := s.Purge(ctx); err != nil {
 		return nil, fmt.Errorf("purge %s: %w", Stream, err)

@@ -37,7 +37,7 @@ func connect(t *testing.T) (jetstream.JetStream, jetstream.Consumer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := plainjs.Provision(t.Context(), js)
+	cons, err := plainjs.Provision(t.Context(), js, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,8 @@ func post(h http.Handler, body string) int {
 
 // TestHandler checks the plain publishing handler: 204 once the stream stored the
 // body, a repeated body stored once (the dedup window, as ingest has it),
-// a new Provision starting from an empty stream, and 503 for a publish
+// a new Provision starting from an empty stream unless it keeps the
+// backlog, and 503 for a publish
 // that fails.
 func TestHandler(t *testing.T) {
 	js, _ := connect(t)
@@ -74,7 +75,13 @@ func TestHandler(t *testing.T) {
 	if n := stored(t, js); n != 2 {
 		t.Errorf("stream holds %d messages after three posts of two bodies, want 2", n)
 	}
-	if _, err := plainjs.Provision(t.Context(), js); err != nil {
+	if _, err := plainjs.Provision(t.Context(), js, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := stored(t, js); n != 2 {
+		t.Errorf("stream holds %d messages after a Provision that keeps them, want 2", n)
+	}
+	if _, err := plainjs.Provision(t.Context(), js, false); err != nil {
 		t.Fatal(err)
 	}
 	if n := stored(t, js); n != 0 {

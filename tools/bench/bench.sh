@@ -22,7 +22,8 @@
 # all-in-one at the default pace taking 10,000 events at 1,000/s into one
 # channel: seconds from the storm's end to the last delivered, and digests),
 # drain (cmd/dispatcher, a black box, draining 20,000 preloaded events over
-# 1,000 channels, beside a bare posting loop in another process), dispatch
+# 1,000 channels, beside plain JetStream draining as many and a bare posting
+# loop, each in another process), dispatch
 # (BenchmarkDelivery: the dispatcher, the JetStream consume loop (plain
 # JetStream), the bare posting loop; and BenchmarkDeliverySlack200ms).
 #
@@ -344,9 +345,30 @@ drain_setup() {
 	log "drain: making $drain_channels channels"
 	make_channels "$drain_channels" "$dir/urls" --init env NATS_URL="nats://127.0.0.1:$drain_nats_port" DATA_DIR="$dir/installer" "$bin/installer"
 }
+# drain_time KEY PID COUNT...: waits until COUNT (a command printing how
+# many events were delivered so far) reaches $drain_events, polling every
+# 20 ms, and records KEY.rps (events/s from the first delivery seen to the
+# last) and KEY.cpu_us (CPU of PID per event).
+drain_time() {
+	local key=$1 pid=$2; shift 2
+	local n=0 c0=0 t0= t1 cpu0
+	cpu0=$(cpu_ticks "$pid")
+	for _ in $(seq 1 3000); do
+		n=$("$@"); n=${n:-0}
+		if [ -z "$t0" ] && [ "$n" -gt 0 ]; then t0=$(date +%s%N); c0=$n; fi
+		[ "$n" -ge "$drain_events" ] && break
+		sleep 0.02
+	done
+	t1=$(date +%s%N)
+	[ "$n" -ge "$drain_events" ] || { echo "bench: drain ($key): $n of $drain_events delivered after a minute" >&2; return 1; }
+	rec "$key.rps" "$(awk -v n="$n" -v c="$c0" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", (n-c)/((b-a)/1e9)}')"
+	rec "$key.cpu_us" "$(us_per "$(( $(cpu_ticks "$pid") - cpu0 ))" "$drain_events" 1)"
+}
+# plain_delivered PORT: the events plain JetStream serving on PORT delivered
+plain_delivered() { curl -s "http://127.0.0.1:$1/delivered"; }
 drain_round() {
 	local dir=$work/drain nats_url=nats://127.0.0.1:$drain_nats_port
-	local i
+	local i d p
 	i=$(start drain-ingest env NATS_URL="$nats_url" LISTEN_ADDR="127.0.0.1:$ingest_port" METRICS_ADDR="127.0.0.1:$metrics_port" "$bin/ingest")
 	wait_port "$ingest_port"
 	"$loadgen" -url "http://127.0.0.1:$ingest_port" -tokens "$dir/urls" -c "$conns" -n "$drain_events" -strict >>"$work/loadgen.out"
@@ -354,21 +376,21 @@ drain_round() {
 	slack_pid=$(start slack "$loadgen" -serve-bare "127.0.0.1:$slack_port")
 	wait_port "$slack_port"
 	rec drain.load "$(load1)"
-	local d n=0 c0=0 t0= t1 cpu0
 	d=$(start drain-dispatcher env NATS_URL="$nats_url" METRICS_ADDR="127.0.0.1:$metrics_port" CHANNEL_PACE=1000/s CHANNEL_BURST=100 DISPATCH_WORKERS="$drain_posts" "$bin/dispatcher")
 	wait_port "$metrics_port"
-	cpu0=$(cpu_ticks "$d")
-	for _ in $(seq 1 3000); do
-		n=$(delivered_count "$metrics_port"); n=${n:-0}
-		if [ -z "$t0" ] && [ "$n" -gt 0 ]; then t0=$(date +%s%N); c0=$n; fi
-		[ "$n" -ge "$drain_events" ] && break
-		sleep 0.02
-	done
-	t1=$(date +%s%N)
-	[ "$n" -ge "$drain_events" ] || { echo "bench: drain: $n of $drain_events delivered after a minute" >&2; return 1; }
-	rec drain.rps "$(awk -v n="$n" -v c="$c0" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", (n-c)/((b-a)/1e9)}')"
-	rec drain.cpu_us "$(us_per "$(( $(cpu_ticks "$d") - cpu0 ))" "$drain_events" 1)"
+	drain_time drain "$d" delivered_count "$metrics_port"
 	stop "$d"
+	# Plain JetStream on the same server: as many events stored through its
+	# handler, then drained by its delivery loop with as many posts in
+	# flight, to the same fake Slack.
+	p=$(start drain-plain "$loadgen" -serve-bare "127.0.0.1:$bare_port" -publish "$nats_url")
+	wait_port "$bare_port"
+	"$loadgen" -url "http://127.0.0.1:$bare_port" -tokens "$dir/urls" -c "$conns" -n "$drain_events" -strict >>"$work/loadgen.out"
+	stop "$p"
+	p=$(start drain-plain "$loadgen" -serve-bare "127.0.0.1:$bare_port" -publish "$nats_url" -keep -c "$drain_posts" -deliver "http://127.0.0.1:$slack_port/services/T0/B0/plain")
+	wait_port "$bare_port"
+	drain_time drain.plain "$p" plain_delivered "$bare_port"
+	stop "$p"
 	local brps bp99
 	read -r brps bp99 < <(conns=$drain_posts secs=120 loadgen_run "http://127.0.0.1:$slack_port" "$dir/urls" -n "$drain_events")
 	rec drain.bare.rps "$brps"
@@ -464,6 +486,8 @@ ratio() {
 	fi
 	if grep -q "^drain.rps " "$work/results" 2>/dev/null; then
 		echo "| cmd/dispatcher, black box: $drain_events preloaded events over $drain_channels channels, $drain_posts posts in flight, events/s | $(stat drain.rps) | bare posting loop, another process: $(stat drain.bare.rps) | $(ratio drain.rps drain.bare.rps) | | | $(stat drain.load) |"
+		echo "| black box: plain JetStream draining as many preloaded events (consume, render, post, ack), events/s | $(stat drain.plain.rps) | bare posting loop: $(stat drain.bare.rps) | $(ratio drain.plain.rps drain.bare.rps) | | | $(stat drain.load) |"
+		echo "| black box: cmd/dispatcher against plain JetStream, events/s | $(stat drain.rps) | plain: $(stat drain.plain.rps) | $(ratio drain.rps drain.plain.rps) | | | $(stat drain.load) |"
 	fi
 	for p in inflight=8 inflight=64; do
 		grep -q "^dispatch.dispatch.$p " "$work/results" 2>/dev/null || continue
@@ -490,7 +514,7 @@ ratio() {
 		echo "| aio ingest p99 ÷ split ingest p99 (goal 2) | $(ratio aio.p99 split.p99) | |"
 		echo "| answers other than 204 (split / plain JetStream / aio) | $(stat split.bad) / $(stat split.pub.bad) / $(stat aio.bad) | |"
 	fi
-	grep -q "^drain.cpu_us " "$work/results" 2>/dev/null && echo "| cmd/dispatcher, black box: µs CPU per event | $(stat drain.cpu_us) | $(stat drain.load) |"
+	grep -q "^drain.cpu_us " "$work/results" 2>/dev/null && echo "| cmd/dispatcher, black box: µs CPU per event (plain JetStream's loop) | $(stat drain.cpu_us) ($(stat drain.plain.cpu_us)) | $(stat drain.load) |"
 	grep -q "^steady.rss_mib " "$work/results" 2>/dev/null && echo "| steady 500 req/s: RSS at the end, MiB | $(stat steady.rss_mib) | $(stat steady.load) |"
 	if grep -q "^idle.cpu_pct " "$work/results" 2>/dev/null; then
 		echo "| idle all-in-one with $idle_channels channels: % of a core over 20 s | $(stat idle.cpu_pct) | $(stat idle.load) |"
