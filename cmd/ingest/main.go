@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	defer func() { stopWatch(); <-keysWatched }()
 	srv, err := app.ListenHTTP(ctx, cfg, false, logger, reg,
 		app.Ready(conn, app.Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
-			agreement.Condition(), app.BacklogHasRoom(watchCtx, conn)))
+			agreement.Condition(), app.BacklogHasRoom(conn, logger)))
 	if err != nil {
 		return err
 	}

@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	h, err := app.ListenHTTP(ctx, cfg, false, logger, reg,
 		app.Ready(conn, app.Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
-			agreement.Condition(), app.StoreReachable(bg, store, logger)))
+			agreement.Condition(), app.StoreReachable(store, logger)))
 	if err != nil {
 		return err
 	}

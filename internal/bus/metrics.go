@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,69 +78,4 @@ func (sc *streamCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(sc.oldest, prometheus.GaugeValue, age)
 		}
 	}
-}
-
-// BacklogWatch keeps track of whether the backlog has room for another
-// event, for ingest's readiness: a full backlog refuses every event (ingest
-// answers 503), so a load balancer should send Jamf Pro elsewhere.
-type BacklogWatch struct {
-	mu   sync.Mutex
-	full bool
-	why  string
-}
-
-// WatchBacklog checks JAMF_EVENTS every interval until ctx ends and
-// reports it full when an event of size bytes would not fit (a typical
-// one: the stream itself refuses what does not fit).
-func (c *Conn) WatchBacklog(ctx context.Context, interval time.Duration, size int64) *BacklogWatch {
-	w := &BacklogWatch{}
-	check := func() {
-		cctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
-		defer cancel()
-		s, err := c.Backlog(cctx)
-		if err != nil {
-			return // NATS itself being down is readiness's other condition
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		was := w.full
-		w.full = s.Full(size)
-		w.why = fmt.Sprintf("the backlog is full: %d events, %d of %d bytes (STREAM_MAX_BYTES), limit of events %d (STREAM_MAX_MSGS; -1 none); ingest answers 503 until dispatchers deliver",
-			s.Msgs, s.Bytes, s.MaxBytes, s.MaxMsgs)
-		if w.full != was {
-			if w.full {
-				c.log.Warn("backlog full; ingest refuses events", "messages", s.Msgs, "bytes", s.Bytes, "max_bytes", s.MaxBytes)
-			} else {
-				c.log.Info("backlog has room again", "messages", s.Msgs, "bytes", s.Bytes)
-			}
-		}
-	}
-	check()
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				check()
-			}
-		}
-	}()
-	return w
-}
-
-// HasRoom reports whether the backlog had room at the last check.
-func (w *BacklogWatch) HasRoom() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return !w.full
-}
-
-// Why says why the backlog has no room.
-func (w *BacklogWatch) Why() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.why
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/jackalope-app/jackalope/internal/testwait"
 )
 
-// TestBacklogFillsAndDrains fills a small backlog: ingest's watch says it
-// is full, publishes are refused, the metrics show it; once events are
+// TestBacklogFillsAndDrains fills a small backlog: its state says it is
+// full, publishes are refused, the metrics show it; once events are
 // delivered they leave it and it has room again.
 func TestBacklogFillsAndDrains(t *testing.T) {
 	const maxBytes = 16 << 10
@@ -25,9 +25,9 @@ func TestBacklogFillsAndDrains(t *testing.T) {
 	if err := c.RegisterMetrics(reg); err != nil {
 		t.Fatal(err)
 	}
-	watch := c.WatchBacklog(t.Context(), 50*time.Millisecond, 1024)
-	if !watch.HasRoom() {
-		t.Fatalf("an empty backlog has no room: %s", watch.Why())
+	const size = 1024
+	if s := backlogState(t, c); s.Full(size) {
+		t.Fatalf("an empty backlog has no room: %+v", s)
 	}
 	body := strings.Repeat("x", 900)
 	accepted := 0
@@ -41,9 +41,8 @@ func TestBacklogFillsAndDrains(t *testing.T) {
 	if accepted == 0 || accepted == 100 {
 		t.Fatalf("%d of 100 events accepted into a %d-byte backlog, want it to fill", accepted, maxBytes)
 	}
-	testwait.For(t, 5*time.Second, "the watch to see the backlog full", func() bool { return !watch.HasRoom() })
-	if why := watch.Why(); !strings.Contains(why, "STREAM_MAX_BYTES") {
-		t.Errorf("Why() = %q, want it to name STREAM_MAX_BYTES", why)
+	if s := backlogState(t, c); !s.Full(size) {
+		t.Errorf("the backlog that refused an event has room: %+v", s)
 	}
 	want := fmt.Sprintf(`
 # HELP jackalope_stream_messages Messages a stream holds; for JAMF_EVENTS, the events waiting for delivery.
@@ -65,10 +64,23 @@ jackalope_stream_messages{stream="JAMF_EVENTS"} %d
 	for range accepted {
 		tk.next(t).Settle(nil)
 	}
-	testwait.For(t, 10*time.Second, "the backlog to drain and have room", func() bool { return watch.HasRoom() && backlog(t, c) == 0 })
+	testwait.For(t, 10*time.Second, "the backlog to drain and have room", func() bool {
+		s := backlogState(t, c)
+		return !s.Full(size) && s.Msgs == 0
+	})
 	if err := c.Publish(t.Context(), received("inst", "E", `{"after":1}`)); err != nil {
 		t.Errorf("publish after the backlog drained: %v", err)
 	}
+}
+
+// backlogState reads JAMF_EVENTS's state through c.
+func backlogState(t *testing.T, c *bus.Conn) bus.StreamState {
+	t.Helper()
+	s, err := c.Backlog(t.Context())
+	if err != nil {
+		t.Fatalf("backlog: %v", err)
+	}
+	return s
 }
 
 // TestHistoryResend delivers events, reads them back from the history

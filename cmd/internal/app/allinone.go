@@ -84,7 +84,7 @@ func serve(ctx context.Context, cfg config.Config, key keyNote, stdout, stderr i
 	h, err := ListenHTTP(ctx, cfg, true, logger, reg, Ready(conn,
 		Condition{OK: installations.Loaded, Why: "installations are not loaded yet"},
 		Condition{OK: reconciled.Load, Why: "the read model is not reconciled yet"},
-		agreement.Condition(), StoreReachable(bg, store, logger), BacklogHasRoom(bg, conn)))
+		agreement.Condition(), StoreReachable(store, logger), BacklogHasRoom(conn, logger)))
 	if err != nil {
 		return err
 	}

@@ -512,69 +512,82 @@ func LogNotes(logger *slog.Logger, cfg config.Config) {
 	}
 }
 
-// healthCheckInterval is how often readiness looks again at what it cannot
-// see from events: the database, the backlog's room.
+// healthCheckInterval is how long readiness keeps what it last saw of
+// what it cannot see from events (the database, the backlog's room) before
+// it looks again, and how long one look may take.
 const healthCheckInterval = 2 * time.Second
 
-// StoreReachable checks store every healthCheckInterval until ctx ends:
-// the installer is not ready while its database does not answer, and says
-// why. It has nothing to do while the database is down (installs, the
-// console and commands fail), and the delivery path never needs it.
-func StoreReachable(ctx context.Context, store registry.Store, logger *slog.Logger) Condition {
-	var mu sync.Mutex
-	problem := ""
-	check := func() {
-		pctx, cancel := context.WithTimeout(ctx, healthCheckInterval)
-		defer cancel()
-		err := store.Ping(pctx)
+// onDemand is a readiness condition looked at when readiness is asked, at
+// most once per healthCheckInterval: a process no one asks does no work
+// for it (an idle all-in-one woke twice a second for these). check says
+// what is wrong, "" when nothing is; an error leaves the last answer as it
+// was. changed hears each change of the answer.
+func onDemand(check func(ctx context.Context) (problem string, err error), changed func(problem string)) Condition {
+	var (
+		mu      sync.Mutex
+		checked time.Time
+		problem string
+	)
+	look := func() string {
 		mu.Lock()
 		defer mu.Unlock()
-		was := problem
-		problem = ""
-		if err != nil {
-			problem = "the registry database does not answer: " + err.Error()
-		}
-		switch {
-		case problem != "" && was == "":
-			logger.Error("registry database unreachable; not ready", "err", err)
-		case problem == "" && was != "":
-			logger.Info("registry database answers again")
-		}
-	}
-	check()
-	go func() {
-		t := time.NewTicker(healthCheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				check()
-			}
-		}
-	}()
-	return Condition{
-		OK: func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return problem == ""
-		},
-		Reason: func() string {
-			mu.Lock()
-			defer mu.Unlock()
+		if !checked.IsZero() && time.Since(checked) < healthCheckInterval {
 			return problem
-		},
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), healthCheckInterval)
+		defer cancel()
+		p, err := check(ctx)
+		checked = time.Now()
+		if err == nil && p != problem {
+			problem = p
+			changed(p)
+		}
+		return problem
 	}
+	return Condition{OK: func() bool { return look() == "" }, Reason: look}
+}
+
+// StoreReachable is the installer's readiness condition on its database:
+// not ready while it does not answer, saying why. It has nothing to do
+// while the database is down (installs, the console and commands fail),
+// and the delivery path never needs it.
+func StoreReachable(store registry.Store, logger *slog.Logger) Condition {
+	return onDemand(func(ctx context.Context) (string, error) {
+		if err := store.Ping(ctx); err != nil {
+			return "the registry database does not answer: " + err.Error(), nil
+		}
+		return "", nil
+	}, func(problem string) {
+		if problem != "" {
+			logger.Error("registry database unreachable; not ready", "err", problem)
+			return
+		}
+		logger.Info("registry database answers again")
+	})
 }
 
 // typicalEvent is the size of a typical stored event, with room to spare:
 // a check-in is about 1 KB of JSON and 200 bytes of headers.
 const typicalEvent = 4 << 10
 
-// BacklogHasRoom watches the backlog until ctx ends: ingest is not ready
-// while a typical event would not fit in it, and says why.
-func BacklogHasRoom(ctx context.Context, conn *bus.Conn) Condition {
-	w := conn.WatchBacklog(ctx, healthCheckInterval, typicalEvent)
-	return Condition{OK: w.HasRoom, Reason: w.Why}
+// BacklogHasRoom is ingest's readiness condition on the backlog: not
+// ready while a typical event would not fit in it (the stream itself
+// refuses what does not fit), saying why. A backlog that cannot be read
+// leaves the answer as it was: NATS being down is readiness's other
+// condition.
+func BacklogHasRoom(conn *bus.Conn, logger *slog.Logger) Condition {
+	return onDemand(func(ctx context.Context) (string, error) {
+		s, err := conn.Backlog(ctx)
+		if err != nil || !s.Full(typicalEvent) {
+			return "", err
+		}
+		return fmt.Sprintf("the backlog is full: %d events, %d of %d bytes (STREAM_MAX_BYTES), limit of events %d (STREAM_MAX_MSGS; -1 none); ingest answers 503 until dispatchers deliver",
+			s.Msgs, s.Bytes, s.MaxBytes, s.MaxMsgs), nil
+	}, func(problem string) {
+		if problem != "" {
+			logger.Warn("backlog full; ingest refuses events", "why", problem)
+			return
+		}
+		logger.Info("backlog has room again")
+	})
 }
