@@ -71,7 +71,7 @@ func startPlain(ctx context.Context, natsURL, deliverURL string, posts int, keep
 		return nil, err
 	}
 	if deliverURL != "" {
-		client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy(hostOf(deliverURL)), Timeout: 10 * time.Second})
+		client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy(hostOf(deliverURL)), Timeout: 10 * time.Second, HTTPClient: slack.PostingClient(posts)})
 		post := func(ctx context.Context, _ string, m slack.Message) error {
 			err := client.Post(ctx, deliverURL, m)
 			if err == nil {

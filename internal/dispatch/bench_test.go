@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -113,7 +112,7 @@ func benchmarkDelivery(b *testing.B, latency time.Duration) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 		})
 		b.Run("bare/"+name, func(b *testing.B) {
-			client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)})
+			client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: slack.PostingClient(inFlight)})
 			type post struct {
 				url string
 				msg slack.Message
@@ -172,7 +171,7 @@ func consumeLoop(b *testing.B, s *system, urls map[string]string, inFlight int) 
 	if err != nil {
 		b.Fatal(err)
 	}
-	client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)})
+	client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: slack.PostingClient(inFlight)})
 	post := func(ctx context.Context, subject string, m slack.Message) error {
 		return client.Post(ctx, urls[subject[strings.LastIndexByte(subject, '.')+1:]], m)
 	}
@@ -191,7 +190,7 @@ func consumeLoop(b *testing.B, s *system, urls map[string]string, inFlight int) 
 func benchOptions(s *system, inFlight int) dispatch.Options {
 	return dispatch.Options{
 		Installations: s.model,
-		Poster:        slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: benchHTTPClient(inFlight)}),
+		Poster:        slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), Timeout: 10 * time.Second, HTTPClient: slack.PostingClient(inFlight)}),
 		DeadLetters:   s.conn,
 		Reporter:      s.conn,
 		Opener:        s.keys,
@@ -200,14 +199,6 @@ func benchOptions(s *system, inFlight int) dispatch.Options {
 		IconBaseURL:   iconBase,
 		Logger:        slog.New(slog.DiscardHandler),
 	}
-}
-
-// benchHTTPClient keeps an idle connection per post in flight, as
-// cmd/dispatcher's Slack client does.
-func benchHTTPClient(inFlight int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(inFlight, 2)
-	return &http.Client{Transport: t}
 }
 
 // publishAll publishes bodies, body i to installation idOf(i), from a few

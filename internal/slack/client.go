@@ -55,6 +55,16 @@ type Client struct {
 	webhooks     WebhookPolicy
 }
 
+// PostingClient is an HTTP client for Config.HTTPClient that keeps an idle
+// connection per post in flight: every incoming webhook lives on the same
+// host (hooks.slack.com), and net/http keeps only two per host by default,
+// so busy posters would open a TLS connection for nearly every post.
+func PostingClient(inFlight int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(inFlight, 2)
+	return &http.Client{Transport: t}
+}
+
 // New returns a Client for cfg.
 func New(cfg Config) *Client {
 	hc := &http.Client{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -282,5 +283,50 @@ func TestClass(t *testing.T) {
 				t.Errorf("Class(%v) = %q, want %q", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestPostingClientKeepsAConnectionPerPost posts two waves of 8 posts at
+// once, each wave held by the server until all 8 arrived, through a
+// client made by PostingClient(8): the second wave reuses the first's
+// connections (net/http's default keeps two, and would open 6 more).
+func TestPostingClientKeepsAConnectionPerPost(t *testing.T) {
+	const posts = 8
+	var opened atomic.Int64
+	arrived := make(chan struct{}, posts)
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		<-release
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	client := slack.New(slack.Config{Webhooks: slack.NewWebhookPolicy("127.0.0.1"), HTTPClient: slack.PostingClient(posts)})
+	for wave := range 2 {
+		errs := make(chan error, posts)
+		for range posts {
+			go func() { errs <- client.Post(t.Context(), srv.URL+"/services/T0/B0/x", slack.Message{Text: "hi"}) }()
+		}
+		for range posts {
+			<-arrived
+		}
+		for range posts {
+			release <- struct{}{}
+		}
+		for range posts {
+			if err := <-errs; err != nil {
+				t.Fatalf("wave %d: post: %v", wave, err)
+			}
+		}
+	}
+	if n := opened.Load(); n != posts {
+		t.Errorf("two waves of %d posts opened %d connections, want %d", posts, n, posts)
 	}
 }

@@ -417,7 +417,7 @@ func Dispatcher(cfg config.Config, keys *secret.Keys, conn *bus.Conn, installati
 		Poster: slack.New(slack.Config{
 			APIURL:     cfg.Slack.APIURL,
 			Timeout:    cfg.Slack.Timeout,
-			HTTPClient: slackHTTPClient(cfg.Dispatch.Workers),
+			HTTPClient: slack.PostingClient(cfg.Dispatch.Workers),
 			Webhooks:   Webhooks(cfg),
 		}),
 		DeadLetters: conn,
@@ -465,16 +465,6 @@ func Deliver(ctx context.Context, cfg config.Config, conn *bus.Conn, disp *dispa
 	return disp.Run(ctx, cfg.ShutdownTimeout, func(ctx context.Context, take dispatch.Take) error {
 		return conn.Consume(ctx, consumeBuffer, func(ctx context.Context, d *bus.Delivery) error { return take(ctx, d) })
 	})
-}
-
-// slackHTTPClient keeps an idle connection per worker: every incoming
-// webhook lives on the same host (hooks.slack.com), and net/http keeps only
-// two per host by default, so busy workers would open a TLS connection for
-// nearly every post.
-func slackHTTPClient(workers int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(workers, 2)
-	return &http.Client{Transport: t}
 }
 
 // Ready is a readiness check for httpserver: NATS connected and every
