@@ -107,15 +107,17 @@ func dispatchInfo(t *testing.T, c *bus.Conn) *jetstream.ConsumerInfo {
 // backlog returns how many events JAMF_EVENTS holds.
 func backlog(t *testing.T, c *bus.Conn) uint64 {
 	t.Helper()
-	s, err := c.JetStream().Stream(t.Context(), bus.StreamEvents)
+	return backlogState(t, c).Msgs
+}
+
+// backlogState reads JAMF_EVENTS's state through c.
+func backlogState(t *testing.T, c *bus.Conn) bus.StreamState {
+	t.Helper()
+	s, err := c.Backlog(t.Context())
 	if err != nil {
-		t.Fatalf("stream: %v", err)
+		t.Fatalf("backlog: %v", err)
 	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatalf("stream info: %v", err)
-	}
-	return info.State.Msgs
+	return s
 }
 
 // settled reports whether the dispatch consumer has nothing pending,

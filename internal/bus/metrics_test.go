@@ -73,16 +73,6 @@ jackalope_stream_messages{stream="JAMF_EVENTS"} %d
 	}
 }
 
-// backlogState reads JAMF_EVENTS's state through c.
-func backlogState(t *testing.T, c *bus.Conn) bus.StreamState {
-	t.Helper()
-	s, err := c.Backlog(t.Context())
-	if err != nil {
-		t.Fatalf("backlog: %v", err)
-	}
-	return s
-}
-
 // TestHistoryResend delivers events, reads them back from the history
 // since a time, and resends a window of them.
 func TestHistoryResend(t *testing.T) {
